@@ -1,0 +1,12 @@
+use lambda_runtime::{LambdaEvent, service_fn};
+use signoz_control::alarms;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    signoz_control::runtime::init();
+    let ctx = alarms::Context::from_env().await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        alarms::handle(&ctx, event.payload)
+    }))
+    .await
+}

@@ -1,0 +1,20 @@
+//! The platform spec: model, strict loader and validation.
+
+mod load;
+mod model;
+mod validate;
+
+pub use load::{
+    LoadedSpec, SPEC_ENV, SpecError, SpecLocation, SpecRevision, load_spec, parse_spec,
+};
+pub use model::*;
+pub use validate::{
+    MIN_DAYS_IN_STANDARD_IA, MIN_STANDARD_IA_DAYS, OTLP_HTTP_PORT, PROPAGATORS, Problem,
+    READABLE_TIERS, SAMPLERS, WORKLOAD_KINDS, longest_cold_days, parse_go_duration_secs, validate,
+};
+
+/// The example spec shipped in the repository (`infra/platform.yaml`).
+pub const EXAMPLE_SPEC: &str = include_str!("../../../infra/platform.yaml");
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,552 @@
+//! The platform spec: one YAML document describing the whole desired platform.
+//!
+//! Every struct here is plain data. Unknown keys are collected by the loader (see
+//! `load.rs`) rather than rejected by `deny_unknown_fields`, so one pass reports all of
+//! them together with the semantic problems found by `validate.rs`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole desired state of one SigNoz platform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlatformSpec {
+    pub platform: Platform,
+    pub state: StateStore,
+    pub cluster: Cluster,
+    pub database: Database,
+    pub cold_storage: ColdStorage,
+    pub retention: Retention,
+    pub collectors: Collectors,
+    pub instrumentation: Instrumentation,
+    #[serde(default)]
+    pub alarms: Alarms,
+}
+
+/// Identity of the platform; shared resource attributes come from here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Platform {
+    /// Short name, used in labels and state keys (DNS label).
+    pub name: String,
+    /// `deployment.environment` resource attribute.
+    pub environment: String,
+    /// `service.namespace` resource attribute.
+    pub service_namespace: String,
+    /// AWS region of the bucket, database and cluster.
+    pub region: String,
+}
+
+/// Where the control plane keeps state that must survive invocations (S3, conditional writes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateStore {
+    pub bucket: String,
+    #[serde(default = "default_state_prefix")]
+    pub prefix: String,
+}
+
+fn default_state_prefix() -> String {
+    "state/".into()
+}
+
+/// The EKS cluster running collectors, ClickHouse and SigNoz, and how Helm values reach it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    /// EKS cluster name (`DescribeCluster`, token header `x-k8s-aws-id`).
+    pub name: String,
+    /// Namespace of the SigNoz release and of the objects we own.
+    pub namespace: String,
+    /// Server-side apply field manager of every write we make.
+    #[serde(default = "default_field_manager")]
+    pub field_manager: String,
+    pub delivery: Delivery,
+}
+
+fn default_field_manager() -> String {
+    "signoz-control-plane".into()
+}
+
+/// How the SigNoz Helm values are delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub method: DeliveryMethod,
+    /// Helm release name; the chart names the collector `<release>-otel-collector`.
+    pub release: String,
+    pub chart_version: String,
+    #[serde(default)]
+    pub argocd: Option<ArgoCdDelivery>,
+    #[serde(default)]
+    pub flux: Option<FluxDelivery>,
+}
+
+/// Which GitOps tool owns the Helm release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryMethod {
+    Argocd,
+    Flux,
+}
+
+/// An ArgoCD `Application` whose `spec.source.helm.valuesObject` we write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArgoCdDelivery {
+    pub application: String,
+    pub namespace: String,
+    #[serde(default = "default_argocd_project")]
+    pub project: String,
+    pub repo_url: String,
+    #[serde(default = "default_argocd_destination")]
+    pub destination_server: String,
+}
+
+fn default_argocd_project() -> String {
+    "default".into()
+}
+
+fn default_argocd_destination() -> String {
+    "https://kubernetes.default.svc".into()
+}
+
+/// A Flux `HelmRelease` fed by a values ConfigMap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FluxDelivery {
+    pub namespace: String,
+    pub source_kind: String,
+    pub source_name: String,
+    pub values_configmap: String,
+}
+
+/// SigNoz's metadata store on RDS PostgreSQL and its credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Database {
+    pub instance_identifier: String,
+    pub database_name: String,
+    /// The master secret: RDS-managed (`rds!...`, read-only to us) or a plain one.
+    pub master_secret_arn: String,
+    /// The secret SigNoz's credentials live in (rotated by us).
+    pub app_secret_name: String,
+    pub strategy: RotationStrategy,
+    /// Login role (single-user) or the base name of the two alternating roles.
+    pub username: String,
+    /// NOLOGIN role that owns SigNoz's objects; login roles are members and `SET ROLE` to it.
+    pub owner_role: String,
+    pub rotation_days: u32,
+    #[serde(default = "default_password_length")]
+    pub password_length: u32,
+    pub tls: DatabaseTls,
+    #[serde(default)]
+    pub require_multi_az: bool,
+    pub kubernetes_secret: KubernetesSecret,
+    /// Workloads that read the Secret and must restart when it changes.
+    #[serde(default)]
+    pub restart: Vec<WorkloadRef>,
+}
+
+fn default_password_length() -> u32 {
+    32
+}
+
+/// Rotation strategy of the app secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RotationStrategy {
+    SingleUser,
+    AlternatingUsers,
+}
+
+/// How the database server is verified; there is no mode without TLS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseTls {
+    pub mode: TlsMode,
+    /// PEM CA bundle; absent means the RDS global bundle shipped with the function.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+}
+
+/// Server verification level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    VerifyFull,
+    VerifyCa,
+}
+
+/// The Kubernetes Secret SigNoz reads its DSN from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KubernetesSecret {
+    pub name: String,
+    #[serde(default = "default_dsn_key")]
+    pub dsn_key: String,
+}
+
+fn default_dsn_key() -> String {
+    "SIGNOZ_SQLSTORE_POSTGRES_DSN".into()
+}
+
+/// A workload in the cluster, by kind and name (namespace defaults to the cluster's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadRef {
+    pub kind: String,
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// The S3 bucket ClickHouse moves old parts to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColdStorage {
+    pub bucket: String,
+    /// Key prefix of ClickHouse's S3 disk; the lifecycle rule is scoped to it.
+    #[serde(default)]
+    pub prefix: String,
+    /// Storage class -> days after the object reached S3. Only STANDARD_IA and GLACIER_IR
+    /// are readable by ClickHouse without a restore.
+    pub transitions: BTreeMap<String, u32>,
+    pub expiration_days: u32,
+    #[serde(default = "default_abort_multipart_days")]
+    pub abort_incomplete_multipart_days: u32,
+    /// S3's `TransitionDefaultMinimumObjectSize`, made explicit.
+    pub transition_minimum_object_size: MinimumObjectSize,
+    pub encryption: Encryption,
+    /// IAM role ClickHouse's service account assumes (IRSA) to reach the bucket.
+    pub clickhouse_role_arn: String,
+    #[serde(default)]
+    pub cost: Option<CostModel>,
+}
+
+fn default_abort_multipart_days() -> u32 {
+    7
+}
+
+/// The two values S3 accepts for `TransitionDefaultMinimumObjectSize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MinimumObjectSize {
+    /// Objects under 128 KB stay in Standard (S3's default since 2024).
+    AllStorageClasses128k,
+    /// Every object transitions, however small (ClickHouse writes many small files).
+    VariesByStorageClass,
+}
+
+/// Default bucket encryption.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Encryption {
+    pub algorithm: EncryptionAlgorithm,
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+}
+
+/// Server-side encryption algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EncryptionAlgorithm {
+    #[serde(rename = "AES256")]
+    Aes256,
+    #[serde(rename = "aws:kms")]
+    AwsKms,
+}
+
+/// Inputs of the cold-storage cost curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostModel {
+    /// Compressed GB that reach S3 per day.
+    pub daily_ingest_gb: f64,
+    /// USD per GB-month.
+    pub standard_gb_month: f64,
+    pub standard_ia_gb_month: f64,
+    pub glacier_ir_gb_month: f64,
+}
+
+/// ClickHouse retention per signal, applied through SigNoz's TTL API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retention {
+    pub traces: SignalRetention,
+    pub logs: SignalRetention,
+    pub metrics: SignalRetention,
+    /// Extra days S3 keeps an object beyond the longest cold period ClickHouse references.
+    pub safety_margin_days: u32,
+    pub ttl_api: TtlApi,
+}
+
+/// How long one signal lives, and how long of that on hot disks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalRetention {
+    pub total_days: u32,
+    pub hot_days: u32,
+}
+
+impl SignalRetention {
+    /// Days a part lives in S3 before ClickHouse drops it.
+    pub fn cold_days(&self) -> u32 {
+        self.total_days.saturating_sub(self.hot_days)
+    }
+}
+
+/// SigNoz's query service, where TTLs are set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TtlApi {
+    pub url: String,
+    /// Secrets Manager secret holding the admin API key (header `SIGNOZ-API-KEY`).
+    pub api_key_secret: String,
+}
+
+/// The OpenTelemetry collectors of the SigNoz chart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Collectors {
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    pub scaling: CollectorScaling,
+    pub memory_limiter: MemoryLimiter,
+    pub batch: Batch,
+    pub spot: Spot,
+    #[serde(default)]
+    pub infra_targets: Vec<ScrapeTarget>,
+}
+
+/// KEDA scaling on ingestion pressure (a Prometheus query), not CPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectorScaling {
+    pub prometheus_address: String,
+    pub query: String,
+    pub threshold: f64,
+    pub activation_threshold: f64,
+    pub fallback_replicas: u32,
+    #[serde(default = "default_polling_seconds")]
+    pub polling_interval_seconds: u32,
+    #[serde(default = "default_cooldown_seconds")]
+    pub cooldown_seconds: u32,
+    pub scale_up: ScalingBehavior,
+    pub scale_down: ScalingBehavior,
+}
+
+fn default_polling_seconds() -> u32 {
+    30
+}
+
+fn default_cooldown_seconds() -> u32 {
+    300
+}
+
+/// One direction of HPA behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScalingBehavior {
+    pub stabilization_window_seconds: u32,
+    /// Largest change per period, in percent of current replicas.
+    pub percent: u32,
+    pub period_seconds: u32,
+}
+
+/// The collector's `memory_limiter` processor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryLimiter {
+    pub limit_mib: u32,
+    pub spike_limit_mib: u32,
+    /// Go duration, e.g. `5s`.
+    pub check_interval: String,
+}
+
+/// The collector's `batch` processor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Go duration, e.g. `10s`.
+    pub timeout: String,
+    pub send_batch_size: u32,
+    pub send_batch_max_size: u32,
+}
+
+/// Spot scheduling of collectors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spot {
+    pub enabled: bool,
+    /// Weight (1-100) of the preferred Spot node affinity.
+    pub weight: u32,
+}
+
+/// A Prometheus endpoint scraped by the `metrics/infra` pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScrapeTarget {
+    pub job: String,
+    /// `host:port` of the metrics endpoint.
+    pub address: String,
+    #[serde(default = "default_metrics_path")]
+    pub path: String,
+    #[serde(default = "default_scrape_interval")]
+    pub interval: String,
+}
+
+fn default_metrics_path() -> String {
+    "/metrics".into()
+}
+
+fn default_scrape_interval() -> String {
+    "30s".into()
+}
+
+/// The OpenTelemetry Operator `Instrumentation` and the workloads that opt in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instrumentation {
+    pub name: String,
+    /// OTLP/HTTP endpoint of the collector (port 4318 for the Python injector).
+    pub endpoint: String,
+    pub propagators: Vec<String>,
+    pub sampler: Sampler,
+    pub python_image: String,
+    #[serde(default)]
+    pub workloads: Vec<InstrumentedWorkload>,
+}
+
+/// Sampler of the Instrumentation resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sampler {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub argument: Option<String>,
+}
+
+/// A workload that gets Python auto-instrumentation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstrumentedWorkload {
+    pub kind: String,
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `OTEL_SERVICE_NAME` of the workload.
+    pub service_name: String,
+}
+
+/// Alarm remediation policies.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Alarms {
+    #[serde(default)]
+    pub policies: Vec<AlarmPolicy>,
+}
+
+/// What to do when matching alarms change state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlarmPolicy {
+    pub name: String,
+    /// Alarm names this policy handles: exact, or a prefix ending in `*`.
+    pub alarm: String,
+    pub action: AlarmAction,
+    #[serde(default)]
+    pub cooldown_minutes: u32,
+}
+
+impl AlarmPolicy {
+    /// Whether an alarm name falls under this policy.
+    pub fn matches(&self, alarm_name: &str) -> bool {
+        match self.alarm.strip_suffix('*') {
+            Some(prefix) => alarm_name.starts_with(prefix),
+            None => alarm_name == self.alarm,
+        }
+    }
+}
+
+/// The remediation a policy performs; each is bounded and reversible.
+///
+/// In YAML an action with settings is a one-key map (`{scale_collectors: {step: 2, ...}}`)
+/// and one without is a plain string (`rotate_now`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmAction {
+    /// Raise KEDA's replica bounds by `step` per ALARM, never past `ceiling`.
+    ScaleCollectors(ScaleCollectors),
+    /// Lower hot days of every signal by `step_days` per ALARM, never below `floor_hot_days`.
+    MoveToColdSooner(MoveToColdSooner),
+    /// Run a reconcile now.
+    ReconcileNow(ReconcileNow),
+    /// Start a rotation of the app secret.
+    RotateNow,
+    /// Log a structured record only.
+    NotifyOnly,
+}
+
+/// Settings of [`AlarmAction::ScaleCollectors`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScaleCollectors {
+    pub step: u32,
+    pub ceiling: u32,
+    /// Raise `minReplicaCount` too, not only `maxReplicaCount`.
+    #[serde(default)]
+    pub raise_min: bool,
+}
+
+/// Settings of [`AlarmAction::MoveToColdSooner`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MoveToColdSooner {
+    pub step_days: u32,
+    pub floor_hot_days: u32,
+}
+
+/// Settings of [`AlarmAction::ReconcileNow`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReconcileNow {
+    pub target: ReconcileTarget,
+}
+
+const ALARM_ACTIONS: &[&str] = &[
+    "scale_collectors",
+    "move_to_cold_sooner",
+    "reconcile_now",
+    "rotate_now",
+    "notify_only",
+];
+
+impl<'de> Deserialize<'de> for AlarmAction {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ActionVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for ActionVisitor {
+            type Value = AlarmAction;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an action name or a one-key map of action to settings")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<AlarmAction, E> {
+                match name {
+                    "rotate_now" => Ok(AlarmAction::RotateNow),
+                    "notify_only" => Ok(AlarmAction::NotifyOnly),
+                    "scale_collectors" | "move_to_cold_sooner" | "reconcile_now" => Err(E::custom(
+                        format!("action {name} needs settings: {{{name}: {{...}}}}"),
+                    )),
+                    other => Err(E::unknown_variant(other, ALARM_ACTIONS)),
+                }
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<AlarmAction, A::Error> {
+                use serde::de::Error;
+                let name: String = map
+                    .next_key()?
+                    .ok_or_else(|| A::Error::custom("empty action map"))?;
+                // Settings go through the same MapAccess, so unknown keys inside are still seen.
+                let action = match name.as_str() {
+                    "scale_collectors" => AlarmAction::ScaleCollectors(map.next_value()?),
+                    "move_to_cold_sooner" => AlarmAction::MoveToColdSooner(map.next_value()?),
+                    "reconcile_now" => AlarmAction::ReconcileNow(map.next_value()?),
+                    "rotate_now" | "notify_only" => {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                        self.visit_str(&name)?
+                    }
+                    other => return Err(A::Error::unknown_variant(other, ALARM_ACTIONS)),
+                };
+                if map.next_key::<String>()?.is_some() {
+                    return Err(A::Error::custom("an action map has exactly one key"));
+                }
+                Ok(action)
+            }
+        }
+
+        deserializer.deserialize_any(ActionVisitor)
+    }
+}
+
+/// What a `reconcile_now` action reconciles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconcileTarget {
+    ColdStorage,
+    Cluster,
+}

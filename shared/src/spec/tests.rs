@@ -1,0 +1,360 @@
+//! Every validation rule, proven with its exact message on a mutation of the example spec.
+
+use serde_norway::Value;
+
+use super::*;
+
+/// The example spec with `edit` applied to its YAML tree.
+fn spec_with(edit: impl FnOnce(&mut Value)) -> Result<PlatformSpec, SpecError> {
+    let mut doc: Value = serde_norway::from_str(EXAMPLE_SPEC).unwrap();
+    edit(&mut doc);
+    parse_spec(&serde_norway::to_string(&doc).unwrap())
+}
+
+fn at<'a>(doc: &'a mut Value, path: &str) -> &'a mut Value {
+    path.split('.')
+        .fold(doc, |v, key| match key.parse::<usize>() {
+            Ok(i) => &mut v[i],
+            Err(_) => &mut v[key],
+        })
+}
+
+fn set(path: &str, value: impl Into<Value>) -> impl FnOnce(&mut Value) {
+    let value = value.into();
+    move |doc| *at(doc, path) = value
+}
+
+fn problems(result: Result<PlatformSpec, SpecError>) -> Vec<String> {
+    result
+        .expect_err("spec should be rejected")
+        .problems()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[track_caller]
+fn rejects(edit: impl FnOnce(&mut Value), expected: &str) {
+    let got = problems(spec_with(edit));
+    assert_eq!(got, vec![expected.to_string()], "problems: {got:#?}");
+}
+
+#[test]
+fn the_example_spec_is_valid() {
+    let spec = parse_spec(EXAMPLE_SPEC).expect("example spec validates");
+    assert_eq!(spec.cold_storage.transitions["GLACIER_IR"], 90);
+    assert_eq!(spec.database.strategy, RotationStrategy::AlternatingUsers);
+    assert_eq!(spec.alarms.policies.len(), 5);
+    assert_eq!(spec.alarms.policies[3].action, AlarmAction::RotateNow);
+}
+
+#[test]
+fn unknown_keys_are_reported_with_their_paths() {
+    let got = problems(spec_with(|doc| {
+        at(doc, "cold_storage")["bukcet"] = "x".into();
+        at(doc, "instrumentation.workloads.1")["replicas"] = 3.into();
+        doc["extra"] = true.into();
+    }));
+    assert_eq!(
+        got,
+        vec![
+            "cold_storage.bukcet: unknown key",
+            "instrumentation.workloads[1].replicas: unknown key",
+            "extra: unknown key",
+        ]
+    );
+}
+
+#[test]
+fn a_type_error_names_its_path() {
+    let got = problems(spec_with(set("collectors.max_replicas", "ten")));
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].starts_with("collectors.max_replicas: invalid type: string \"ten\", expected u32"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_missing_section_is_named() {
+    let got = problems(spec_with(|doc| {
+        doc.as_mapping_mut().unwrap().remove("retention");
+    }));
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].starts_with("(document): missing field `retention`"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    // The acceptance example: four different mistakes, four messages.
+    let got = problems(spec_with(|doc| {
+        set("cold_storage.transitions.STANDARD_IA", 10)(doc);
+        at(doc, "cold_storage.transitions")["GLACIER"] = 120.into();
+        set("retention.logs.hot_days", 45)(doc);
+        set("instrumentation.sampler.argument", "1.5")(doc);
+    }));
+    assert_eq!(
+        got,
+        vec![
+            "retention.logs.hot_days: must be less than total_days (30), got 45",
+            "cold_storage.transitions.GLACIER: storage class GLACIER needs a restore before reads; ClickHouse reads its S3 disk directly and fails with InvalidObjectState: use STANDARD_IA or GLACIER_IR",
+            "cold_storage.transitions.STANDARD_IA: S3 refuses a transition to STANDARD_IA before 30 days, got 10",
+            "instrumentation.sampler.argument: must be a ratio between 0 and 1, got \"1.5\"",
+        ]
+    );
+}
+
+#[test]
+fn standard_ia_needs_thirty_days() {
+    rejects(
+        set("cold_storage.transitions.STANDARD_IA", 29),
+        "cold_storage.transitions.STANDARD_IA: S3 refuses a transition to STANDARD_IA before 30 days, got 29",
+    );
+}
+
+#[test]
+fn glacier_ir_needs_thirty_days_after_standard_ia() {
+    rejects(
+        set("cold_storage.transitions.GLACIER_IR", 40),
+        "cold_storage.transitions.GLACIER_IR: must be at least 30 days after STANDARD_IA (30), got 40",
+    );
+}
+
+#[test]
+fn deep_archive_is_refused() {
+    rejects(
+        |doc| at(doc, "cold_storage.transitions")["DEEP_ARCHIVE"] = 200.into(),
+        "cold_storage.transitions.DEEP_ARCHIVE: storage class DEEP_ARCHIVE needs a restore before reads; ClickHouse reads its S3 disk directly and fails with InvalidObjectState: use STANDARD_IA or GLACIER_IR",
+    );
+}
+
+#[test]
+fn unknown_storage_class_is_refused() {
+    rejects(
+        |doc| at(doc, "cold_storage.transitions")["ONEZONE_IA"] = 60.into(),
+        "cold_storage.transitions.ONEZONE_IA: unsupported storage class \"ONEZONE_IA\": expected STANDARD_IA or GLACIER_IR",
+    );
+}
+
+#[test]
+fn expiration_comes_after_the_last_transition() {
+    let got = problems(spec_with(set("cold_storage.expiration_days", 90)));
+    assert_eq!(
+        got[0],
+        "cold_storage.expiration_days: must come after the last transition (GLACIER_IR at 90 days), got 90"
+    );
+}
+
+#[test]
+fn expiration_must_outlive_every_cold_retention_plus_margin() {
+    rejects(
+        set("cold_storage.expiration_days", 371),
+        "cold_storage.expiration_days: would delete objects ClickHouse still references: must be at least retention.metrics cold days (395 - 30 = 365) plus retention.safety_margin_days (7) = 372, got 371",
+    );
+    assert!(spec_with(set("cold_storage.expiration_days", 372)).is_ok());
+}
+
+#[test]
+fn hot_days_must_be_below_total_days() {
+    rejects(
+        set("retention.traces.hot_days", 30),
+        "retention.traces.hot_days: must be less than total_days (30), got 30",
+    );
+    let got = problems(spec_with(set("retention.logs.hot_days", 0)));
+    assert_eq!(
+        got[0],
+        "retention.logs.hot_days: must be at least 1 (SigNoz needs toColdDuration > 0), got 0"
+    );
+}
+
+#[test]
+fn kms_encryption_needs_a_key_and_aes256_takes_none() {
+    rejects(
+        set("cold_storage.encryption.algorithm", "aws:kms"),
+        "cold_storage.encryption.kms_key_id: required when algorithm is aws:kms",
+    );
+    rejects(
+        set("cold_storage.encryption.kms_key_id", "alias/signoz"),
+        "cold_storage.encryption.kms_key_id: only allowed when algorithm is aws:kms",
+    );
+}
+
+#[test]
+fn sampler_and_propagators_follow_the_operator() {
+    rejects(
+        set("instrumentation.sampler.type", "probabilistic"),
+        "instrumentation.sampler.type: unknown sampler \"probabilistic\": expected one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio, jaeger_remote, parentbased_jaeger_remote, xray",
+    );
+    rejects(
+        set("instrumentation.sampler.argument", Value::Null),
+        "instrumentation.sampler.argument: required for sampler parentbased_traceidratio: a ratio between 0 and 1",
+    );
+    rejects(
+        set("instrumentation.propagators.1", "w3c"),
+        "instrumentation.propagators[1]: unknown propagator \"w3c\": expected one of tracecontext, baggage, b3, b3multi, jaeger, xray, ottrace, none",
+    );
+    rejects(
+        set("instrumentation.propagators.1", "tracecontext"),
+        "instrumentation.propagators[1]: duplicate propagator \"tracecontext\"",
+    );
+}
+
+#[test]
+fn the_python_injector_needs_otlp_http_on_4318() {
+    rejects(
+        set(
+            "instrumentation.endpoint",
+            "http://signoz-otel-collector.platform.svc.cluster.local:4317",
+        ),
+        "instrumentation.endpoint: the Python injector speaks OTLP over HTTP on port 4318, got \"http://signoz-otel-collector.platform.svc.cluster.local:4317\"",
+    );
+}
+
+#[test]
+fn replica_bounds_hold() {
+    rejects(
+        set("collectors.min_replicas", 0),
+        "collectors.min_replicas: must be at least 1 (collectors at zero drop telemetry), got 0",
+    );
+    let got = problems(spec_with(set("collectors.max_replicas", 1)));
+    assert_eq!(
+        got,
+        vec![
+            "collectors.max_replicas: must be at least min_replicas (2), got 1",
+            "collectors.scaling.fallback_replicas: must be between min_replicas (2) and max_replicas (1), got 4",
+        ]
+    );
+}
+
+#[test]
+fn workloads_to_restart_name_kind_and_name() {
+    rejects(
+        set("database.restart.0.kind", ""),
+        "database.restart[0].kind: must name the workload kind (Deployment, StatefulSet or DaemonSet), got \"\"",
+    );
+    rejects(
+        set("database.restart.0.name", "Signoz_Main"),
+        "database.restart[0].name: must be a DNS subdomain name, got \"Signoz_Main\"",
+    );
+    let got = problems(spec_with(|doc| {
+        at(doc, "database.restart.0")
+            .as_mapping_mut()
+            .unwrap()
+            .remove("kind");
+    }));
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].starts_with("database.restart[0]: missing field `kind` at line "),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn instrumented_workloads_are_unique() {
+    rejects(
+        set("instrumentation.workloads.1.name", "api"),
+        "instrumentation.workloads[1].name: Deployment \"api\" is listed twice",
+    );
+}
+
+#[test]
+fn delivery_method_needs_its_block() {
+    rejects(
+        set("cluster.delivery.method", "flux"),
+        "cluster.delivery.flux: required when method is flux",
+    );
+}
+
+#[test]
+fn database_names_are_postgres_identifiers() {
+    rejects(
+        set("database.username", "signoz-app"),
+        "database.username: must be a lowercase PostgreSQL identifier ([a-z_][a-z0-9_]*, at most 63), got \"signoz-app\"",
+    );
+    rejects(
+        set("database.owner_role", "signoz_app"),
+        "database.owner_role: must differ from database.username (\"signoz_app\")",
+    );
+    rejects(
+        set("database.password_length", 12),
+        "database.password_length: must be between 20 and 4096, got 12",
+    );
+}
+
+#[test]
+fn collector_processors_are_sane() {
+    rejects(
+        set("collectors.memory_limiter.spike_limit_mib", 1000),
+        "collectors.memory_limiter.spike_limit_mib: must be less than limit_mib (1000), got 1000",
+    );
+    rejects(
+        set("collectors.batch.timeout", "ten seconds"),
+        "collectors.batch.timeout: must be a positive duration such as \"5s\" or \"1m\", got \"ten seconds\"",
+    );
+    rejects(
+        set("collectors.infra_targets.1.job", "karpenter"),
+        "collectors.infra_targets[1].job: duplicate job \"karpenter\"",
+    );
+}
+
+#[test]
+fn alarm_policies_stay_within_the_spec() {
+    rejects(
+        set("alarms.policies.0.action.scale_collectors.ceiling", 5),
+        "alarms.policies[0].action.scale_collectors.ceiling: must be at least collectors.max_replicas (10), got 5",
+    );
+    rejects(
+        set(
+            "alarms.policies.1.action.move_to_cold_sooner.floor_hot_days",
+            8,
+        ),
+        "alarms.policies[1].action.move_to_cold_sooner.floor_hot_days: must be between 1 and the smallest retention hot_days (7), got 8",
+    );
+    rejects(
+        set("alarms.policies.4.name", "collector-pressure"),
+        "alarms.policies[4].name: duplicate policy \"collector-pressure\"",
+    );
+}
+
+#[test]
+fn alarm_policies_match_exact_names_and_prefixes() {
+    let spec = parse_spec(EXAMPLE_SPEC).unwrap();
+    let [pressure, disk, ..] = &spec.alarms.policies[..] else {
+        panic!()
+    };
+    assert!(pressure.matches("signoz-collector-queue-pressure"));
+    assert!(!pressure.matches("signoz-clickhouse-disk-high"));
+    assert!(disk.matches("signoz-clickhouse-disk-high"));
+    assert!(!disk.matches("signoz-clickhouse-disk-high-2"));
+}
+
+#[test]
+fn spec_locations_parse() {
+    assert_eq!(
+        SpecLocation::parse("s3://cfg/platform/spec.yaml").unwrap(),
+        SpecLocation::S3 {
+            bucket: "cfg".into(),
+            key: "platform/spec.yaml".into()
+        }
+    );
+    assert_eq!(
+        SpecLocation::parse("infra/platform.yaml").unwrap(),
+        SpecLocation::Path("infra/platform.yaml".into())
+    );
+    assert!(matches!(
+        SpecLocation::parse("s3://bucket-only"),
+        Err(SpecError::BadLocation(_))
+    ));
+}
+
+#[test]
+fn go_durations_parse() {
+    assert_eq!(parse_go_duration_secs("5s"), Some(5.0));
+    assert_eq!(parse_go_duration_secs("500ms"), Some(0.5));
+    assert_eq!(parse_go_duration_secs("2m"), Some(120.0));
+    assert_eq!(parse_go_duration_secs("0s"), None);
+    assert_eq!(parse_go_duration_secs("5"), None);
+}

@@ -1,0 +1,802 @@
+//! Semantic validation of the platform spec: every problem at once, each with its path.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use super::model::*;
+
+/// S3 refuses a transition to STANDARD_IA before this many days.
+pub const MIN_STANDARD_IA_DAYS: u32 = 30;
+/// S3 refuses a GLACIER_IR transition less than this many days after STANDARD_IA.
+pub const MIN_DAYS_IN_STANDARD_IA: u32 = 30;
+/// Storage classes ClickHouse reads directly, in transition order.
+pub const READABLE_TIERS: [&str; 2] = ["STANDARD_IA", "GLACIER_IR"];
+/// Propagators the OpenTelemetry Operator accepts.
+pub const PROPAGATORS: [&str; 8] = [
+    "tracecontext",
+    "baggage",
+    "b3",
+    "b3multi",
+    "jaeger",
+    "xray",
+    "ottrace",
+    "none",
+];
+/// Sampler types the OpenTelemetry Operator accepts.
+pub const SAMPLERS: [&str; 9] = [
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+    "jaeger_remote",
+    "parentbased_jaeger_remote",
+    "xray",
+];
+/// Workload kinds that carry a pod template we can annotate.
+pub const WORKLOAD_KINDS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
+/// Port of OTLP over HTTP, the protocol of the Python injector.
+pub const OTLP_HTTP_PORT: u16 = 4318;
+
+/// One thing wrong with the spec: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Collects problems as validation walks the spec.
+#[derive(Default)]
+pub(crate) struct Problems(pub(crate) Vec<Problem>);
+
+impl Problems {
+    pub(crate) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn dns_label(&mut self, path: &str, value: &str) {
+        let ok = !value.is_empty()
+            && value.len() <= 63
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !value.starts_with('-')
+            && !value.ends_with('-');
+        if !ok {
+            self.add(
+                path,
+                format!("must be a DNS label (lowercase letters, digits, '-', at most 63), got {value:?}"),
+            );
+        }
+    }
+
+    fn dns_subdomain(&mut self, path: &str, value: &str) {
+        let ok = !value.is_empty()
+            && value.len() <= 253
+            && value.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            });
+        if !ok {
+            self.add(path, format!("must be a DNS subdomain name, got {value:?}"));
+        }
+    }
+
+    fn pg_identifier(&mut self, path: &str, value: &str) {
+        let mut bytes = value.bytes();
+        let ok = value.len() <= 63
+            && bytes
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+            && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !ok {
+            self.add(
+                path,
+                format!(
+                    "must be a lowercase PostgreSQL identifier ([a-z_][a-z0-9_]*, at most 63), got {value:?}"
+                ),
+            );
+        }
+    }
+
+    fn bucket_name(&mut self, path: &str, value: &str) {
+        let ok = (3..=63).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && value
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+            && value
+                .bytes()
+                .last()
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+            && !value.contains("..");
+        if !ok {
+            self.add(
+                path,
+                format!("must be a valid S3 bucket name, got {value:?}"),
+            );
+        }
+    }
+
+    fn non_empty(&mut self, path: &str, value: &str) {
+        if value.trim().is_empty() {
+            self.add(path, "must not be empty");
+        }
+    }
+
+    fn range(&mut self, path: &str, value: u32, min: u32, max: u32) {
+        if !(min..=max).contains(&value) {
+            self.add(
+                path,
+                format!("must be between {min} and {max}, got {value}"),
+            );
+        }
+    }
+
+    fn duration(&mut self, path: &str, value: &str) {
+        if parse_go_duration_secs(value).is_none() {
+            self.add(
+                path,
+                format!("must be a positive duration such as \"5s\" or \"1m\", got {value:?}"),
+            );
+        }
+    }
+
+    fn http_url(&mut self, path: &str, value: &str) -> Option<url::Url> {
+        match url::Url::parse(value) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Some(u),
+            _ => {
+                self.add(path, format!("must be an http(s) URL, got {value:?}"));
+                None
+            }
+        }
+    }
+
+    fn arn(&mut self, path: &str, value: &str, service: &str, what: &str) {
+        let parts: Vec<&str> = value.splitn(6, ':').collect();
+        let ok = parts.len() == 6
+            && parts[0] == "arn"
+            && parts[1].starts_with("aws")
+            && parts[2] == service
+            && parts[5].starts_with(what);
+        if !ok {
+            self.add(
+                path,
+                format!("must be an arn:aws:{service}:...:{what}... ARN, got {value:?}"),
+            );
+        }
+    }
+}
+
+/// Seconds of a Go-style duration (`500ms`, `5s`, `1m`, `1h`); `None` when malformed or zero.
+pub fn parse_go_duration_secs(value: &str) -> Option<f64> {
+    let split = value.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return None,
+    };
+    (number > 0.0).then_some(number * scale)
+}
+
+/// Checks every semantic rule and returns every problem found.
+pub fn validate(spec: &PlatformSpec) -> Vec<Problem> {
+    let mut p = Problems::default();
+    validate_platform(&mut p, spec);
+    validate_cluster(&mut p, &spec.cluster);
+    validate_database(&mut p, &spec.database);
+    validate_retention(&mut p, &spec.retention);
+    validate_cold_storage(&mut p, &spec.cold_storage, &spec.retention);
+    validate_collectors(&mut p, &spec.collectors);
+    validate_instrumentation(&mut p, &spec.instrumentation);
+    validate_alarms(&mut p, spec);
+    p.0
+}
+
+fn validate_platform(p: &mut Problems, spec: &PlatformSpec) {
+    p.dns_label("platform.name", &spec.platform.name);
+    p.non_empty("platform.environment", &spec.platform.environment);
+    p.non_empty(
+        "platform.service_namespace",
+        &spec.platform.service_namespace,
+    );
+    let region_ok = spec.platform.region.split('-').count() >= 3
+        && spec
+            .platform
+            .region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !region_ok {
+        p.add(
+            "platform.region",
+            format!(
+                "must be an AWS region such as \"eu-west-1\", got {:?}",
+                spec.platform.region
+            ),
+        );
+    }
+    p.bucket_name("state.bucket", &spec.state.bucket);
+    if !spec.state.prefix.is_empty() && !spec.state.prefix.ends_with('/') {
+        p.add(
+            "state.prefix",
+            format!("must end with '/', got {:?}", spec.state.prefix),
+        );
+    }
+}
+
+fn validate_cluster(p: &mut Problems, c: &Cluster) {
+    p.non_empty("cluster.name", &c.name);
+    p.dns_label("cluster.namespace", &c.namespace);
+    p.non_empty("cluster.field_manager", &c.field_manager);
+    p.dns_label("cluster.delivery.release", &c.delivery.release);
+    p.non_empty("cluster.delivery.chart_version", &c.delivery.chart_version);
+    match c.delivery.method {
+        DeliveryMethod::Argocd => match &c.delivery.argocd {
+            None => p.add("cluster.delivery.argocd", "required when method is argocd"),
+            Some(a) => {
+                p.dns_subdomain("cluster.delivery.argocd.application", &a.application);
+                p.dns_label("cluster.delivery.argocd.namespace", &a.namespace);
+                p.non_empty("cluster.delivery.argocd.project", &a.project);
+                p.http_url("cluster.delivery.argocd.repo_url", &a.repo_url);
+                p.http_url(
+                    "cluster.delivery.argocd.destination_server",
+                    &a.destination_server,
+                );
+            }
+        },
+        DeliveryMethod::Flux => match &c.delivery.flux {
+            None => p.add("cluster.delivery.flux", "required when method is flux"),
+            Some(f) => {
+                p.dns_label("cluster.delivery.flux.namespace", &f.namespace);
+                if !["HelmRepository", "GitRepository", "Bucket", "OCIRepository"]
+                    .contains(&f.source_kind.as_str())
+                {
+                    p.add(
+                        "cluster.delivery.flux.source_kind",
+                        format!(
+                            "must be HelmRepository, GitRepository, Bucket or OCIRepository, got {:?}",
+                            f.source_kind
+                        ),
+                    );
+                }
+                p.dns_subdomain("cluster.delivery.flux.source_name", &f.source_name);
+                p.dns_subdomain(
+                    "cluster.delivery.flux.values_configmap",
+                    &f.values_configmap,
+                );
+            }
+        },
+    }
+}
+
+fn validate_database(p: &mut Problems, d: &Database) {
+    p.non_empty("database.instance_identifier", &d.instance_identifier);
+    p.pg_identifier("database.database_name", &d.database_name);
+    p.arn(
+        "database.master_secret_arn",
+        &d.master_secret_arn,
+        "secretsmanager",
+        "secret:",
+    );
+    p.non_empty("database.app_secret_name", &d.app_secret_name);
+    p.pg_identifier("database.username", &d.username);
+    p.pg_identifier("database.owner_role", &d.owner_role);
+    if d.username == d.owner_role {
+        p.add(
+            "database.owner_role",
+            format!("must differ from database.username ({:?})", d.username),
+        );
+    }
+    if d.strategy == RotationStrategy::AlternatingUsers && d.username.len() + "_clone".len() > 63 {
+        p.add(
+            "database.username",
+            format!(
+                "must leave room for the \"_clone\" suffix of alternating users (at most 57 characters), got {} characters",
+                d.username.len()
+            ),
+        );
+    }
+    // Secrets Manager's AutomaticallyAfterDays range.
+    p.range("database.rotation_days", d.rotation_days, 1, 1000);
+    // GetRandomPassword accepts up to 4096; below 20 is too weak for a database login.
+    p.range("database.password_length", d.password_length, 20, 4096);
+    if let Some(ca) = &d.tls.ca_file {
+        p.non_empty("database.tls.ca_file", ca);
+    }
+    p.dns_subdomain("database.kubernetes_secret.name", &d.kubernetes_secret.name);
+    let key = &d.kubernetes_secret.dsn_key;
+    if key.is_empty()
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+    {
+        p.add(
+            "database.kubernetes_secret.dsn_key",
+            format!("must be a valid Secret key ([-._a-zA-Z0-9]+), got {key:?}"),
+        );
+    }
+    for (i, w) in d.restart.iter().enumerate() {
+        validate_workload_ref(
+            p,
+            &format!("database.restart[{i}]"),
+            &w.kind,
+            &w.name,
+            w.namespace.as_deref(),
+        );
+    }
+}
+
+fn validate_workload_ref(p: &mut Problems, path: &str, kind: &str, name: &str, ns: Option<&str>) {
+    if !WORKLOAD_KINDS.contains(&kind) {
+        p.add(
+            format!("{path}.kind"),
+            format!(
+                "must name the workload kind (Deployment, StatefulSet or DaemonSet), got {kind:?}"
+            ),
+        );
+    }
+    p.dns_subdomain(&format!("{path}.name"), name);
+    if let Some(ns) = ns {
+        p.dns_label(&format!("{path}.namespace"), ns);
+    }
+}
+
+fn signals(r: &Retention) -> [(&'static str, &SignalRetention); 3] {
+    [
+        ("traces", &r.traces),
+        ("logs", &r.logs),
+        ("metrics", &r.metrics),
+    ]
+}
+
+fn validate_retention(p: &mut Problems, r: &Retention) {
+    for (signal, s) in signals(r) {
+        if s.total_days == 0 {
+            p.add(
+                format!("retention.{signal}.total_days"),
+                "must be at least 1, got 0",
+            );
+        }
+        if s.hot_days == 0 {
+            p.add(
+                format!("retention.{signal}.hot_days"),
+                "must be at least 1 (SigNoz needs toColdDuration > 0), got 0",
+            );
+        } else if s.hot_days >= s.total_days {
+            p.add(
+                format!("retention.{signal}.hot_days"),
+                format!(
+                    "must be less than total_days ({}), got {}",
+                    s.total_days, s.hot_days
+                ),
+            );
+        }
+    }
+    p.http_url("retention.ttl_api.url", &r.ttl_api.url);
+    p.non_empty(
+        "retention.ttl_api.api_key_secret",
+        &r.ttl_api.api_key_secret,
+    );
+}
+
+/// The longest time any signal keeps a part in S3, and which signal sets it.
+pub fn longest_cold_days(r: &Retention) -> (&'static str, SignalRetention) {
+    signals(r)
+        .into_iter()
+        .max_by_key(|(_, s)| s.cold_days())
+        .map(|(name, s)| (name, *s))
+        .expect("three signals")
+}
+
+fn validate_cold_storage(p: &mut Problems, c: &ColdStorage, r: &Retention) {
+    p.bucket_name("cold_storage.bucket", &c.bucket);
+    if c.prefix.starts_with('/') {
+        p.add(
+            "cold_storage.prefix",
+            format!("must not start with '/', got {:?}", c.prefix),
+        );
+    }
+    for (class, days) in &c.transitions {
+        let path = format!("cold_storage.transitions.{class}");
+        match class.as_str() {
+            "GLACIER" | "DEEP_ARCHIVE" => p.add(
+                path,
+                format!(
+                    "storage class {class} needs a restore before reads; ClickHouse reads its S3 disk directly and fails with InvalidObjectState: use STANDARD_IA or GLACIER_IR"
+                ),
+            ),
+            "STANDARD_IA" if *days < MIN_STANDARD_IA_DAYS => p.add(
+                path,
+                format!("S3 refuses a transition to STANDARD_IA before {MIN_STANDARD_IA_DAYS} days, got {days}"),
+            ),
+            "STANDARD_IA" | "GLACIER_IR" => {}
+            _ => p.add(
+                path,
+                format!("unsupported storage class {class:?}: expected STANDARD_IA or GLACIER_IR"),
+            ),
+        }
+    }
+    if let (Some(ia), Some(gir)) = (
+        c.transitions.get("STANDARD_IA"),
+        c.transitions.get("GLACIER_IR"),
+    ) && *gir < ia + MIN_DAYS_IN_STANDARD_IA
+    {
+        p.add(
+            "cold_storage.transitions.GLACIER_IR",
+            format!(
+                "must be at least {MIN_DAYS_IN_STANDARD_IA} days after STANDARD_IA ({ia}), got {gir}"
+            ),
+        );
+    }
+    if let Some((class, last)) = c.transitions.iter().max_by_key(|(_, d)| **d)
+        && c.expiration_days <= *last
+    {
+        p.add(
+            "cold_storage.expiration_days",
+            format!(
+                "must come after the last transition ({class} at {last} days), got {}",
+                c.expiration_days
+            ),
+        );
+    }
+    let (signal, longest) = longest_cold_days(r);
+    let needed = longest.cold_days() + r.safety_margin_days;
+    if c.expiration_days < needed {
+        p.add(
+            "cold_storage.expiration_days",
+            format!(
+                "would delete objects ClickHouse still references: must be at least retention.{signal} cold days ({} - {} = {}) plus retention.safety_margin_days ({}) = {needed}, got {}",
+                longest.total_days,
+                longest.hot_days,
+                longest.cold_days(),
+                r.safety_margin_days,
+                c.expiration_days
+            ),
+        );
+    }
+    p.range(
+        "cold_storage.abort_incomplete_multipart_days",
+        c.abort_incomplete_multipart_days,
+        1,
+        365,
+    );
+    match (c.encryption.algorithm, &c.encryption.kms_key_id) {
+        (EncryptionAlgorithm::AwsKms, None) => p.add(
+            "cold_storage.encryption.kms_key_id",
+            "required when algorithm is aws:kms",
+        ),
+        (EncryptionAlgorithm::AwsKms, Some(k)) => {
+            p.non_empty("cold_storage.encryption.kms_key_id", k)
+        }
+        (EncryptionAlgorithm::Aes256, Some(_)) => p.add(
+            "cold_storage.encryption.kms_key_id",
+            "only allowed when algorithm is aws:kms",
+        ),
+        (EncryptionAlgorithm::Aes256, None) => {}
+    }
+    p.arn(
+        "cold_storage.clickhouse_role_arn",
+        &c.clickhouse_role_arn,
+        "iam",
+        "role/",
+    );
+    if let Some(cost) = &c.cost {
+        for (field, v) in [
+            ("daily_ingest_gb", cost.daily_ingest_gb),
+            ("standard_gb_month", cost.standard_gb_month),
+            ("standard_ia_gb_month", cost.standard_ia_gb_month),
+            ("glacier_ir_gb_month", cost.glacier_ir_gb_month),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                p.add(
+                    format!("cold_storage.cost.{field}"),
+                    format!("must be a non-negative number, got {v}"),
+                );
+            }
+        }
+    }
+}
+
+fn validate_collectors(p: &mut Problems, c: &Collectors) {
+    if c.min_replicas < 1 {
+        p.add(
+            "collectors.min_replicas",
+            "must be at least 1 (collectors at zero drop telemetry), got 0",
+        );
+    }
+    if c.max_replicas < c.min_replicas {
+        p.add(
+            "collectors.max_replicas",
+            format!(
+                "must be at least min_replicas ({}), got {}",
+                c.min_replicas, c.max_replicas
+            ),
+        );
+    }
+    let s = &c.scaling;
+    p.http_url(
+        "collectors.scaling.prometheus_address",
+        &s.prometheus_address,
+    );
+    p.non_empty("collectors.scaling.query", &s.query);
+    if !(s.threshold.is_finite() && s.threshold > 0.0) {
+        p.add(
+            "collectors.scaling.threshold",
+            format!("must be a positive number, got {}", s.threshold),
+        );
+    }
+    if !(s.activation_threshold.is_finite() && s.activation_threshold >= 0.0) {
+        p.add(
+            "collectors.scaling.activation_threshold",
+            format!(
+                "must be a non-negative number, got {}",
+                s.activation_threshold
+            ),
+        );
+    }
+    if !(c.min_replicas..=c.max_replicas).contains(&s.fallback_replicas) {
+        p.add(
+            "collectors.scaling.fallback_replicas",
+            format!(
+                "must be between min_replicas ({}) and max_replicas ({}), got {}",
+                c.min_replicas, c.max_replicas, s.fallback_replicas
+            ),
+        );
+    }
+    p.range(
+        "collectors.scaling.polling_interval_seconds",
+        s.polling_interval_seconds,
+        1,
+        3600,
+    );
+    for (dir, b) in [("scale_up", &s.scale_up), ("scale_down", &s.scale_down)] {
+        // The HPA API's own limits.
+        p.range(
+            &format!("collectors.scaling.{dir}.stabilization_window_seconds"),
+            b.stabilization_window_seconds,
+            0,
+            3600,
+        );
+        p.range(
+            &format!("collectors.scaling.{dir}.period_seconds"),
+            b.period_seconds,
+            1,
+            1800,
+        );
+        p.range(
+            &format!("collectors.scaling.{dir}.percent"),
+            b.percent,
+            1,
+            1000,
+        );
+    }
+    let m = &c.memory_limiter;
+    if m.limit_mib == 0 {
+        p.add(
+            "collectors.memory_limiter.limit_mib",
+            "must be at least 1, got 0",
+        );
+    }
+    if m.spike_limit_mib >= m.limit_mib {
+        p.add(
+            "collectors.memory_limiter.spike_limit_mib",
+            format!(
+                "must be less than limit_mib ({}), got {}",
+                m.limit_mib, m.spike_limit_mib
+            ),
+        );
+    }
+    p.duration(
+        "collectors.memory_limiter.check_interval",
+        &m.check_interval,
+    );
+    p.duration("collectors.batch.timeout", &c.batch.timeout);
+    if c.batch.send_batch_size == 0 {
+        p.add(
+            "collectors.batch.send_batch_size",
+            "must be at least 1, got 0",
+        );
+    }
+    if c.batch.send_batch_max_size != 0 && c.batch.send_batch_max_size < c.batch.send_batch_size {
+        p.add(
+            "collectors.batch.send_batch_max_size",
+            format!(
+                "must be 0 (no limit) or at least send_batch_size ({}), got {}",
+                c.batch.send_batch_size, c.batch.send_batch_max_size
+            ),
+        );
+    }
+    p.range("collectors.spot.weight", c.spot.weight, 1, 100);
+    let mut jobs = BTreeSet::new();
+    for (i, t) in c.infra_targets.iter().enumerate() {
+        let path = format!("collectors.infra_targets[{i}]");
+        p.dns_subdomain(&format!("{path}.job"), &t.job);
+        if !jobs.insert(t.job.as_str()) {
+            p.add(format!("{path}.job"), format!("duplicate job {:?}", t.job));
+        }
+        let port_ok = t.address.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|n| n > 0)
+        });
+        if !port_ok {
+            p.add(
+                format!("{path}.address"),
+                format!("must be host:port, got {:?}", t.address),
+            );
+        }
+        if !t.path.starts_with('/') {
+            p.add(
+                format!("{path}.path"),
+                format!("must start with '/', got {:?}", t.path),
+            );
+        }
+        p.duration(&format!("{path}.interval"), &t.interval);
+    }
+}
+
+fn validate_instrumentation(p: &mut Problems, i: &Instrumentation) {
+    p.dns_subdomain("instrumentation.name", &i.name);
+    if let Some(url) = p.http_url("instrumentation.endpoint", &i.endpoint)
+        && url.port_or_known_default() != Some(OTLP_HTTP_PORT)
+    {
+        p.add(
+            "instrumentation.endpoint",
+            format!(
+                "the Python injector speaks OTLP over HTTP on port {OTLP_HTTP_PORT}, got {:?}",
+                i.endpoint
+            ),
+        );
+    }
+    if i.propagators.is_empty() {
+        p.add(
+            "instrumentation.propagators",
+            "must list at least one propagator",
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (n, prop) in i.propagators.iter().enumerate() {
+        if !PROPAGATORS.contains(&prop.as_str()) {
+            p.add(
+                format!("instrumentation.propagators[{n}]"),
+                format!(
+                    "unknown propagator {prop:?}: expected one of {}",
+                    PROPAGATORS.join(", ")
+                ),
+            );
+        } else if !seen.insert(prop) {
+            p.add(
+                format!("instrumentation.propagators[{n}]"),
+                format!("duplicate propagator {prop:?}"),
+            );
+        }
+    }
+    let kind = i.sampler.kind.as_str();
+    if !SAMPLERS.contains(&kind) {
+        p.add(
+            "instrumentation.sampler.type",
+            format!(
+                "unknown sampler {kind:?}: expected one of {}",
+                SAMPLERS.join(", ")
+            ),
+        );
+    } else if kind.ends_with("traceidratio") {
+        // The operator's webhook parses the argument as a float in [0, 1].
+        match i.sampler.argument.as_deref() {
+            None => p.add(
+                "instrumentation.sampler.argument",
+                format!("required for sampler {kind}: a ratio between 0 and 1"),
+            ),
+            Some(arg) => {
+                if !arg.parse::<f64>().is_ok_and(|r| (0.0..=1.0).contains(&r)) {
+                    p.add(
+                        "instrumentation.sampler.argument",
+                        format!("must be a ratio between 0 and 1, got {arg:?}"),
+                    );
+                }
+            }
+        }
+    }
+    p.non_empty("instrumentation.python_image", &i.python_image);
+    let mut workloads = BTreeSet::new();
+    for (n, w) in i.workloads.iter().enumerate() {
+        let path = format!("instrumentation.workloads[{n}]");
+        validate_workload_ref(p, &path, &w.kind, &w.name, w.namespace.as_deref());
+        p.non_empty(&format!("{path}.service_name"), &w.service_name);
+        if !workloads.insert((&w.kind, &w.namespace, &w.name)) {
+            p.add(
+                format!("{path}.name"),
+                format!("{} {:?} is listed twice", w.kind, w.name),
+            );
+        }
+    }
+}
+
+fn validate_alarms(p: &mut Problems, spec: &PlatformSpec) {
+    let mut names = BTreeSet::new();
+    let min_hot = signals(&spec.retention)
+        .iter()
+        .map(|(_, s)| s.hot_days)
+        .min()
+        .unwrap_or(0);
+    for (n, policy) in spec.alarms.policies.iter().enumerate() {
+        let path = format!("alarms.policies[{n}]");
+        p.non_empty(&format!("{path}.name"), &policy.name);
+        if !names.insert(policy.name.as_str()) {
+            p.add(
+                format!("{path}.name"),
+                format!("duplicate policy {:?}", policy.name),
+            );
+        }
+        if policy.alarm.trim_end_matches('*').is_empty() {
+            p.add(
+                format!("{path}.alarm"),
+                "must name an alarm or a prefix followed by '*'",
+            );
+        }
+        p.range(
+            &format!("{path}.cooldown_minutes"),
+            policy.cooldown_minutes,
+            0,
+            1440,
+        );
+        match &policy.action {
+            AlarmAction::ScaleCollectors(ScaleCollectors { step, ceiling, .. }) => {
+                if *step == 0 {
+                    p.add(
+                        format!("{path}.action.scale_collectors.step"),
+                        "must be at least 1, got 0",
+                    );
+                }
+                if *ceiling < spec.collectors.max_replicas {
+                    p.add(
+                        format!("{path}.action.scale_collectors.ceiling"),
+                        format!(
+                            "must be at least collectors.max_replicas ({}), got {ceiling}",
+                            spec.collectors.max_replicas
+                        ),
+                    );
+                }
+            }
+            AlarmAction::MoveToColdSooner(MoveToColdSooner {
+                step_days,
+                floor_hot_days,
+            }) => {
+                if *step_days == 0 {
+                    p.add(
+                        format!("{path}.action.move_to_cold_sooner.step_days"),
+                        "must be at least 1, got 0",
+                    );
+                }
+                if *floor_hot_days == 0 || *floor_hot_days > min_hot {
+                    p.add(
+                        format!("{path}.action.move_to_cold_sooner.floor_hot_days"),
+                        format!(
+                            "must be between 1 and the smallest retention hot_days ({min_hot}), got {floor_hot_days}"
+                        ),
+                    );
+                }
+            }
+            AlarmAction::ReconcileNow(_) | AlarmAction::RotateNow | AlarmAction::NotifyOnly => {}
+        }
+    }
+}

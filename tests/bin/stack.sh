@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# The local stack on loopback: moto (AWS APIs), PostgreSQL 15 with TLS only and
+# scram-sha-256, and the Kubernetes API emulator. Each service is tracked by PID.
+#
+#   tests/bin/stack.sh start    start what is not running (idempotent), write $STACK_DIR/env
+#   tests/bin/stack.sh status   report each service
+#   tests/bin/stack.sh stop     stop everything this stack started
+#   tests/bin/stack.sh env      print the env file (source it to reach the stack)
+#
+# STACK_DIR defaults to <repo>/.stack. PostgreSQL refuses to run as root, so as root the
+# server runs as the `postgres` user in a data directory it owns.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+STACK_DIR=${STACK_DIR:-$repo/.stack}
+mkdir -p "$STACK_DIR"
+STACK_DIR=$(cd "$STACK_DIR" && pwd)
+envfile=$STACK_DIR/env
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+wait_port() { # host port seconds
+  for _ in $(seq 1 $(( $3 * 10 ))); do
+    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+pg_bin() { for d in /usr/lib/postgresql/15/bin /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && { echo "$d"; return; }; done; echo "stack: PostgreSQL not installed (run tests/bin/setup.sh)" >&2; exit 1; }
+
+# Run a command as the PostgreSQL service user (postgres when we are root).
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+make_certs() {
+  local d=$STACK_DIR/tls
+  [ -f "$d/server.crt" ] && return
+  mkdir -p "$d"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=signoz-control local CA" \
+    -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' > "$d/ext.cnf"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$d/ext.cnf" -out "$d/server.crt" 2>/dev/null
+  chmod 600 "$d"/*.key
+}
+
+start_moto() {
+  alive "$STACK_DIR/moto.pid" && return
+  local port; port=$(free_port)
+  nohup python3 -m moto.server -H 127.0.0.1 -p "$port" > "$STACK_DIR/moto.log" 2>&1 &
+  echo $! > "$STACK_DIR/moto.pid"
+  echo "$port" > "$STACK_DIR/moto.port"
+  wait_port 127.0.0.1 "$port" 30 || { echo "stack: moto did not start (see $STACK_DIR/moto.log)" >&2; exit 1; }
+}
+
+start_postgres() {
+  local bin; bin=$(pg_bin)
+  local data=$STACK_DIR/pgdata
+  if alive "$STACK_DIR/postgres.pid"; then return; fi
+  if [ ! -f "$data/PG_VERSION" ]; then
+    mkdir -p "$data"
+    openssl rand -hex 24 > "$STACK_DIR/pg.superpass"
+    if [ "$(id -u)" = 0 ]; then
+      # The postgres user must reach the data directory through every parent.
+      chown -R postgres:postgres "$data" "$STACK_DIR/pg.superpass"
+      local p=$data; while p=$(dirname "$p"); [ "$p" != / ]; do chmod o+x "$p" 2>/dev/null || true; done
+    fi
+    as_pg "$bin/initdb" -D "$data" -U postgres --auth=scram-sha-256 \
+      --pwfile="$STACK_DIR/pg.superpass" -E UTF8 > "$STACK_DIR/initdb.log"
+    cp "$STACK_DIR/tls/server.crt" "$STACK_DIR/tls/server.key" "$STACK_DIR/tls/ca.crt" "$data/"
+    [ "$(id -u)" = 0 ] && chown postgres:postgres "$data"/server.* "$data/ca.crt"
+    chmod 600 "$data/server.key"
+    cat > "$STACK_DIR/pg.conf.tmp" <<CONF
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+ssl_ca_file = 'ca.crt'
+password_encryption = 'scram-sha-256'
+log_statement = 'all'
+log_destination = 'stderr'
+logging_collector = off
+max_connections = 200
+fsync = off
+CONF
+    as_pg sh -c "cat '$STACK_DIR/pg.conf.tmp' >> '$data/postgresql.conf'"
+    # TLS only: no `host` lines, so a non-TLS connection matches nothing and is refused.
+    as_pg sh -c "printf 'hostssl all all 127.0.0.1/32 scram-sha-256\n' > '$data/pg_hba.conf'"
+    rm -f "$STACK_DIR/pg.conf.tmp"
+  fi
+  local port; port=$(free_port)
+  echo "$port" > "$STACK_DIR/postgres.port"
+  touch "$STACK_DIR/postgres.log"; [ "$(id -u)" = 0 ] && chown postgres "$STACK_DIR/postgres.log"
+  as_pg "$bin/pg_ctl" -D "$data" -o "-p $port" -l "$STACK_DIR/postgres.log" -w -t 30 start > /dev/null
+  head -1 "$data/postmaster.pid" > "$STACK_DIR/postgres.pid"
+}
+
+start_kube() {
+  alive "$STACK_DIR/kube.pid" && return
+  local bin=${KUBE_EMULATOR_BIN:-$repo/target/debug/kube-emulator}
+  if [ ! -x "$bin" ]; then
+    (cd "$repo" && cargo build -q -p kube-emulator --bin kube-emulator)
+  fi
+  local port; port=$(free_port)
+  nohup "$bin" --port "$port" --cert "$STACK_DIR/tls/server.crt" --key "$STACK_DIR/tls/server.key" \
+    --ca "$STACK_DIR/tls/ca.crt" --kubeconfig "$STACK_DIR/kubeconfig" > "$STACK_DIR/kube.log" 2>&1 &
+  echo $! > "$STACK_DIR/kube.pid"
+  echo "$port" > "$STACK_DIR/kube.port"
+  wait_port 127.0.0.1 "$port" 30 || { echo "stack: kube-emulator did not start (see $STACK_DIR/kube.log)" >&2; exit 1; }
+}
+
+write_env() {
+  cat > "$envfile" <<ENV
+export STACK_DIR='$STACK_DIR'
+export AWS_ENDPOINT_URL='http://127.0.0.1:$(cat "$STACK_DIR/moto.port")'
+export AWS_ACCESS_KEY_ID='testing'
+export AWS_SECRET_ACCESS_KEY='testing'
+export AWS_SESSION_TOKEN='testing'
+export AWS_REGION='eu-west-1'
+export AWS_DEFAULT_REGION='eu-west-1'
+export AWS_EC2_METADATA_DISABLED='true'
+export PGHOST='127.0.0.1'
+export PGPORT='$(cat "$STACK_DIR/postgres.port")'
+export PG_SUPERUSER='postgres'
+export PG_SUPERPASSWORD_FILE='$STACK_DIR/pg.superpass'
+export PG_CA_FILE='$STACK_DIR/tls/ca.crt'
+export PG_LOG_FILE='$STACK_DIR/postgres.log'
+export STACK_CA_FILE='$STACK_DIR/tls/ca.crt'
+ENV
+  if [ -f "$STACK_DIR/kube.pid" ]; then
+    echo "export KUBECONFIG='$STACK_DIR/kubeconfig'" >> "$envfile"
+  fi
+}
+
+stop_one() { # name
+  local pidf=$STACK_DIR/$1.pid
+  [ -f "$pidf" ] || return 0
+  local pid; pid=$(cat "$pidf")
+  if kill -0 "$pid" 2>/dev/null; then
+    if [ "$1" = postgres ]; then
+      as_pg "$(pg_bin)/pg_ctl" -D "$STACK_DIR/pgdata" -m fast -w stop > /dev/null 2>&1 || kill "$pid"
+    else
+      kill "$pid" 2>/dev/null || true
+    fi
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidf"
+}
+
+status() {
+  for s in moto postgres kube; do
+    if alive "$STACK_DIR/$s.pid"; then
+      echo "$s: running (pid $(cat "$STACK_DIR/$s.pid"), 127.0.0.1:$(cat "$STACK_DIR/$s.port"))"
+    else
+      echo "$s: stopped"
+    fi
+  done
+}
+
+case "${1:-}" in
+  start)
+    make_certs
+    start_moto
+    start_postgres
+    [ "${STACK_WITHOUT_KUBE:-0}" = 1 ] || start_kube
+    write_env
+    status
+    ;;
+  stop)
+    stop_one kube; stop_one moto; stop_one postgres
+    status
+    ;;
+  status) status ;;
+  env) cat "$envfile" ;;
+  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+esac

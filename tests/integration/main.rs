@@ -1,0 +1,2 @@
+//! Integration tests: the functions' paths against moto, PostgreSQL with TLS and the
+//! Kubernetes emulator. Run with `tests/bin/test.sh`, which starts the stack.

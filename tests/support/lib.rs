@@ -1,0 +1,56 @@
+//! Support for the integration tests: reaching the local stack that `tests/bin/stack.sh`
+//! started (moto, PostgreSQL with TLS), and unique names so tests can run in parallel
+//! against one shared moto and one shared PostgreSQL.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Reads a variable the stack's env file sets; panics with how to get it otherwise.
+pub fn stack_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the tests with tests/bin/test.sh (it starts the local stack)"
+        )
+    })
+}
+
+/// A name no other test in any process uses: `<prefix>-<pid>-<n>`, lowercase, DNS-safe.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// SDK configuration pointing at the stack's moto (from `AWS_ENDPOINT_URL`).
+pub async fn aws() -> aws_config::SdkConfig {
+    stack_var("AWS_ENDPOINT_URL");
+    signoz_control::runtime::install_crypto();
+    signoz_control::aws::sdk_config().await
+}
+
+/// Connection settings of the stack's PostgreSQL superuser.
+pub struct PgAdmin {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub ca_file: String,
+    pub log_file: String,
+}
+
+/// The stack's PostgreSQL superuser settings.
+pub fn pg_admin() -> PgAdmin {
+    PgAdmin {
+        host: stack_var("PGHOST"),
+        port: stack_var("PGPORT").parse().expect("PGPORT is a port"),
+        user: stack_var("PG_SUPERUSER"),
+        password: std::fs::read_to_string(stack_var("PG_SUPERPASSWORD_FILE"))
+            .expect("superuser password file")
+            .trim()
+            .to_string(),
+        ca_file: stack_var("PG_CA_FILE"),
+        log_file: stack_var("PG_LOG_FILE"),
+    }
+}
