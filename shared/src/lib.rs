@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod events;
 pub mod runtime;
 pub mod spec;
+pub mod state;
 
 /// Every error a function can return. Nothing has been written when a decode or spec
 /// error is returned.

@@ -99,7 +99,7 @@ CONF
 
 start_kube() {
   alive "$STACK_DIR/kube.pid" && return
-  local bin=${KUBE_EMULATOR_BIN:-$repo/target/debug/kube-emulator}
+  local bin=${KUBE_EMULATOR_BIN:-${CARGO_TARGET_DIR:-$repo/target}/debug/kube-emulator}
   if [ ! -x "$bin" ]; then
     (cd "$repo" && cargo build -q -p kube-emulator --bin kube-emulator)
   fi

@@ -1,2 +1,6 @@
 //! Integration tests: the functions' paths against moto, PostgreSQL with TLS and the
 //! Kubernetes emulator. Run with `tests/bin/test.sh`, which starts the stack.
+mod cluster;
+mod cold_storage;
+mod credentials;
+mod infra;

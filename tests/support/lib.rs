@@ -2,6 +2,9 @@
 //! started (moto, PostgreSQL with TLS), and unique names so tests can run in parallel
 //! against one shared moto and one shared PostgreSQL.
 
+pub mod runtime_api;
+pub mod signoz;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Reads a variable the stack's env file sets; panics with how to get it otherwise.

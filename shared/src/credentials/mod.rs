@@ -1,8 +1,34 @@
-//! The `rotate-credentials` function's path: decode, plan, apply.
+//! The `rotate-credentials` function's path: rotate SigNoz's RDS PostgreSQL credentials
+//! (Secrets Manager's four steps), provision the database and its secret, check the
+//! instance's posture, and hand the DSN to the cluster.
+//!
+//! - [`rotation`]: the four steps; token checks and decisions are pure.
+//! - [`access`]: the owner/login role planner (pure).
+//! - [`postgres`]: TLS connections, SCRAM verifiers, role DDL, the probe.
+//! - [`secret_store`]: Secrets Manager. [`posture`]: RDS checks. [`provision`].
 
+pub mod access;
+pub mod dsn;
+pub mod postgres;
+pub mod posture;
+pub mod provision;
+pub mod rotation;
+pub mod secret_store;
+pub mod values;
+
+#[cfg(test)]
+mod tests;
+
+use aws_config::SdkConfig;
 use serde_json::{Value, json};
 
-use crate::events::{TriggerKind, decode_for};
+use crate::events::{ControlAction, Trigger, TriggerKind, decode_for};
+use crate::spec::{PlatformSpec, SpecLocation, load_spec};
+
+pub use postgres::{PgTls, Timeouts};
+pub use provision::{ProvisionOutcome, provision_database};
+pub use rotation::{StepOutcome, run_rotation_step};
+pub use secret_store::SecretStore;
 
 /// Name of the Lambda function this module serves.
 pub const FUNCTION: &str = "rotate-credentials";
@@ -12,23 +38,178 @@ pub const HANDLES: &[TriggerKind] = &[
     TriggerKind::RdsInstance,
     TriggerKind::Control,
 ];
+/// Environment variable with this function's ARN, given to `RotateSecret` at provisioning.
+pub const ROTATION_LAMBDA_ARN_ENV: &str = "ROTATION_LAMBDA_ARN";
 
-/// Errors of this function's path.
+/// Errors of this function's path; [`Error::retryable`] says whether trying again helps.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {}
+pub enum Error {
+    /// The secret does not exist (retry does not help).
+    #[error("secret {secret} does not exist")]
+    SecretNotFound { secret: String },
+    /// Rotation is not enabled on the secret (retry does not help).
+    #[error("rotation is not enabled on secret {secret}")]
+    RotationDisabled { secret: String },
+    /// The token is not a version of the secret (retry does not help).
+    #[error("token {token} is not a version of secret {secret}")]
+    UnknownToken { secret: String, token: String },
+    /// The version is neither AWSCURRENT nor AWSPENDING (retry does not help).
+    #[error("version {token} of secret {secret} is not AWSPENDING")]
+    NotPending { secret: String, token: String },
+    /// A secret's value is not what we expect; `reason` names the field, never a value.
+    #[error("secret {secret} is malformed: {reason}")]
+    MalformedSecret { secret: String, reason: String },
+    /// A Secrets Manager call failed (retry may help).
+    #[error("Secrets Manager {op} failed: {reason}")]
+    SecretsManager { op: &'static str, reason: String },
+    /// An RDS call failed (retry may help).
+    #[error("RDS {op} failed: {reason}")]
+    Rds { op: &'static str, reason: String },
+    /// The server refused the password (SQLSTATE 28P01); retry helps only once the
+    /// secret or the database changes.
+    #[error("authentication failed for database user {user}")]
+    Authentication { user: String },
+    /// The server could not be reached or the connection broke (retry may help).
+    #[error("database network error: {reason}")]
+    Network { reason: String },
+    /// TLS was refused or the server could not be verified (retry does not help).
+    #[error("database TLS error: {reason}")]
+    Tls { reason: String },
+    /// The CA bundle to verify the server with is missing or invalid.
+    #[error("CA bundle {path}: {reason}")]
+    CaBundle { path: String, reason: String },
+    /// The server rejected a statement.
+    #[error("database error {sqlstate}: {reason}")]
+    Database { sqlstate: String, reason: String },
+    /// The pending credentials cannot do SigNoz's work.
+    #[error("credentials of {user} cannot do SigNoz's work: {reason}")]
+    ProbeFailed { user: String, reason: String },
+    /// The RDS instance named by the spec does not exist (yet).
+    #[error("RDS instance {instance} not found")]
+    InstanceNotFound { instance: String },
+    /// Configuration the function needs is missing.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Handing the DSN to the cluster failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::Error),
+}
 
-/// Clients and configuration built once per process, in `main`.
-pub struct Context {}
-
-impl Context {
-    /// Builds the context from the environment.
-    pub async fn from_env() -> crate::Result<Self> {
-        Ok(Context {})
+impl Error {
+    /// Whether the same invocation may succeed if tried again.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Error::SecretsManager { .. } | Error::Rds { .. } | Error::Network { .. } => true,
+            Error::Database { sqlstate, .. } => {
+                // Serialisation failures, deadlocks, lock and statement timeouts, shutdown.
+                matches!(
+                    sqlstate.as_str(),
+                    "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P03"
+                )
+            }
+            Error::Cluster(e) => e.retryable(),
+            _ => false,
+        }
     }
 }
 
-/// Handles one invocation.
-pub async fn handle(_ctx: &Context, payload: Value) -> crate::Result<Value> {
+/// How finishSecret reaches the cluster.
+#[derive(Clone, Default)]
+pub enum ClusterAccess {
+    /// `crate::cluster::connect`: `KUBECONFIG` if set, else EKS from the spec.
+    #[default]
+    FromSpec,
+    /// A given client (tests, the local run with the emulator).
+    Client(kube::Client),
+    /// No hand-off (a database-only local run); logged as a warning.
+    Disabled,
+}
+
+/// Clients and configuration built once per process, in `main`.
+pub struct Context {
+    pub sdk: SdkConfig,
+    pub s3: aws_sdk_s3::Client,
+    pub secrets: SecretStore,
+    pub rds: aws_sdk_rds::Client,
+    /// Where the spec is read from on each invocation.
+    pub spec_location: Option<SpecLocation>,
+    pub cluster: ClusterAccess,
+    pub timeouts: Timeouts,
+    /// This function's ARN, for `RotateSecret` at provisioning.
+    pub rotation_lambda_arn: Option<String>,
+}
+
+impl Context {
+    /// A context over `sdk`, reaching the cluster from the spec.
+    pub fn new(sdk: SdkConfig) -> Self {
+        Context {
+            s3: crate::aws::s3_client(&sdk),
+            secrets: SecretStore::new(aws_sdk_secretsmanager::Client::new(&sdk)),
+            rds: aws_sdk_rds::Client::new(&sdk),
+            sdk,
+            spec_location: None,
+            cluster: ClusterAccess::FromSpec,
+            timeouts: Timeouts::default(),
+            rotation_lambda_arn: std::env::var(ROTATION_LAMBDA_ARN_ENV)
+                .ok()
+                .filter(|v| !v.is_empty()),
+        }
+    }
+
+    /// Builds the context from the environment (`PLATFORM_SPEC`, `ROTATION_LAMBDA_ARN`).
+    pub async fn from_env() -> crate::Result<Self> {
+        let mut ctx = Context::new(crate::aws::sdk_config().await);
+        ctx.spec_location = Some(SpecLocation::from_env()?);
+        Ok(ctx)
+    }
+
+    /// The TLS set-up for the spec's database.
+    pub fn tls(&self, spec: &PlatformSpec) -> Result<PgTls, Error> {
+        PgTls::from_spec(&spec.database.tls, self.timeouts)
+    }
+
+    async fn spec(&self) -> crate::Result<PlatformSpec> {
+        let location = match &self.spec_location {
+            Some(l) => l.clone(),
+            None => SpecLocation::from_env()?,
+        };
+        Ok(load_spec(&location, &self.s3).await?.spec)
+    }
+}
+
+/// Handles one invocation: a rotation step, an RDS instance event or a provision request.
+pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
     let trigger = decode_for(FUNCTION, HANDLES, payload)?;
-    Ok(json!({ "function": FUNCTION, "trigger": trigger.kind().to_string() }))
+    match trigger {
+        Trigger::Rotation(request) => {
+            let spec = ctx.spec().await?;
+            let outcome = run_rotation_step(ctx, &spec, &request).await?;
+            Ok(serde_json::to_value(outcome).expect("outcomes serialise"))
+        }
+        Trigger::RdsInstance(event) if event.calls_for_provisioning() => {
+            let spec = ctx.spec().await?;
+            if event.instance_identifier != spec.database.instance_identifier {
+                return Ok(skipped(&format!(
+                    "instance {} is not SigNoz's ({})",
+                    event.instance_identifier, spec.database.instance_identifier
+                )));
+            }
+            Ok(provision_database(ctx, &spec, false).await?.to_json())
+        }
+        Trigger::Control(request) if request.action == ControlAction::ProvisionDatabase => {
+            let spec = ctx.spec().await?;
+            Ok(provision_database(ctx, &spec, request.dry_run)
+                .await?
+                .to_json())
+        }
+        other => Ok(skipped(&format!(
+            "{} needs no credentials work",
+            other.kind()
+        ))),
+    }
+}
+
+fn skipped(reason: &str) -> Value {
+    tracing::info!(reason, "nothing to do");
+    json!({ "function": FUNCTION, "skipped": reason })
 }

@@ -1,0 +1,80 @@
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "function" {
+  for_each = local.functions
+
+  name               = "${var.name_prefix}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+}
+
+# Logs and the ENIs of a function in a VPC (what SAM adds for VpcConfig).
+resource "aws_iam_role_policy_attachment" "vpc_access" {
+  for_each = local.functions
+
+  role       = aws_iam_role.function[each.key].name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+}
+
+resource "aws_iam_role_policy" "dead_letters" {
+  for_each = local.functions
+
+  name = "dead-letters"
+  role = aws_iam_role.function[each.key].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid      = "SendFailedInvocations"
+      Effect   = "Allow"
+      Action   = ["sqs:SendMessage"]
+      Resource = aws_sqs_queue.failed_invocations.arn
+    }]
+  })
+}
+
+# Only the actions the function's code calls, on the resources it touches (functions.json).
+resource "aws_iam_role_policy" "function" {
+  for_each = { for name, f in local.functions : name => f if length(f.statements) > 0 }
+
+  name = "least-privilege"
+  role = aws_iam_role.function[each.key].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [for s in each.value.statements : {
+      Sid      = s.sid
+      Effect   = "Allow"
+      Action   = s.actions
+      Resource = local.resource_arns[s.resources]
+    }]
+  })
+}
+
+# Kubernetes access without kubectl or aws-auth: the narrowest EKS access policy (edit,
+# scoped to the SigNoz namespace) for each function that writes cluster objects.
+resource "aws_eks_access_entry" "function" {
+  for_each = { for name, f in local.functions : name => f if f.cluster_access }
+
+  cluster_name  = var.cluster_name
+  principal_arn = aws_iam_role.function[each.key].arn
+  type          = "STANDARD"
+}
+
+resource "aws_eks_access_policy_association" "function" {
+  for_each = aws_eks_access_entry.function
+
+  cluster_name  = var.cluster_name
+  principal_arn = each.value.principal_arn
+  policy_arn    = "arn:${local.partition}:eks::aws:cluster-access-policy/AmazonEKSEditPolicy"
+
+  access_scope {
+    type       = "namespace"
+    namespaces = [var.cluster_namespace]
+  }
+}

@@ -1,0 +1,156 @@
+//! Server-side apply under one field manager, skipping objects the server already holds
+//! as desired (a no-op reconcile sends no write), and pruning what we made and no longer want.
+
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use serde_json::Value;
+
+use super::Error;
+use super::objects::{APPLIED_HASH_ANNOTATION, DesiredObject, owner_selector};
+
+/// What applying one object did (or, in a dry run, would do).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApplyOutcome {
+    /// The object did not exist and was created.
+    Created,
+    /// The object existed and differed; `changes` lists the differing field paths.
+    Updated { changes: Vec<String> },
+    /// The server already holds the desired object; nothing was sent.
+    Unchanged,
+    /// The object does not exist and is not ours to create (a workload we annotate).
+    Missing,
+    /// Another field manager owns a field we want; nothing was overwritten.
+    Conflict { message: String },
+}
+
+/// The Kubernetes API of one object's kind, namespaced when the object is.
+pub fn api_for(
+    client: &kube::Client,
+    resource: &ApiResource,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+        None => Api::all_with(client.clone(), resource),
+    }
+}
+
+/// Applies one object unless the live one already matches; conflicts are reported, not forced.
+pub async fn apply_object(
+    client: &kube::Client,
+    field_manager: &str,
+    desired: &DesiredObject,
+    dry_run: bool,
+) -> Result<ApplyOutcome, Error> {
+    let api = api_for(client, &desired.resource, desired.namespace.as_deref());
+    let live = api
+        .get_opt(&desired.name)
+        .await
+        .map_err(|source| Error::kube(format!("reading {}", desired.id()), source))?;
+    let body = desired.body_with_hash();
+    let outcome = match &live {
+        None if !desired.owned => return Ok(ApplyOutcome::Missing),
+        None => ApplyOutcome::Created,
+        Some(live) => {
+            let live = serde_json::to_value(live).unwrap_or(Value::Null);
+            let changes = differing_paths(&body, &live);
+            if changes.is_empty() {
+                return Ok(ApplyOutcome::Unchanged);
+            }
+            ApplyOutcome::Updated { changes }
+        }
+    };
+    let mut params = PatchParams::apply(field_manager);
+    if dry_run {
+        params = params.dry_run();
+    }
+    match api
+        .patch(&desired.name, &params, &Patch::Apply(&body))
+        .await
+    {
+        Ok(_) => Ok(outcome),
+        Err(kube::Error::Api(status)) if status.is_conflict() => Ok(ApplyOutcome::Conflict {
+            message: status.message.clone(),
+        }),
+        Err(source) => Err(Error::kube(format!("applying {}", desired.id()), source)),
+    }
+}
+
+/// Field paths (`.a.b`) where `desired` is not contained in `live`. Maps are compared
+/// key by key (the server adds defaults and other managers' fields); everything else exactly.
+pub fn differing_paths(desired: &Value, live: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    collect_differences("", desired, live, &mut out);
+    out
+}
+
+fn collect_differences(path: &str, desired: &Value, live: &Value, out: &mut Vec<String>) {
+    match (desired, live) {
+        (Value::Object(want), Value::Object(have)) => {
+            for (key, value) in want {
+                let child = format!("{path}.{key}");
+                match have.get(key) {
+                    Some(existing) => collect_differences(&child, value, existing, out),
+                    None if value.is_null() => {}
+                    None => out.push(child),
+                }
+            }
+        }
+        (want, have) if want == have => {}
+        // The server may render integers as floats and back; compare numbers by value.
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => {}
+        _ => out.push(if path.is_empty() {
+            ".".into()
+        } else {
+            path.into()
+        }),
+    }
+}
+
+/// Deletes objects of `resource` carrying our ownership labels that are not in `keep`
+/// (names). Returns the `Kind/ns/name` of each deleted (or, in a dry run, to be deleted).
+pub async fn prune_objects(
+    client: &kube::Client,
+    platform: &str,
+    resource: &ApiResource,
+    keep: &[(Option<String>, String)],
+    dry_run: bool,
+) -> Result<Vec<String>, Error> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
+    let listed = api
+        .list(&ListParams::default().labels(&owner_selector(platform)))
+        .await;
+    let listed = match listed {
+        Ok(list) => list,
+        // A kind whose CRD is not installed has nothing of ours to prune.
+        Err(kube::Error::Api(status)) if status.is_not_found() => return Ok(Vec::new()),
+        Err(source) => return Err(Error::kube(format!("listing {}", resource.kind), source)),
+    };
+    let mut pruned = Vec::new();
+    for object in listed.items {
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let namespace = object.metadata.namespace.clone();
+        if keep.iter().any(|(ns, n)| *ns == namespace && *n == name) {
+            continue;
+        }
+        let id = format!(
+            "{}/{}/{}",
+            resource.kind,
+            namespace.as_deref().unwrap_or(""),
+            name
+        );
+        if !dry_run {
+            let scoped = api_for(client, resource, namespace.as_deref());
+            match scoped.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.is_not_found() => {}
+                Err(source) => return Err(Error::kube(format!("pruning {id}"), source)),
+            }
+        }
+        tracing::info!(object = %id, before = "present", after = "deleted", dry_run, "pruned object the spec no longer wants");
+        pruned.push(id);
+    }
+    Ok(pruned)
+}
+
+/// Hash annotation helper re-exported for tests that inspect live objects.
+pub const HASH_ANNOTATION: &str = APPLIED_HASH_ANNOTATION;

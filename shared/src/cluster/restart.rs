@@ -1,0 +1,122 @@
+//! Rollout restarts of workloads, like `kubectl rollout restart`: a pod-template annotation.
+
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+use super::Error;
+use super::apply::api_for;
+use super::objects::workload_resource;
+use crate::spec::{PlatformSpec, WorkloadRef};
+
+/// The annotation `kubectl rollout restart` sets; the controller rolls pods when it changes.
+pub const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";
+/// Why we restarted (a change fingerprint or a human reason), so a restart happens once per change.
+pub const RESTARTED_FOR_ANNOTATION: &str = "signoz-control-plane/restarted-for";
+
+/// Restarts workloads like `kubectl rollout restart` (pod-template annotation), recording why; returns "Kind/ns/name" of each restarted.
+pub async fn restart_workloads(
+    client: &kube::Client,
+    spec: &PlatformSpec,
+    workloads: &[WorkloadRef],
+    reason: &str,
+) -> Result<Vec<String>, Error> {
+    restart_workloads_once(client, spec, workloads, reason, false).await
+}
+
+/// Restarts each workload whose pod template does not already record `reason`; a
+/// workload that does not exist is skipped (no pods to restart). With `only_if_new`
+/// false every workload restarts.
+pub async fn restart_workloads_once(
+    client: &kube::Client,
+    spec: &PlatformSpec,
+    workloads: &[WorkloadRef],
+    reason: &str,
+    only_if_new: bool,
+) -> Result<Vec<String>, Error> {
+    let mode = if only_if_new {
+        RestartMode::OncePer(RESTARTED_FOR_ANNOTATION)
+    } else {
+        RestartMode::Always
+    };
+    restart_with(client, spec, workloads, reason, mode, false).await
+}
+
+/// When a restart happens.
+#[derive(Debug, Clone, Copy)]
+pub enum RestartMode {
+    /// Every time.
+    Always,
+    /// Only when this pod-template annotation does not already hold the reason; each
+    /// cause of restarts has its own annotation so causes never undo each other.
+    OncePer(&'static str),
+}
+
+/// Restarts workloads per `mode`, recording `reason`; a dry run only reports.
+pub async fn restart_with(
+    client: &kube::Client,
+    spec: &PlatformSpec,
+    workloads: &[WorkloadRef],
+    reason: &str,
+    mode: RestartMode,
+    dry_run: bool,
+) -> Result<Vec<String>, Error> {
+    let key = match mode {
+        RestartMode::Always => RESTARTED_FOR_ANNOTATION,
+        RestartMode::OncePer(key) => key,
+    };
+    let mut restarted = Vec::new();
+    for workload in workloads {
+        let resource =
+            workload_resource(&workload.kind).ok_or_else(|| Error::UnsupportedWorkload {
+                kind: workload.kind.clone(),
+                name: workload.name.clone(),
+            })?;
+        let namespace = workload
+            .namespace
+            .as_deref()
+            .unwrap_or(&spec.cluster.namespace);
+        let id = format!("{}/{}/{}", workload.kind, namespace, workload.name);
+        let api = api_for(client, &resource, Some(namespace));
+        let Some(live) = api
+            .get_opt(&workload.name)
+            .await
+            .map_err(|source| Error::kube(format!("reading {id}"), source))?
+        else {
+            tracing::warn!(workload = %id, "workload to restart does not exist; skipped");
+            continue;
+        };
+        let before = live
+            .data
+            .pointer("/spec/template/metadata/annotations")
+            .and_then(|a| a.get(key))
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        if matches!(mode, RestartMode::OncePer(_)) && before.as_deref() == Some(reason) {
+            continue;
+        }
+        if dry_run {
+            restarted.push(id);
+            continue;
+        }
+        let now = jiff::Timestamp::now().to_string();
+        // A merge patch (not apply) like kubectl: the restart annotations must not become
+        // part of our applied configuration, or the next apply would remove them.
+        let patch = json!({ "spec": { "template": { "metadata": { "annotations": {
+            RESTARTED_AT_ANNOTATION: now,
+            key: reason,
+        }}}}});
+        api.patch(
+            &workload.name,
+            &PatchParams {
+                field_manager: Some(spec.cluster.field_manager.clone()),
+                ..Default::default()
+            },
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|source| Error::kube(format!("restarting {id}"), source))?;
+        tracing::info!(workload = %id, before = ?before, after = %reason, restarted_at = %now, "restarted workload");
+        restarted.push(id);
+    }
+    Ok(restarted)
+}

@@ -1,0 +1,462 @@
+//! Renderers (pure) and request shapes (kube-rs over tower-test's mock service).
+
+use http::{Method, Request, Response};
+use kube::client::Body;
+use serde_json::{Value, json};
+
+use super::apply::{ApplyOutcome, apply_object, differing_paths};
+use super::render::instrumentation::{instrumentation_problems, render_instrumentation};
+use super::render::scaling::render_scaled_object;
+use super::render::values::render_helm_values;
+use super::render::{delivery::render_delivery, render_owned_objects};
+use super::secret::render_database_secret;
+use crate::spec::{DeliveryMethod, FluxDelivery, PlatformSpec, parse_spec};
+
+fn example_spec() -> PlatformSpec {
+    parse_spec(include_str!("../../../infra/platform.yaml")).expect("example spec is valid")
+}
+
+#[test]
+fn every_collector_pipeline_limits_memory_first_and_batches() {
+    let values = render_helm_values(&example_spec());
+    let pipelines = values["otelCollector"]["config"]["service"]["pipelines"]
+        .as_object()
+        .unwrap();
+    assert!(pipelines.contains_key("metrics/infra"));
+    for (name, pipeline) in pipelines {
+        let processors: Vec<&str> = pipeline["processors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        assert_eq!(processors[0], "memory_limiter", "{name}");
+        assert!(processors.last().unwrap().starts_with("batch"), "{name}");
+    }
+    let limiter = &values["otelCollector"]["config"]["processors"]["memory_limiter"];
+    assert_eq!(
+        limiter,
+        &json!({ "check_interval": "5s", "limit_mib": 1000, "spike_limit_mib": 200 })
+    );
+}
+
+#[test]
+fn infra_pipeline_scrapes_every_target_of_the_spec() {
+    let spec = example_spec();
+    let values = render_helm_values(&spec);
+    let jobs = values["otelCollector"]["config"]["receivers"]["prometheus/infra"]["config"]
+        ["scrape_configs"]
+        .as_array()
+        .unwrap();
+    let names: Vec<&str> = jobs
+        .iter()
+        .map(|j| j["job_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "karpenter",
+            "keda-operator",
+            "argocd-server",
+            "argocd-repo-server",
+            "argocd-application-controller",
+            "litellm",
+            "valkey"
+        ]
+    );
+    let litellm = &jobs[5];
+    assert_eq!(litellm["metrics_path"], "/metrics/");
+    assert_eq!(
+        litellm["static_configs"][0]["targets"][0],
+        "litellm.ai.svc.cluster.local:4000"
+    );
+    assert_eq!(jobs[6]["scrape_interval"], "15s");
+}
+
+#[test]
+fn chart_autoscalers_stay_off_so_keda_alone_scales_collectors() {
+    let values = render_helm_values(&example_spec());
+    let autoscaling = &values["otelCollector"]["autoscaling"];
+    assert_eq!(autoscaling["enabled"], false);
+    assert_eq!(autoscaling["keda"]["enabled"], false);
+}
+
+#[test]
+fn collectors_prefer_spot_and_tolerate_its_taint() {
+    let values = render_helm_values(&example_spec());
+    let otel = &values["otelCollector"];
+    assert_eq!(otel["tolerations"][0]["key"], "karpenter.sh/capacity-type");
+    let preferred =
+        &otel["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"];
+    assert_eq!(preferred[0]["weight"], 100);
+    assert!(
+        otel["affinity"]["nodeAffinity"]
+            .get("requiredDuringSchedulingIgnoredDuringExecution")
+            .is_none()
+    );
+
+    let mut spec = example_spec();
+    spec.collectors.spot.enabled = false;
+    assert!(
+        render_helm_values(&spec)["otelCollector"]
+            .get("tolerations")
+            .is_none()
+    );
+}
+
+#[test]
+fn clickhouse_cold_storage_uses_the_irsa_role_not_keys() {
+    let values = render_helm_values(&example_spec());
+    let cold = &values["clickhouse"]["coldStorage"];
+    assert_eq!(
+        cold["endpoint"],
+        "https://acme-signoz-cold.s3.eu-west-1.amazonaws.com/clickhouse/"
+    );
+    assert_eq!(
+        cold["role"]["annotations"]["eks.amazonaws.com/role-arn"],
+        "arn:aws:iam::123456789012:role/acme-prod-signoz-clickhouse"
+    );
+    assert!(cold.get("accessKey").is_none() && cold.get("secretAccess").is_none());
+}
+
+#[test]
+fn signoz_reads_its_dsn_from_the_kubernetes_secret() {
+    let values = render_helm_values(&example_spec());
+    let env = &values["signoz"]["env"];
+    assert_eq!(env["signoz_sqlstore_provider"], "postgres");
+    assert_eq!(
+        env["signoz_sqlstore_postgres_dsn"]["valueFrom"]["secretKeyRef"],
+        json!({ "name": "signoz-metadata-db", "key": "SIGNOZ_SQLSTORE_POSTGRES_DSN" })
+    );
+    assert_eq!(values["postgresql"]["enabled"], false);
+}
+
+#[test]
+fn scaled_object_scales_the_collector_on_ingestion_pressure() {
+    let object = render_scaled_object(&example_spec());
+    let spec = &object.body["spec"];
+    assert_eq!(spec["scaleTargetRef"]["name"], "signoz-otel-collector");
+    assert_eq!(
+        (
+            spec["minReplicaCount"].as_u64(),
+            spec["maxReplicaCount"].as_u64()
+        ),
+        (Some(2), Some(10))
+    );
+    let trigger = &spec["triggers"][0];
+    assert_eq!(trigger["type"], "prometheus");
+    assert_eq!(trigger["metadata"]["threshold"], "20000");
+    assert_eq!(trigger["metadata"]["activationThreshold"], "1000");
+    assert_eq!(spec["fallback"]["replicas"], 4);
+    let behavior = &spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"];
+    assert_eq!(behavior["scaleDown"]["stabilizationWindowSeconds"], 300);
+    assert_eq!(
+        behavior["scaleDown"]["policies"][0],
+        json!({ "type": "Percent", "value": 50, "periodSeconds": 60 })
+    );
+}
+
+#[test]
+fn instrumentation_carries_endpoint_sampler_and_shared_attributes() {
+    let object = render_instrumentation(&example_spec()).unwrap();
+    let spec = &object.body["spec"];
+    assert_eq!(
+        spec["exporter"]["endpoint"],
+        "http://signoz-otel-collector.platform.svc.cluster.local:4318"
+    );
+    assert_eq!(
+        spec["sampler"],
+        json!({ "type": "parentbased_traceidratio", "argument": "1" })
+    );
+    assert_eq!(spec["propagators"], json!(["tracecontext", "baggage"]));
+    assert_eq!(
+        spec["resource"]["resourceAttributes"]["service.namespace"],
+        "acme"
+    );
+}
+
+#[test]
+fn instrumentation_the_operator_would_reject_is_never_rendered() {
+    let mut spec = example_spec();
+    spec.instrumentation.sampler.argument = Some("1.5".into());
+    spec.instrumentation.propagators.push("w3c".into());
+    spec.instrumentation.endpoint = "http://collector:4317".into();
+    let problems = instrumentation_problems(&spec);
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(matches!(
+        render_instrumentation(&spec),
+        Err(super::Error::Invalid { .. })
+    ));
+
+    spec = example_spec();
+    spec.instrumentation.sampler.kind = "probabilistic".into();
+    assert_eq!(instrumentation_problems(&spec).len(), 1);
+}
+
+#[test]
+fn argocd_delivery_puts_values_in_the_application_and_ignores_replicas() {
+    let spec = example_spec();
+    let objects = render_delivery(&spec);
+    assert_eq!(objects.len(), 1);
+    let app = &objects[0].body;
+    assert_eq!(
+        app["spec"]["source"]["helm"]["valuesObject"],
+        render_helm_values(&spec)
+    );
+    assert_eq!(app["spec"]["source"]["targetRevision"], "0.131.0");
+    assert_eq!(
+        app["spec"]["ignoreDifferences"][0]["jsonPointers"],
+        json!(["/spec/replicas"])
+    );
+}
+
+#[test]
+fn flux_delivery_feeds_the_release_from_a_watched_configmap() {
+    let mut spec = example_spec();
+    spec.cluster.delivery.method = DeliveryMethod::Flux;
+    spec.cluster.delivery.flux = Some(FluxDelivery {
+        namespace: "flux-system".into(),
+        source_kind: "HelmRepository".into(),
+        source_name: "signoz".into(),
+        values_configmap: "signoz-values".into(),
+    });
+    let objects = render_delivery(&spec);
+    let kinds: Vec<&str> = objects.iter().map(|o| o.resource.kind.as_str()).collect();
+    assert_eq!(kinds, ["ConfigMap", "HelmRelease"]);
+    let cm = &objects[0].body;
+    assert_eq!(
+        cm["metadata"]["labels"]["reconcile.fluxcd.io/watch"],
+        "Enabled"
+    );
+    let values: Value =
+        serde_norway::from_str(cm["data"]["values.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(values, render_helm_values(&spec));
+    assert_eq!(
+        objects[1].body["spec"]["valuesFrom"][0]["name"],
+        "signoz-values"
+    );
+}
+
+#[test]
+fn every_owned_object_is_labelled_ours() {
+    let spec = example_spec();
+    let mut objects = render_owned_objects(&spec).unwrap();
+    objects.push(render_database_secret(&spec, "postgres://u:p@h/db"));
+    for object in objects {
+        let labels = &object.body["metadata"]["labels"];
+        assert_eq!(
+            labels["app.kubernetes.io/managed-by"],
+            "signoz-control-plane",
+            "{}",
+            object.id()
+        );
+        assert_eq!(labels["signoz-control-plane/platform"], "acme-prod");
+    }
+}
+
+#[test]
+fn containment_ignores_server_added_fields_but_sees_changed_values() {
+    let desired = json!({ "spec": { "a": 1, "b": { "c": "x" }, "list": [1, 2] } });
+    let live =
+        json!({ "spec": { "a": 1.0, "b": { "c": "x", "d": true }, "list": [1, 2] }, "status": {} });
+    assert!(differing_paths(&desired, &live).is_empty());
+    let live = json!({ "spec": { "a": 2, "b": { "c": "y" }, "list": [2, 1] } });
+    assert_eq!(
+        differing_paths(&desired, &live),
+        [".spec.a", ".spec.b.c", ".spec.list"]
+    );
+}
+
+// ---- request shapes over the mock service ----
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+fn mock_client() -> (kube::Client, Handle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (kube::Client::new(service, "default"), handle)
+}
+
+fn json_response(status: u16, body: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(body).unwrap()))
+        .unwrap()
+}
+
+fn not_found() -> Response<Body> {
+    json_response(
+        404,
+        &json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found" }),
+    )
+}
+
+async fn body_json(request: Request<Body>) -> Value {
+    let bytes = request.into_body().collect_bytes().await.unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Expects GET (answered 404) then an apply PATCH; returns the PATCH's query and body.
+async fn expect_create(handle: &mut Handle, path: &str) -> (String, String, Value) {
+    let (get, send) = handle.next_request().await.expect("GET");
+    assert_eq!(get.method(), Method::GET);
+    assert_eq!(get.uri().path(), path);
+    send.send_response(not_found());
+    let (patch, send) = handle.next_request().await.expect("PATCH");
+    assert_eq!(patch.method(), Method::PATCH);
+    assert_eq!(patch.uri().path(), path);
+    let query = patch.uri().query().unwrap_or_default().to_string();
+    let content_type = patch.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body = body_json(patch).await;
+    send.send_response(json_response(201, &body));
+    (query, content_type, body)
+}
+
+#[tokio::test]
+async fn database_secret_is_applied_with_our_field_manager_without_force() {
+    let spec = example_spec();
+    let (client, mut handle) = mock_client();
+    let server = tokio::spawn(async move {
+        expect_create(
+            &mut handle,
+            "/api/v1/namespaces/platform/secrets/signoz-metadata-db",
+        )
+        .await
+    });
+    let changed = super::apply_database_secret(&client, &spec, "postgres://u:p%40ss@h:5432/signoz")
+        .await
+        .unwrap();
+    let (query, content_type, body) = server.await.unwrap();
+    assert!(changed);
+    assert_eq!(content_type, "application/apply-patch+yaml");
+    assert!(
+        query.contains("fieldManager=signoz-control-plane"),
+        "{query}"
+    );
+    assert!(
+        !query.contains("force"),
+        "conflicts must surface, not be forced: {query}"
+    );
+    assert_eq!(body["data"]["SIGNOZ_SQLSTORE_PROVIDER"], "cG9zdGdyZXM=");
+    assert_eq!(
+        body["data"]["SIGNOZ_SQLSTORE_POSTGRES_DSN"],
+        "cG9zdGdyZXM6Ly91OnAlNDBzc0BoOjU0MzIvc2lnbm96"
+    );
+    assert!(body.get("stringData").is_none());
+}
+
+#[tokio::test]
+async fn unchanged_secret_sends_no_write() {
+    let spec = example_spec();
+    let dsn = "postgres://u:p@h:5432/signoz";
+    let live = render_database_secret(&spec, dsn).body_with_hash();
+    let (client, mut handle) = mock_client();
+    let server = tokio::spawn(async move {
+        let (get, send) = handle.next_request().await.expect("GET");
+        assert_eq!(get.method(), Method::GET);
+        send.send_response(json_response(200, &live));
+        // Nothing else may arrive: the mock's stream ends when the client is dropped.
+        handle
+    });
+    assert!(
+        !super::apply_database_secret(&client, &spec, dsn)
+            .await
+            .unwrap()
+    );
+    drop(client);
+    let mut handle = server.await.unwrap();
+    assert!(handle.next_request().await.is_none(), "a write was sent");
+}
+
+#[tokio::test]
+async fn each_custom_kind_is_applied_at_its_api_path() {
+    let spec = example_spec();
+    let objects = render_owned_objects(&spec).unwrap();
+    let expected = [
+        "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/signoz",
+        "/apis/keda.sh/v1alpha1/namespaces/platform/scaledobjects/signoz-otel-collector",
+        "/apis/opentelemetry.io/v1alpha1/namespaces/platform/instrumentations/python",
+    ];
+    for (object, path) in objects.iter().zip(expected) {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move { expect_create(&mut handle, path).await });
+        let outcome = apply_object(&client, "signoz-control-plane", object, false)
+            .await
+            .unwrap();
+        let (query, content_type, body) = server.await.unwrap();
+        assert_eq!(outcome, ApplyOutcome::Created);
+        assert_eq!(content_type, "application/apply-patch+yaml");
+        assert!(query.contains("fieldManager=signoz-control-plane") && !query.contains("force"));
+        assert_eq!(body["kind"], object.body["kind"]);
+        assert_eq!(body["spec"], object.body["spec"]);
+        assert!(body["metadata"]["annotations"]["signoz-control-plane/applied-hash"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn a_conflict_is_reported_with_the_owning_manager() {
+    let spec = example_spec();
+    let object = render_scaled_object(&spec);
+    let (client, mut handle) = mock_client();
+    let live = json!({ "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": { "name": "signoz-otel-collector", "namespace": "platform" }, "spec": { "maxReplicaCount": 3 } });
+    let server = tokio::spawn(async move {
+        let (_, send) = handle.next_request().await.unwrap();
+        send.send_response(json_response(200, &live));
+        let (_, send) = handle.next_request().await.unwrap();
+        send.send_response(json_response(409, &json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "reason": "Conflict", "code": 409,
+            "message": "Apply failed with 1 conflict: conflict with \"argocd-controller\": .spec.maxReplicaCount" })));
+    });
+    let outcome = apply_object(&client, "signoz-control-plane", &object, false)
+        .await
+        .unwrap();
+    server.await.unwrap();
+    match outcome {
+        ApplyOutcome::Conflict { message } => {
+            assert!(message.contains("argocd-controller"), "{message}")
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn restart_patches_the_pod_template_like_kubectl() {
+    let spec = example_spec();
+    let (client, mut handle) = mock_client();
+    let server = tokio::spawn(async move {
+        let path = "/apis/apps/v1/namespaces/platform/statefulsets/signoz";
+        let (get, send) = handle.next_request().await.unwrap();
+        assert_eq!((get.method(), get.uri().path()), (&Method::GET, path));
+        let live = json!({ "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": { "name": "signoz", "namespace": "platform" }, "spec": {} });
+        send.send_response(json_response(200, &live));
+        let (patch, send) = handle.next_request().await.unwrap();
+        assert_eq!((patch.method(), patch.uri().path()), (&Method::PATCH, path));
+        assert_eq!(
+            patch.headers()["content-type"],
+            "application/merge-patch+json"
+        );
+        let body = body_json(patch).await;
+        send.send_response(json_response(200, &live));
+        body
+    });
+    let restarted = super::restart_workloads(&client, &spec, &spec.database.restart, "dsn rotated")
+        .await
+        .unwrap();
+    let body = server.await.unwrap();
+    assert_eq!(restarted, ["StatefulSet/platform/signoz"]);
+    let annotations = &body["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(
+        annotations["signoz-control-plane/restarted-for"],
+        "dsn rotated"
+    );
+    assert!(
+        annotations["kubectl.kubernetes.io/restartedAt"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+}

@@ -1,0 +1,238 @@
+//! The S3 adapter: reads the bucket's posture and performs planned writes, nothing else.
+
+use aws_sdk_s3::types::{
+    BucketLifecycleConfiguration, BucketVersioningStatus, PublicAccessBlockConfiguration,
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule, TransitionDefaultMinimumObjectSize, VersioningConfiguration,
+};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use super::Error;
+use super::plan::{
+    BucketChange, BucketWrite, DefaultEncryption, ObservedBucket, PublicAccessBlock,
+};
+use crate::aws::{error_code, error_text};
+
+/// Error codes that mean "this setting is absent", per read call.
+const ABSENT: &[&str] = &[
+    "NoSuchLifecycleConfiguration",
+    "ServerSideEncryptionConfigurationNotFoundError",
+    "NoSuchPublicAccessBlockConfiguration",
+    "NoSuchBucketPolicy",
+];
+
+/// Maps a read's outcome: absent settings become `None`, a missing bucket and other
+/// failures become errors.
+fn read<T, E, R>(
+    bucket: &str,
+    operation: &'static str,
+    result: Result<T, SdkError<E, R>>,
+) -> Result<Option<T>, Error>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e) => match error_code(&e) {
+            Some(code) if ABSENT.contains(&code) => Ok(None),
+            Some("NoSuchBucket") => Err(Error::BucketMissing(bucket.into())),
+            _ => Err(Error::BucketCall {
+                operation,
+                reason: error_text(&e),
+            }),
+        },
+    }
+}
+
+fn written<T, E, R>(operation: &'static str, result: Result<T, SdkError<E, R>>) -> Result<(), Error>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    result.map(|_| ()).map_err(|e| Error::BucketCall {
+        operation,
+        reason: error_text(&e),
+    })
+}
+
+/// Reads every setting the planner compares.
+pub async fn observe_bucket(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Result<ObservedBucket, Error> {
+    let lifecycle = read(
+        bucket,
+        "GetBucketLifecycleConfiguration",
+        s3.get_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .send()
+            .await,
+    )?;
+    let encryption = read(
+        bucket,
+        "GetBucketEncryption",
+        s3.get_bucket_encryption().bucket(bucket).send().await,
+    )?;
+    let pab = read(
+        bucket,
+        "GetPublicAccessBlock",
+        s3.get_public_access_block().bucket(bucket).send().await,
+    )?;
+    let versioning = match s3.get_bucket_versioning().bucket(bucket).send().await {
+        Ok(out) => out.status().map(|s| s.as_str().to_string()),
+        // moto answers under a root element the SDK does not parse
+        // (`GetBucketVersioningResponse`): read `<Status>` from the raw document.
+        Err(e) if e.raw_response().is_some_and(|r| r.status().is_success()) => e
+            .raw_response()
+            .and_then(|r| r.body().bytes())
+            .and_then(|b| xml_text(&String::from_utf8_lossy(b), "Status")),
+        Err(e) => {
+            read::<(), _, _>(bucket, "GetBucketVersioning", Err(e))?;
+            None
+        }
+    };
+    let policy = read(
+        bucket,
+        "GetBucketPolicy",
+        s3.get_bucket_policy().bucket(bucket).send().await,
+    )?;
+    Ok(ObservedBucket {
+        minimum_object_size: lifecycle.as_ref().and_then(|l| {
+            l.transition_default_minimum_object_size()
+                .map(|s| s.as_str().to_string())
+        }),
+        lifecycle_rules: lifecycle.map(|l| l.rules().to_vec()).unwrap_or_default(),
+        encryption: encryption.and_then(|e| {
+            let rule = e.server_side_encryption_configuration()?.rules().first()?;
+            let default = rule.apply_server_side_encryption_by_default()?;
+            Some(DefaultEncryption {
+                algorithm: default.sse_algorithm().as_str().to_string(),
+                kms_key_id: default.kms_master_key_id().map(str::to_string),
+            })
+        }),
+        public_access_block: pab.and_then(|p| {
+            let c = p.public_access_block_configuration()?;
+            Some(PublicAccessBlock {
+                block_public_acls: c.block_public_acls().unwrap_or(false),
+                ignore_public_acls: c.ignore_public_acls().unwrap_or(false),
+                block_public_policy: c.block_public_policy().unwrap_or(false),
+                restrict_public_buckets: c.restrict_public_buckets().unwrap_or(false),
+            })
+        }),
+        versioning,
+        policy: policy
+            .and_then(|p| p.policy().map(str::to_string))
+            .map(|text| {
+                serde_json::from_str(&text).map_err(|e| Error::BucketCall {
+                    operation: "GetBucketPolicy",
+                    reason: format!("policy is not JSON: {e}"),
+                })
+            })
+            .transpose()?,
+    })
+}
+
+/// The text of the first `<tag>` element of a small XML document.
+fn xml_text(xml: &str, tag: &str) -> Option<String> {
+    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = start + xml[start..].find(&format!("</{tag}>"))?;
+    Some(xml[start..end].trim().to_string())
+}
+
+/// Performs one planned write and logs it with its before and after.
+pub async fn apply_bucket_change(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    change: &BucketChange,
+) -> Result<(), Error> {
+    match &change.write {
+        BucketWrite::Lifecycle {
+            rules,
+            minimum_object_size,
+        } => {
+            let config = BucketLifecycleConfiguration::builder()
+                .set_rules(Some(rules.clone()))
+                .build()
+                .expect("rules are set");
+            written(
+                "PutBucketLifecycleConfiguration",
+                s3.put_bucket_lifecycle_configuration()
+                    .bucket(bucket)
+                    .lifecycle_configuration(config)
+                    .transition_default_minimum_object_size(
+                        TransitionDefaultMinimumObjectSize::from(*minimum_object_size),
+                    )
+                    .send()
+                    .await,
+            )?
+        }
+        BucketWrite::Encryption(e) => {
+            let default = ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(ServerSideEncryption::from(e.algorithm.as_str()))
+                .set_kms_master_key_id(e.kms_key_id.clone())
+                .build()
+                .expect("algorithm is set");
+            let config = ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(default)
+                        .build(),
+                )
+                .build()
+                .expect("rules are set");
+            written(
+                "PutBucketEncryption",
+                s3.put_bucket_encryption()
+                    .bucket(bucket)
+                    .server_side_encryption_configuration(config)
+                    .send()
+                    .await,
+            )?
+        }
+        BucketWrite::PublicAccessBlock(p) => written(
+            "PutPublicAccessBlock",
+            s3.put_public_access_block()
+                .bucket(bucket)
+                .public_access_block_configuration(
+                    PublicAccessBlockConfiguration::builder()
+                        .block_public_acls(p.block_public_acls)
+                        .ignore_public_acls(p.ignore_public_acls)
+                        .block_public_policy(p.block_public_policy)
+                        .restrict_public_buckets(p.restrict_public_buckets)
+                        .build(),
+                )
+                .send()
+                .await,
+        )?,
+        BucketWrite::SuspendVersioning => written(
+            "PutBucketVersioning",
+            s3.put_bucket_versioning()
+                .bucket(bucket)
+                .versioning_configuration(
+                    VersioningConfiguration::builder()
+                        .status(BucketVersioningStatus::Suspended)
+                        .build(),
+                )
+                .send()
+                .await,
+        )?,
+        BucketWrite::Policy(document) => written(
+            "PutBucketPolicy",
+            s3.put_bucket_policy()
+                .bucket(bucket)
+                .policy(document)
+                .send()
+                .await,
+        )?,
+    }
+    tracing::info!(
+        bucket,
+        resource = change.resource,
+        before = %change.before,
+        after = %change.after,
+        "cold bucket setting changed"
+    );
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! Provisioning SigNoz's database on a new (or restored) instance: posture findings,
+//! the owner and login roles, the database, the app secret, and rotation turned on.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::posture::{Finding, assess_posture, read_instance};
+use super::rotation::{connect_master, ensure_access, login_roles, read_master};
+use super::secret_store::{AWSCURRENT, Version};
+use super::values::{AppSecret, Password};
+use super::{Context, Error, FUNCTION, postgres};
+use crate::spec::PlatformSpec;
+
+/// What provisioning found and did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProvisionOutcome {
+    pub instance: String,
+    pub findings: Vec<Finding>,
+    /// Human-readable actions, never a secret value.
+    pub actions: Vec<String>,
+    pub app_secret_arn: Option<String>,
+    pub dry_run: bool,
+}
+
+impl ProvisionOutcome {
+    /// The function's JSON answer.
+    pub fn to_json(&self) -> Value {
+        let mut value = serde_json::to_value(self).expect("outcomes serialise");
+        value["function"] = FUNCTION.into();
+        value
+    }
+}
+
+/// Idempotently provisions SigNoz's database access and app secret, then enables
+/// rotation; `dry_run` only reports the posture.
+pub async fn provision_database(
+    ctx: &Context,
+    spec: &PlatformSpec,
+    dry_run: bool,
+) -> Result<ProvisionOutcome, Error> {
+    let db = &spec.database;
+    let facts = read_instance(&ctx.rds, &db.instance_identifier).await?;
+    let findings = assess_posture(&facts, db.require_multi_az);
+    for f in &findings {
+        if f.ok {
+            tracing::info!(instance = %db.instance_identifier, check = f.check, detail = %f.detail, "posture ok");
+        } else {
+            tracing::warn!(instance = %db.instance_identifier, check = f.check, detail = %f.detail, "posture finding");
+        }
+    }
+    let mut outcome = ProvisionOutcome {
+        instance: db.instance_identifier.clone(),
+        findings,
+        actions: Vec::new(),
+        app_secret_arn: None,
+        dry_run,
+    };
+    if dry_run {
+        return Ok(outcome);
+    }
+
+    let master_secret = read_master(ctx, db).await?;
+    let endpoint = master_secret.endpoint().or(facts.endpoint).ok_or_else(|| {
+        Error::Config(format!(
+            "no endpoint for {}: neither the master secret nor RDS gives one",
+            db.instance_identifier
+        ))
+    })?;
+    let tls = ctx.tls(spec)?;
+    let master = connect_master(ctx, &tls, db, &endpoint).await?;
+    let logins = login_roles(db);
+    let changes = ensure_access(&master, db, &logins, true).await?;
+    outcome
+        .actions
+        .extend(changes.iter().map(ToString::to_string));
+
+    let existing = ctx.secrets.describe(&db.app_secret_name).await?;
+    let current = match &existing {
+        Some(_) => ctx
+            .secrets
+            .read(&db.app_secret_name, Version::Stage(AWSCURRENT))
+            .await?
+            .map(|text| AppSecret::parse(&db.app_secret_name, &text))
+            .transpose()?,
+        None => None,
+    };
+    let app_secret_arn = match (existing.as_ref(), current) {
+        (Some(versions), Some(app)) => {
+            // The secret exists: make sure the database still accepts it; repair if not.
+            match tls
+                .connect(&app.endpoint(), &app.dbname, &app.username, &app.password)
+                .await
+            {
+                Ok(_) => {}
+                Err(Error::Authentication { .. }) => {
+                    postgres::lock_roles(&master, &[&app.username]).await?;
+                    postgres::set_role_password(&master, &app.username, &app.password).await?;
+                    tracing::info!(user = %app.username, "database password reset to the app secret's AWSCURRENT");
+                    outcome.actions.push(format!(
+                        "reset password of {} to the app secret",
+                        app.username
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+            versions.arn.clone()
+        }
+        (Some(_), None) => {
+            return Err(Error::MalformedSecret {
+                secret: db.app_secret_name.clone(),
+                reason: "it exists but AWSCURRENT has no value".into(),
+            });
+        }
+        (None, _) => {
+            let password = Password::new(ctx.secrets.random_password(db.password_length).await?);
+            postgres::lock_roles(&master, &[&db.username]).await?;
+            postgres::set_role_password(&master, &db.username, &password).await?;
+            let app = AppSecret {
+                engine: "postgres".into(),
+                host: endpoint.host.clone(),
+                port: endpoint.port,
+                username: db.username.clone(),
+                password,
+                dbname: db.database_name.clone(),
+                masterarn: Some(db.master_secret_arn.clone()),
+            };
+            let arn = ctx
+                .secrets
+                .create(
+                    &db.app_secret_name,
+                    &app.to_json(),
+                    "SigNoz metadata database credentials",
+                )
+                .await?;
+            tracing::info!(secret = %arn, user = %app.username, "created the app secret");
+            outcome
+                .actions
+                .push(format!("created app secret for {}", app.username));
+            arn
+        }
+    };
+    outcome.app_secret_arn = Some(app_secret_arn.clone());
+
+    let versions = ctx
+        .secrets
+        .describe(&app_secret_arn)
+        .await?
+        .unwrap_or_default();
+    let days = i64::from(db.rotation_days);
+    let lambda = ctx.rotation_lambda_arn.as_deref();
+    let already = versions.rotation_enabled
+        && versions.rotation_days == Some(days)
+        && (lambda.is_none() || versions.rotation_lambda_arn.as_deref() == lambda);
+    if !already {
+        let lambda = lambda.ok_or_else(|| {
+            Error::Config(format!(
+                "{} is not set: cannot enable rotation",
+                super::ROTATION_LAMBDA_ARN_ENV
+            ))
+        })?;
+        ctx.secrets
+            .enable_rotation(&app_secret_arn, lambda, db.rotation_days)
+            .await?;
+        tracing::info!(secret = %app_secret_arn, rotation_days_before = ?versions.rotation_days,
+            rotation_days_after = days, lambda, "enabled rotation");
+        outcome
+            .actions
+            .push(format!("enabled rotation every {} days", db.rotation_days));
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Runs the control plane locally on the embedded default: starts a private local stack
+# (moto, PostgreSQL with TLS, the Kubernetes emulator), seeds it like a real account,
+# and invokes each function's real binary through a local Lambda Runtime API with the
+# payloads in events/, printing what each did. Stops everything it started on exit.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$repo"
+
+tests/bin/setup.sh
+echo "== build"
+cargo build --locked -p rotate-credentials -p enforce-cold-storage -p sync-cluster \
+  -p respond-to-alarms -p kube-emulator -p platform-tests --bins
+
+export STACK_DIR
+STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/signoz-control-local.XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  tests/bin/stack.sh stop > /dev/null 2>&1 || true
+  rm -rf "$STACK_DIR"
+}
+trap cleanup EXIT INT TERM
+echo "== local stack ($STACK_DIR)"
+tests/bin/stack.sh start
+# shellcheck disable=SC1091
+source "$STACK_DIR/env"
+
+aws_() { aws --output json "$@"; }
+target=${CARGO_TARGET_DIR:-$repo/target}/debug
+run() { echo; echo "## $*"; "$target/lambda-run" "$@"; }
+
+echo "== seed: buckets, secrets, RDS instance, EKS cluster, the platform spec"
+for b in acme-signoz-config acme-signoz-cold acme-signoz-control; do aws_ s3api create-bucket --bucket "$b" \
+  --create-bucket-configuration LocationConstraint=eu-west-1 > /dev/null; done
+aws_ rds create-db-instance --db-instance-identifier signoz-metadata --engine postgres \
+  --db-instance-class db.t4g.medium --allocated-storage 20 --master-username postgres \
+  --master-user-password "$(cat "$PG_SUPERPASSWORD_FILE")" --storage-encrypted \
+  --deletion-protection --multi-az > /dev/null
+master_arn=$(aws_ secretsmanager create-secret --name signoz/metadata-db/master \
+  --secret-string "$(python3 -c 'import json,os,sys; print(json.dumps({"engine":"postgres","host":os.environ["PGHOST"],"port":int(os.environ["PGPORT"]),"username":"postgres","password":open(os.environ["PG_SUPERPASSWORD_FILE"]).read().strip(),"dbname":"postgres"}))')" \
+  --query ARN --output text)
+api_key="local-admin-key-$(openssl rand -hex 8)"
+aws_ secretsmanager create-secret --name signoz/admin-api-key --secret-string "$api_key" > /dev/null
+aws_ eks create-cluster --name acme-prod --role-arn arn:aws:iam::123456789012:role/eks \
+  --resources-vpc-config subnetIds=subnet-1,subnet-2 > /dev/null
+
+# The example spec, with the local endpoints the stack provides. moto always reports
+# TransitionDefaultMinimumObjectSize as all_storage_classes_128K, so the local copy uses
+# that value; with the example's choice every reconcile against moto would rewrite it.
+ttl_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sed -e "s|master_secret_arn: .*|master_secret_arn: \"$master_arn\"|" \
+    -e "s|url: http://signoz.platform.svc.cluster.local:8080|url: http://127.0.0.1:$ttl_port|" \
+    -e "s|    mode: verify-full|    mode: verify-full\n    ca_file: $STACK_CA_FILE|" \
+    -e "s|transition_minimum_object_size: varies_by_storage_class|transition_minimum_object_size: all_storage_classes_128k|" \
+    infra/platform.yaml > "$STACK_DIR/platform.yaml"
+aws_ s3 cp "$STACK_DIR/platform.yaml" s3://acme-signoz-config/platform.yaml > /dev/null
+export PLATFORM_SPEC=s3://acme-signoz-config/platform.yaml
+"$target/signoz-ttl-api" --port "$ttl_port" --api-key "$api_key" > "$STACK_DIR/ttl-api.log" 2>&1 &
+pids+=($!)
+kubectl create namespace platform > /dev/null
+kubectl create namespace apps > /dev/null
+
+echo "== an invalid spec is refused before anything is written"
+sed -e 's/STANDARD_IA: 30/STANDARD_IA: 10/' -e 's/argument: "1"/argument: "1.5"/' \
+  "$STACK_DIR/platform.yaml" > "$STACK_DIR/invalid.yaml"
+PLATFORM_SPEC=$STACK_DIR/invalid.yaml run --allow-errors enforce-cold-storage events/schedule.json
+
+echo "== rotate-credentials: provision, then one full rotation"
+run rotate-credentials events/control-provision-database.json
+app_secret=signoz/metadata-db/app
+aws_ secretsmanager rotate-secret --secret-id "$app_secret" \
+  --rotation-lambda-arn arn:aws:lambda:eu-west-1:123456789012:function:rotate-credentials \
+  --rotation-rules AutomaticallyAfterDays=30 > "$STACK_DIR/rotate.json" || true
+token=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("VersionId",""))' "$STACK_DIR/rotate.json")
+for step in create set test finish; do
+  python3 - "$step" "$app_secret" "$token" > "$STACK_DIR/rotation-$step.json" <<'PY'
+import json, sys
+step, secret, token = sys.argv[1:]
+print(json.dumps({"Step": step + "Secret", "SecretId": secret, "ClientRequestToken": token}))
+PY
+done
+run rotate-credentials "$STACK_DIR"/rotation-{create,set,test,finish}.json
+aws_ secretsmanager list-secret-version-ids --secret-id "$app_secret" \
+  --query 'Versions[].{version:VersionId,stages:VersionStages}'
+
+echo "== enforce-cold-storage: dry run (plan and cost curve), apply, no-op, undo drift"
+run enforce-cold-storage events/control-reconcile-cold-storage.json
+run enforce-cold-storage events/schedule.json events/schedule.json
+aws_ s3api delete-bucket-lifecycle --bucket acme-signoz-cold
+run enforce-cold-storage events/cloudtrail-delete-bucket-lifecycle.json
+
+echo "== sync-cluster: apply everything, then a no-op"
+run sync-cluster events/schedule.json events/schedule.json
+kubectl get scaledobjects,instrumentations,applications,secrets -A
+
+echo "== respond-to-alarms"
+run --allow-errors respond-to-alarms events/alarm-state-change.json events/alarm-state-change-ok.json
+
+echo
+echo "== local run complete"
