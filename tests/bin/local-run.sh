@@ -26,6 +26,7 @@ tests/bin/stack.sh start
 # shellcheck disable=SC1091
 source "$STACK_DIR/env"
 
+export AWS_LAMBDA_LOG_FORMAT=JSON
 aws_() { aws --output json "$@"; }
 target=${CARGO_TARGET_DIR:-$repo/target}/debug
 run() { echo; echo "## $*"; "$target/lambda-run" "$@"; }
@@ -42,6 +43,14 @@ master_arn=$(aws_ secretsmanager create-secret --name signoz/metadata-db/master 
   --query ARN --output text)
 api_key="local-admin-key-$(openssl rand -hex 8)"
 aws_ secretsmanager create-secret --name signoz/admin-api-key --secret-string "$api_key" > /dev/null
+# The rotation function itself, so Secrets Manager (moto) accepts it as the rotator.
+(cd "$target" && rm -f "$STACK_DIR/rotate.zip" && python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1], "w").write("rotate-credentials", "bootstrap")' "$STACK_DIR/rotate.zip")
+role_arn=$(aws_ iam create-role --role-name rotate-credentials --query Role.Arn --output text \
+  --assume-role-policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}')
+export ROTATION_LAMBDA_ARN
+ROTATION_LAMBDA_ARN=$(aws_ lambda create-function --function-name rotate-credentials --runtime provided.al2023 \
+  --handler bootstrap --architectures x86_64 --role "$role_arn" \
+  --zip-file "fileb://$STACK_DIR/rotate.zip" --query FunctionArn --output text)
 aws_ eks create-cluster --name acme-prod --role-arn arn:aws:iam::123456789012:role/eks \
   --resources-vpc-config subnetIds=subnet-1,subnet-2 > /dev/null
 
@@ -60,6 +69,16 @@ export PLATFORM_SPEC=s3://acme-signoz-config/platform.yaml
 pids+=($!)
 kubectl create namespace platform > /dev/null
 kubectl create namespace apps > /dev/null
+# The workloads the spec names: SigNoz itself and the instrumented Python services.
+kubectl -n platform create -f - > /dev/null <<'YAML'
+{"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "signoz"},
+ "spec": {"serviceName": "signoz", "selector": {"matchLabels": {"app": "signoz"}},
+  "template": {"metadata": {"labels": {"app": "signoz"}},
+   "spec": {"containers": [{"name": "signoz", "image": "signoz/signoz:v0.131.0"}]}}}}
+YAML
+for w in api worker beat flower; do
+  kubectl -n apps create deployment "$w" --image="acme/$w:1.0" > /dev/null
+done
 
 echo "== an invalid spec is refused before anything is written"
 sed -e 's/STANDARD_IA: 30/STANDARD_IA: 10/' -e 's/argument: "1"/argument: "1.5"/' \
@@ -69,10 +88,17 @@ PLATFORM_SPEC=$STACK_DIR/invalid.yaml run --allow-errors enforce-cold-storage ev
 echo "== rotate-credentials: provision, then one full rotation"
 run rotate-credentials events/control-provision-database.json
 app_secret=signoz/metadata-db/app
-aws_ secretsmanager rotate-secret --secret-id "$app_secret" \
-  --rotation-lambda-arn arn:aws:lambda:eu-west-1:123456789012:function:rotate-credentials \
-  --rotation-rules AutomaticallyAfterDays=30 > "$STACK_DIR/rotate.json" || true
-token=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("VersionId",""))' "$STACK_DIR/rotate.json")
+pending() {
+  aws_ secretsmanager describe-secret --secret-id "$app_secret" --query VersionIdsToStages |
+    python3 -c 'import json,sys; print(next((v for v, s in json.load(sys.stdin).items() if "AWSPENDING" in s), ""))'
+}
+# Secrets Manager starts a rotation by staging AWSPENDING on a new version, then calls
+# the function with the four steps; moto stages it but cannot call us, so we do.
+token=$(pending)
+if [ -z "$token" ]; then
+  aws_ secretsmanager rotate-secret --secret-id "$app_secret" > /dev/null
+  token=$(pending)
+fi
 for step in create set test finish; do
   python3 - "$step" "$app_secret" "$token" > "$STACK_DIR/rotation-$step.json" <<'PY'
 import json, sys
@@ -93,6 +119,7 @@ run enforce-cold-storage events/cloudtrail-delete-bucket-lifecycle.json
 echo "== sync-cluster: apply everything, then a no-op"
 run sync-cluster events/schedule.json events/schedule.json
 kubectl get scaledobjects,instrumentations,applications,secrets -A
+kubectl -n apps get deployment api -o jsonpath='{.spec.template.metadata.annotations}{"\n"}{.spec.template.spec.containers[0].env}{"\n"}' 
 
 echo "== respond-to-alarms"
 run --allow-errors respond-to-alarms events/alarm-state-change.json events/alarm-state-change-ok.json

@@ -74,6 +74,26 @@ async fn cluster_revision(client: &Client) -> String {
     list.metadata.resource_version.unwrap_or_default()
 }
 
+/// `OTEL_SERVICE_NAME` of a Deployment's first container, if set.
+async fn otel_service_name(client: &Client, name: &str) -> Option<String> {
+    let d = Api::<Deployment>::namespaced(client.clone(), "apps")
+        .get(name)
+        .await
+        .unwrap();
+    let container = d.spec.unwrap().template.spec.unwrap().containers.remove(0);
+    assert_eq!(
+        container.image.as_deref(),
+        Some("python:3.12"),
+        "the app's own fields stay"
+    );
+    container
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e.name == "OTEL_SERVICE_NAME")
+        .and_then(|e| e.value)
+}
+
 async fn template_annotations(client: &Client, name: &str) -> Value {
     let d = Api::<Deployment>::namespaced(client.clone(), "apps")
         .get(name)
@@ -127,6 +147,10 @@ async fn converges_then_updates_only_what_changed(client: Client) {
     let api = template_annotations(&client, "api").await;
     assert_eq!(api[INJECT], "platform/python");
     assert_eq!(api[SERVICE_NAME], "acme-api");
+    assert_eq!(
+        otel_service_name(&client, "api").await.as_deref(),
+        Some("acme-api")
+    );
     let secret = Api::<Secret>::namespaced(client.clone(), "platform")
         .get("signoz-metadata-db")
         .await
@@ -162,6 +186,10 @@ async fn converges_then_updates_only_what_changed(client: Client) {
         template_annotations(&client, "api").await[SERVICE_NAME],
         "acme-api-v2"
     );
+    assert_eq!(
+        otel_service_name(&client, "api").await.as_deref(),
+        Some("acme-api-v2")
+    );
 
     // The sampler changes: the Instrumentation and every instrumented workload, once.
     spec.instrumentation.sampler.argument = Some("0.25".into());
@@ -190,6 +218,11 @@ async fn converges_then_updates_only_what_changed(client: Client) {
             .collect::<Vec<_>>(),
         ["Secret/platform/signoz-metadata-db"]
     );
+    let secret_diff = serde_json::to_string(&fifth.updated[0].changes).unwrap();
+    assert!(
+        secret_diff.contains("<redacted>") && !secret_diff.contains("pw-v"),
+        "{secret_diff}"
+    );
     assert_eq!(fifth.restarted, ["StatefulSet/platform/signoz"]);
 
     // A workload leaves the spec and the release is renamed: our fields and objects go.
@@ -212,6 +245,15 @@ async fn converges_then_updates_only_what_changed(client: Client) {
     assert!(
         worker.get(INJECT).is_none() && worker.get(SERVICE_NAME).is_none(),
         "{worker}"
+    );
+    assert_eq!(
+        otel_service_name(&client, "worker").await,
+        None,
+        "our env var is released too"
+    );
+    assert_eq!(
+        otel_service_name(&client, "beat").await.as_deref(),
+        Some("acme-beat")
     );
     let scaled = Api::<DynamicObject>::namespaced_with(
         client.clone(),
@@ -274,13 +316,14 @@ async fn converges_then_updates_only_what_changed(client: Client) {
         .unwrap();
     assert_eq!(dry.updated[0].object, "Instrumentation/platform/python");
     assert_eq!(
-        dry.updated[0].changes[0],
+        dry.updated[0].changes[0].path,
         ".metadata.annotations.signoz-control-plane/applied-hash"
     );
     assert!(
         dry.updated[0]
             .changes
-            .contains(&".spec.propagators".to_string())
+            .iter()
+            .any(|c| c.path == ".spec.propagators" && c.after == json!(["tracecontext"]))
     );
     assert_eq!(
         cluster_revision(&client).await,
@@ -346,8 +389,8 @@ async fn handler_syncs_the_cluster_with_the_dsn_from_secrets_manager() {
 
     let emulator =
         kube_emulator::Emulator::start(kube_emulator::Config::default()).expect("emulator");
+    // An empty cluster, as in the local run: namespaces are created, missing workloads reported.
     let client = emulator.client().await.expect("client");
-    arrange_platform(&client).await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     emulator.write_kubeconfig(&kubeconfig).unwrap();
@@ -371,8 +414,20 @@ async fn handler_syncs_the_cluster_with_the_dsn_from_secrets_manager() {
     assert_eq!(answer["report"]["dry_run"], true);
     assert_eq!(
         answer["report"]["created"].as_array().unwrap().len(),
-        4,
-        "{answer}"
+        6,
+        "namespaces argocd and platform, Application, ScaledObject, Instrumentation, Secret: {answer}"
+    );
+    assert_eq!(
+        answer["report"]["missing_workloads"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    let namespaces = Api::<Namespace>::all(client.clone());
+    assert!(
+        namespaces.get_opt("platform").await.unwrap().is_none(),
+        "dry run wrote"
     );
     let secrets_api = Api::<Secret>::namespaced(client.clone(), "platform");
     assert!(
@@ -388,6 +443,7 @@ async fn handler_syncs_the_cluster_with_the_dsn_from_secrets_manager() {
         .await
         .expect("sync");
     assert_eq!(answer["in_sync"], false);
+    assert!(namespaces.get_opt("argocd").await.unwrap().is_some());
     let secret = secrets_api.get("signoz-metadata-db").await.unwrap();
     let dsn = String::from_utf8(
         secret.data.unwrap()["SIGNOZ_SQLSTORE_POSTGRES_DSN"]

@@ -143,7 +143,7 @@ impl Platform {
                 &self.signoz.url,
             )
             .replace("signoz/admin-api-key", &self.secret)
-            .replace("varies_by_storage_class", "all_storage_classes128k");
+            .replace("varies_by_storage_class", "all_storage_classes_128k");
         let text = edit(text);
         self.s3
             .put_object()

@@ -12,8 +12,8 @@ use super::objects::{APPLIED_HASH_ANNOTATION, DesiredObject, owner_selector};
 pub enum ApplyOutcome {
     /// The object did not exist and was created.
     Created,
-    /// The object existed and differed; `changes` lists the differing field paths.
-    Updated { changes: Vec<String> },
+    /// The object existed and differed in these fields.
+    Updated { changes: Vec<FieldChange> },
     /// The server already holds the desired object; nothing was sent.
     Unchanged,
     /// The object does not exist and is not ours to create (a workload we annotate).
@@ -21,6 +21,17 @@ pub enum ApplyOutcome {
     /// Another field manager owns a field we want; nothing was overwritten.
     Conflict { message: String },
 }
+
+/// One field that differs: where, what the server has, what we want (secret values redacted).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FieldChange {
+    pub path: String,
+    pub before: Value,
+    pub after: Value,
+}
+
+/// Placeholder for values of a Secret's data in diffs and logs.
+const REDACTED: &str = "<redacted>";
 
 /// The Kubernetes API of one object's kind, namespaced when the object is.
 pub fn api_for(
@@ -41,20 +52,47 @@ pub async fn apply_object(
     desired: &DesiredObject,
     dry_run: bool,
 ) -> Result<ApplyOutcome, Error> {
-    let api = api_for(client, &desired.resource, desired.namespace.as_deref());
-    let live = api
+    let live = read_live(client, desired).await?;
+    apply_over_live(client, field_manager, desired, live, dry_run).await
+}
+
+/// The server's copy of the object, if any.
+pub async fn read_live(
+    client: &kube::Client,
+    desired: &DesiredObject,
+) -> Result<Option<DynamicObject>, Error> {
+    api_for(client, &desired.resource, desired.namespace.as_deref())
         .get_opt(&desired.name)
         .await
-        .map_err(|source| Error::kube(format!("reading {}", desired.id()), source))?;
+        .map_err(|source| Error::kube(format!("reading {}", desired.id()), source))
+}
+
+/// [`apply_object`] when the live object was already read.
+pub async fn apply_over_live(
+    client: &kube::Client,
+    field_manager: &str,
+    desired: &DesiredObject,
+    live: Option<DynamicObject>,
+    dry_run: bool,
+) -> Result<ApplyOutcome, Error> {
+    let api = api_for(client, &desired.resource, desired.namespace.as_deref());
     let body = desired.body_with_hash();
     let outcome = match &live {
         None if !desired.owned => return Ok(ApplyOutcome::Missing),
+        // Its namespace may not exist yet either, so a server-side dry run cannot tell more.
+        None if dry_run => return Ok(ApplyOutcome::Created),
         None => ApplyOutcome::Created,
         Some(live) => {
             let live = serde_json::to_value(live).unwrap_or(Value::Null);
-            let changes = differing_paths(&body, &live);
+            let mut changes = differing_fields(&body, &live);
             if changes.is_empty() {
                 return Ok(ApplyOutcome::Unchanged);
+            }
+            if desired.resource.kind == "Secret" {
+                for change in &mut changes {
+                    change.before = Value::String(REDACTED.into());
+                    change.after = Value::String(REDACTED.into());
+                }
             }
             ApplyOutcome::Updated { changes }
         }
@@ -75,35 +113,73 @@ pub async fn apply_object(
     }
 }
 
-/// Field paths (`.a.b`) where `desired` is not contained in `live`. Maps are compared
-/// key by key (the server adds defaults and other managers' fields); everything else exactly.
+/// Field paths (`.a.b`) where `desired` is not contained in `live`.
 pub fn differing_paths(desired: &Value, live: &Value) -> Vec<String> {
+    differing_fields(desired, live)
+        .into_iter()
+        .map(|c| c.path)
+        .collect()
+}
+
+/// Fields where `desired` is not contained in `live`. Maps are compared key by key (the
+/// server adds defaults and other managers' fields); everything else exactly.
+pub fn differing_fields(desired: &Value, live: &Value) -> Vec<FieldChange> {
     let mut out = Vec::new();
-    collect_differences("", desired, live, &mut out);
+    collect_differences("", desired, Some(live), &mut out);
     out
 }
 
-fn collect_differences(path: &str, desired: &Value, live: &Value, out: &mut Vec<String>) {
+fn collect_differences(
+    path: &str,
+    desired: &Value,
+    live: Option<&Value>,
+    out: &mut Vec<FieldChange>,
+) {
+    let changed = |out: &mut Vec<FieldChange>| {
+        out.push(FieldChange {
+            path: if path.is_empty() {
+                ".".into()
+            } else {
+                path.into()
+            },
+            before: live.cloned().unwrap_or(Value::Null),
+            after: desired.clone(),
+        })
+    };
     match (desired, live) {
-        (Value::Object(want), Value::Object(have)) => {
+        (Value::Object(want), Some(Value::Object(have))) => {
             for (key, value) in want {
                 let child = format!("{path}.{key}");
                 match have.get(key) {
-                    Some(existing) => collect_differences(&child, value, existing, out),
+                    Some(existing) => collect_differences(&child, value, Some(existing), out),
                     None if value.is_null() => {}
-                    None => out.push(child),
+                    None => collect_differences(&child, value, None, out),
                 }
             }
         }
-        (want, have) if want == have => {}
+        // A list of named items (containers, env) is a map keyed by name to the server:
+        // other managers' items may sit beside ours.
+        (Value::Array(want), Some(Value::Array(have)))
+            if want != have && keyed_by_name(want) && keyed_by_name(have) =>
+        {
+            for item in want {
+                let name = &item["name"];
+                let child = format!("{path}[name={}]", name.as_str().unwrap_or_default());
+                let existing = have.iter().find(|h| h["name"] == *name);
+                collect_differences(&child, item, existing, out);
+            }
+        }
+        (want, Some(have)) if want == have => {}
         // The server may render integers as floats and back; compare numbers by value.
-        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => {}
-        _ => out.push(if path.is_empty() {
-            ".".into()
-        } else {
-            path.into()
-        }),
+        (Value::Number(a), Some(Value::Number(b))) if a.as_f64() == b.as_f64() => {}
+        _ => changed(out),
     }
+}
+
+fn keyed_by_name(items: &[Value]) -> bool {
+    items
+        .iter()
+        .all(|i| i.get("name").is_some_and(Value::is_string))
 }
 
 /// Deletes objects of `resource` carrying our ownership labels that are not in `keep`

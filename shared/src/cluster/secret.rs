@@ -63,7 +63,7 @@ pub async fn apply_database_secret(
 pub fn data_changed(outcome: &ApplyOutcome) -> bool {
     match outcome {
         ApplyOutcome::Created => true,
-        ApplyOutcome::Updated { changes } => changes.iter().any(|p| p.starts_with(".data")),
+        ApplyOutcome::Updated { changes } => changes.iter().any(|c| c.path.starts_with(".data")),
         ApplyOutcome::Unchanged | ApplyOutcome::Missing | ApplyOutcome::Conflict { .. } => false,
     }
 }

@@ -1,18 +1,23 @@
 //! One reconcile of the cluster: apply what the spec renders, release and prune what it no
 //! longer wants, restart what changed (once per change).
 
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::Error;
-use super::apply::{ApplyOutcome, apply_object, prune_objects};
+use super::apply::{
+    ApplyOutcome, FieldChange, apply_object, apply_over_live, prune_objects, read_live,
+};
 use super::objects::{
     DesiredObject, argocd_application_resource, configmap_resource, content_hash,
     helm_release_resource, instrumentation_resource, scaled_object_resource, secret_resource,
     workload_resource,
 };
-use super::render::instrumentation::{INSTRUMENTED_LABEL, render_workload_optin, workload_fields};
+use super::render::instrumentation::{
+    INSTRUMENTED_LABEL, first_container, render_workload_optin, workload_fields,
+};
 use super::render::render_owned_objects;
 use super::restart::{RESTARTED_FOR_ANNOTATION, RestartMode, restart_with};
 use super::secret::{data_changed, render_database_secret};
@@ -50,7 +55,7 @@ pub struct SyncReport {
 #[derive(Debug, Serialize)]
 pub struct UpdatedObject {
     pub object: String,
-    pub changes: Vec<String>,
+    pub changes: Vec<FieldChange>,
 }
 
 /// A field another manager owns; we left it alone.
@@ -79,8 +84,11 @@ impl SyncReport {
                 self.created.push(id);
             }
             ApplyOutcome::Updated { changes } => {
-                // Secret values never reach the log: only changed paths are logged.
-                tracing::info!(object = %id, changed_fields = ?changes, dry_run = self.dry_run, "applied object");
+                // Secret values arrive here already redacted by apply_object.
+                for change in changes {
+                    tracing::info!(object = %id, field = %change.path, before = %change.before,
+                        after = %change.after, dry_run = self.dry_run, "applied object change");
+                }
                 self.updated.push(UpdatedObject {
                     object: id,
                     changes: changes.clone(),
@@ -121,6 +129,7 @@ pub async fn sync_cluster(
     if let Some(source) = dsn {
         owned.push(render_database_secret(spec, &source.dsn));
     }
+    ensure_namespaces(client, &owned, &mut report).await?;
     let mut dsn_changed = false;
     for object in &owned {
         let outcome = apply_object(client, manager, object, dry_run).await?;
@@ -140,8 +149,14 @@ pub async fn sync_cluster(
     let mut restart_plan: Vec<(WorkloadRef, String)> = Vec::new();
     let mut wanted = Vec::new();
     for workload in &spec.instrumentation.workloads {
-        let object = render_workload_optin(spec, workload)?;
-        let outcome = apply_object(client, manager, &object, dry_run).await?;
+        let probe = render_workload_optin(spec, workload, None)?;
+        let live = read_live(client, &probe).await?;
+        let container = live
+            .as_ref()
+            .and_then(|l| first_container(&l.data))
+            .map(str::to_string);
+        let object = render_workload_optin(spec, workload, container.as_deref())?;
+        let outcome = apply_over_live(client, manager, &object, live, dry_run).await?;
         report.record(&object, &outcome);
         wanted.push((
             object.resource.kind.clone(),
@@ -241,6 +256,52 @@ pub async fn sync_cluster(
         report.restarted.extend(restarted);
     }
     Ok(report)
+}
+
+/// Creates the namespaces our objects go into when missing (a fresh cluster, where ArgoCD
+/// has not synced yet). Namespaces are never labelled ours, so never pruned.
+async fn ensure_namespaces(
+    client: &kube::Client,
+    owned: &[DesiredObject],
+    report: &mut SyncReport,
+) -> Result<(), Error> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let mut namespaces: Vec<&str> = owned
+        .iter()
+        .filter_map(|o| o.namespace.as_deref())
+        .collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    for name in namespaces {
+        let found = api
+            .get_opt(name)
+            .await
+            .map_err(|source| Error::kube(format!("reading Namespace/{name}"), source))?;
+        if found.is_some() {
+            continue;
+        }
+        if !report.dry_run {
+            let body: Namespace =
+                serde_json::from_value(serde_json::json!({ "metadata": { "name": name } }))
+                    .expect("a namespace body");
+            match api.create(&PostParams::default(), &body).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.is_already_exists() => {}
+                Err(source) => {
+                    return Err(Error::kube(format!("creating Namespace/{name}"), source));
+                }
+            }
+        }
+        tracing::info!(
+            namespace = name,
+            before = "absent",
+            after = "created",
+            dry_run = report.dry_run,
+            "created namespace"
+        );
+        report.created.push(format!("Namespace//{name}"));
+    }
+    Ok(())
 }
 
 fn workload_ref(object: &DesiredObject) -> WorkloadRef {

@@ -460,3 +460,19 @@ async fn restart_patches_the_pod_template_like_kubectl() {
             .ends_with('Z')
     );
 }
+
+#[test]
+fn named_items_are_matched_by_name_beside_other_managers_items() {
+    let desired =
+        json!({ "containers": [{ "name": "api", "env": [{ "name": "A", "value": "1" }] }] });
+    let live = json!({ "containers": [
+        { "name": "sidecar", "image": "x" },
+        { "name": "api", "image": "y", "env": [{ "name": "B", "value": "2" }, { "name": "A", "value": "1" }] },
+    ]});
+    assert!(differing_paths(&desired, &live).is_empty());
+    let live = json!({ "containers": [{ "name": "api", "env": [{ "name": "A", "value": "0" }] }] });
+    assert_eq!(
+        differing_paths(&desired, &live),
+        [".containers[name=api].env[name=A].value"]
+    );
+}

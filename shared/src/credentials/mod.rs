@@ -16,9 +16,6 @@ pub mod rotation;
 pub mod secret_store;
 pub mod values;
 
-#[cfg(test)]
-mod tests;
-
 use aws_config::SdkConfig;
 use serde_json::{Value, json};
 
@@ -213,3 +210,6 @@ fn skipped(reason: &str) -> Value {
     tracing::info!(reason, "nothing to do");
     json!({ "function": FUNCTION, "skipped": reason })
 }
+
+#[cfg(test)]
+mod tests;

@@ -222,6 +222,7 @@ fn default_abort_multipart_days() -> u32 {
 #[serde(rename_all = "snake_case")]
 pub enum MinimumObjectSize {
     /// Objects under 128 KB stay in Standard (S3's default since 2024).
+    #[serde(rename = "all_storage_classes_128k")]
     AllStorageClasses128k,
     /// Every object transitions, however small (ClickHouse writes many small files).
     VariesByStorageClass,

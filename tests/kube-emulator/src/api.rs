@@ -11,7 +11,7 @@ use crate::status::{self, ApiError, ApiResult};
 use crate::store::{Event, EventType, ResourceKey, Store};
 use crate::table::{self, IncludeObject};
 use base64::Engine;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -440,10 +440,15 @@ impl Cluster {
         let target = match t.subresource.as_deref() {
             None => Target::Main,
             Some("status") if kind.status_subresource => Target::Status,
+            Some("scale") if kind.scale_subresource() => Target::Scale,
             Some(_) => return Err(status::no_such_resource()),
         };
         let method = req.method.as_str();
         let ns = t.namespace.clone();
+        if target == Target::Scale {
+            let name = t.name.as_deref().unwrap_or_default();
+            return self.scale(req, q, t.entry, ns, name);
+        }
         match (&t.name, method) {
             (None, "GET") if q.flag("watch") => self.watch(req, q, t.entry, ns),
             (None, "GET") => self.list(req, q, t.entry, ns),
@@ -962,6 +967,13 @@ impl Cluster {
                 }
             },
             Target::Main => {}
+            Target::Scale => {
+                let replicas = new["spec"].get("replicas").cloned();
+                new = old_plain.clone();
+                if let Some(r) = replicas {
+                    new["spec"]["replicas"] = r;
+                }
+            }
             Target::Status => {
                 let status = new.get("status").cloned();
                 new = old_plain.clone();
@@ -1241,6 +1253,76 @@ impl Cluster {
         }
     }
 
+    /// `/scale`: reads and writes `spec.replicas` through an `autoscaling/v1` Scale.
+    fn scale(
+        &self,
+        req: &Request,
+        q: &Query,
+        entry: &Entry,
+        ns: Option<String>,
+        name: &str,
+    ) -> ApiResult<Reply> {
+        let kind = &entry.kind;
+        let mut store = self.lock();
+        let old = store
+            .get(res_key(entry), ns.as_deref().unwrap_or(""), name)
+            .ok_or_else(|| status::not_found(kind, name))?
+            .clone();
+        let current = scale_of(&old);
+        let wanted = match req.method.as_str() {
+            "GET" => return Ok(ok(200, current)),
+            "PUT" => serde_json::from_slice::<Value>(&req.body)
+                .map_err(|e| status::bad_request(format!("error decoding Scale: {e}")))?,
+            "PATCH" => {
+                let doc: Value = serde_json::from_slice(&req.body)
+                    .map_err(|e| status::bad_request(format!("error decoding patch: {e}")))?;
+                let ct = req
+                    .content_type
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim();
+                match ct {
+                    "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                        patch::merge_patch(&current, &doc)
+                    }
+                    "application/json-patch+json" => {
+                        patch::json_patch(&current, &doc).map_err(status::bad_request)?
+                    }
+                    _ => {
+                        return Err(status::unsupported_media_type(&[
+                            "application/json-patch+json",
+                            "application/merge-patch+json",
+                            "application/strategic-merge-patch+json",
+                        ]));
+                    }
+                }
+            }
+            _ => return Err(status::method_not_allowed()),
+        };
+        let replicas = wanted["spec"]["replicas"].clone();
+        if !replicas.is_i64() {
+            return Err(status::bad_request(
+                "Scale spec.replicas must be an integer",
+            ));
+        }
+        let mut new = old.clone();
+        new["spec"]["replicas"] = replicas;
+        new["metadata"]["resourceVersion"] = wanted["metadata"]["resourceVersion"].clone();
+        let manager = manager_of(q, &req.user_agent)?;
+        let updated = self.update_object(
+            &mut store,
+            entry,
+            &old,
+            new,
+            None,
+            &manager,
+            Target::Scale,
+            q.dry_run()?,
+        )?;
+        Ok(ok(200, scale_of(&updated)))
+    }
+
     fn delete(
         &self,
         req: &Request,
@@ -1363,6 +1445,30 @@ impl Cluster {
     }
 }
 
+/// The `autoscaling/v1` Scale view of a workload.
+fn scale_of(obj: &Value) -> Value {
+    let m = &obj["metadata"];
+    let selector = obj["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|l| {
+            l.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": m["name"], "namespace": m["namespace"], "uid": m["uid"],
+            "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"],
+        },
+        "spec": {"replicas": obj["spec"]["replicas"]},
+        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+    })
+}
+
 fn invalid_options(field: &str, why: &str) -> ApiError {
     let mut e = status::bad_request(format!(
         "PatchOptions.meta.k8s.io \"\" is invalid: {field}: {why}"
@@ -1407,22 +1513,8 @@ fn parse_yaml_or_json(body: &[u8]) -> ApiResult<Value> {
         return Ok(v);
     }
     let text = std::str::from_utf8(body).map_err(|_| status::bad_request("body is not UTF-8"))?;
-    let v: Value = serde_norway::from_str(text)
-        .map_err(|e| status::bad_request(format!("error decoding YAML: {e}")))?;
-    Ok(normalise_yaml(v))
-}
-
-/// YAML maps may have non-string keys; JSON objects cannot. Keep the shape JSON has.
-fn normalise_yaml(v: Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .map(|(k, v)| (k, normalise_yaml(v)))
-                .collect::<Map<_, _>>(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(normalise_yaml).collect()),
-        other => other,
-    }
+    serde_norway::from_str(text)
+        .map_err(|e| status::bad_request(format!("error decoding YAML: {e}")))
 }
 
 fn encode_continue(ns: &str, name: &str) -> String {

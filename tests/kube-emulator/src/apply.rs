@@ -545,6 +545,13 @@ fn reset_fields(merged: &mut Value, live: &Value, schema: &Schema, target: Targe
             }
         },
         Target::Main => {}
+        Target::Scale => {
+            let replicas = merged["spec"].get("replicas").cloned();
+            *merged = live.clone();
+            if let Some(r) = replicas {
+                merged["spec"]["replicas"] = r;
+            }
+        }
         Target::Status => {
             let status = merged.get("status").cloned();
             *merged = live.clone();
@@ -580,6 +587,7 @@ impl WriteContext<'_> {
         match self.target {
             Target::Main => "",
             Target::Status => "status",
+            Target::Scale => "scale",
         }
     }
 }

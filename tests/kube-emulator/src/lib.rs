@@ -13,6 +13,17 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! What it does like the real server: discovery (legacy and aggregated v2), CRUD, list
+//! with label/field selectors and paging, watch, merge/strategic/JSON patches, server-side
+//! apply with managed fields and conflicts, `/status` and `/scale`, resourceVersion,
+//! generation, finalizers, defaulting and validation of the common built-in fields,
+//! `Status` errors, Table output for `kubectl get`, bearer tokens, dry runs.
+//!
+//! What it does not do: run controllers (no ReplicaSets, Pods or Deployment status), serve
+//! OpenAPI (use `kubectl --validate=false`), know CRD schemas (no pruning, no
+//! `fieldValidation=Strict`), serve CustomResourceDefinitions, RBAC, admission webhooks;
+//! deleting a namespace removes it and its objects at once instead of `Terminating` first.
 
 pub mod api;
 pub mod apply;

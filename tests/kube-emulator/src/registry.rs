@@ -135,6 +135,11 @@ impl Kind {
         }
     }
 
+    /// Whether the kind serves `/scale` (workloads with `spec.replicas`).
+    pub fn scale_subresource(&self) -> bool {
+        self.builtin && matches!(self.kind, "Deployment" | "StatefulSet")
+    }
+
     /// Whether objects live in namespaces.
     pub fn namespaced(&self) -> bool {
         self.scope == Scope::Namespaced
@@ -319,6 +324,17 @@ impl Registry {
                     "verbs": ["get", "patch", "update"],
                 }));
             }
+            if k.scale_subresource() {
+                resources.push(json!({
+                    "name": format!("{}/scale", k.plural),
+                    "singularName": "",
+                    "namespaced": k.namespaced(),
+                    "group": "autoscaling",
+                    "version": "v1",
+                    "kind": "Scale",
+                    "verbs": ["get", "patch", "update"],
+                }));
+            }
         }
         let group_version = if group.is_empty() {
             version.to_string()
@@ -363,12 +379,23 @@ impl Registry {
                         if !k.categories.is_empty() {
                             r["categories"] = json!(k.categories);
                         }
+                        let mut subresources = Vec::new();
                         if k.status_subresource {
-                            r["subresources"] = json!([{
+                            subresources.push(json!({
                                 "subresource": "status",
                                 "responseKind": response_kind,
                                 "verbs": ["get", "patch", "update"],
-                            }]);
+                            }));
+                        }
+                        if k.scale_subresource() {
+                            subresources.push(json!({
+                                "subresource": "scale",
+                                "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+                                "verbs": ["get", "patch", "update"],
+                            }));
+                        }
+                        if !subresources.is_empty() {
+                            r["subresources"] = json!(subresources);
                         }
                         r
                     })

@@ -26,6 +26,8 @@ pub enum Target {
     Main,
     /// The `/status` subresource: only `status` is written.
     Status,
+    /// The `/scale` subresource: only `spec.replicas` is written.
+    Scale,
 }
 
 /// Structural hints for one kind.
@@ -196,6 +198,13 @@ impl Schema {
         match target {
             Target::Main => self.status_subresource && first == "status",
             Target::Status => first != "status",
+            Target::Scale => {
+                path.get(..2)
+                    != Some(&[
+                        PathElement::Field("spec".into()),
+                        PathElement::Field("replicas".into()),
+                    ])
+            }
         }
     }
 

@@ -629,3 +629,41 @@ fn many_emulators_in_parallel_threads() {
         assert_eq!(h.join().unwrap(), 2);
     }
 }
+
+#[tokio::test]
+async fn finalizers_delay_deletion_and_metadata_views() {
+    let emu = start();
+    let client = emu.client().await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let mut with_finalizer = cm("guarded", json!({"k": "v"}));
+    with_finalizer.metadata.finalizers = Some(vec!["signoz.io/cleanup".into()]);
+    cms.create(&PostParams::default(), &with_finalizer)
+        .await
+        .unwrap();
+
+    cms.delete("guarded", &DeleteParams::default())
+        .await
+        .unwrap();
+    let terminating = cms.get("guarded").await.unwrap();
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    cms.patch(
+        "guarded",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(api_error(cms.get("guarded").await.unwrap_err()).0, 404);
+
+    cms.create(&PostParams::default(), &cm("plain", json!({})))
+        .await
+        .unwrap();
+    let meta = cms.get_metadata("plain").await.unwrap();
+    assert_eq!(meta.metadata.name.as_deref(), Some("plain"));
+    let metas = cms
+        .list_metadata(&ListParams::default().labels("app=signoz"))
+        .await
+        .unwrap();
+    assert_eq!(metas.items.len(), 1);
+    emu.shutdown().await;
+}

@@ -295,6 +295,22 @@ fn rollout_restart_sets_restarted_at() {
         again["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
         *restarted
     );
+
+    // kubectl scale goes through the /scale subresource.
+    let out = k.ok(&["scale", "deployment/api", "--replicas=3"]);
+    assert!(out.contains("deployment.apps/api scaled"), "{out}");
+    let scaled = k.get_yaml(&["deployment", "api"]);
+    assert_eq!(scaled["spec"]["replicas"], 3);
+    let scaler = scaled["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["subresource"] == "scale")
+        .expect("scale write recorded with its subresource");
+    assert_eq!(
+        scaler["fieldsV1"],
+        serde_json::json!({"f:spec": {"f:replicas": {}}})
+    );
 }
 
 #[test]

@@ -132,12 +132,14 @@ fn inject_value(spec: &PlatformSpec, workload_ns: &str) -> String {
     }
 }
 
-/// The fields we own on an opted-in workload: the inject annotation, `OTEL_SERVICE_NAME`
-/// (via the operator's `resource.opentelemetry.io/service.name`) and the shared resource
-/// attributes, plus a label to find it again.
+/// The fields we own on an opted-in workload: the inject annotation, the resource
+/// attributes as the operator's `resource.opentelemetry.io/*` annotations, a label to find
+/// it again, and `OTEL_SERVICE_NAME` on `container` (the one the operator injects into,
+/// the first; the operator never overrides an explicit `OTEL_SERVICE_NAME`).
 pub fn render_workload_optin(
     spec: &PlatformSpec,
     workload: &InstrumentedWorkload,
+    container: Option<&str>,
 ) -> Result<DesiredObject, Error> {
     let namespace = workload_namespace(spec, &workload.namespace).to_string();
     let annotations = json!({
@@ -146,13 +148,27 @@ pub fn render_workload_optin(
         format!("{RESOURCE_ANNOTATION_PREFIX}service.namespace"): spec.platform.service_namespace,
         format!("{RESOURCE_ANNOTATION_PREFIX}deployment.environment"): spec.platform.environment,
     });
-    workload_fields(
+    let mut object = workload_fields(
         spec,
         &workload.kind,
         &namespace,
         &workload.name,
         Some(annotations),
-    )
+    )?;
+    if let Some(container) = container {
+        object.body["spec"]["template"]["spec"] = json!({ "containers": [{
+            "name": container,
+            "env": [{ "name": "OTEL_SERVICE_NAME", "value": workload.service_name }],
+        }]});
+    }
+    Ok(object)
+}
+
+/// The first container of a workload's pod template (where the operator injects).
+pub fn first_container(workload: &Value) -> Option<&str> {
+    workload
+        .pointer("/spec/template/spec/containers/0/name")?
+        .as_str()
 }
 
 /// An apply body for a workload we only own fields of. `None` annotations gives the
