@@ -128,7 +128,9 @@ async fn converges_then_updates_only_what_changed(client: Client) {
     let v1 = dsn("v1");
 
     // First sync creates everything and restarts every workload once.
+    let started = std::time::Instant::now();
     let first = sync(&client, &spec, &v1).await;
+    eprintln!("first sync: {:?}", started.elapsed());
     assert_eq!(
         sorted(first.created.clone()),
         [
@@ -161,7 +163,9 @@ async fn converges_then_updates_only_what_changed(client: Client) {
 
     // Second sync: nothing to do, and nothing written.
     let before = cluster_revision(&client).await;
+    let started = std::time::Instant::now();
     let second = sync(&client, &spec, &v1).await;
+    eprintln!("no-op sync: {:?}", started.elapsed());
     assert!(second.in_sync(), "{second:?}");
     assert_eq!(second.unchanged.len(), 8);
     assert_eq!(
@@ -307,6 +311,31 @@ async fn converges_then_updates_only_what_changed(client: Client) {
     );
     let live = scaled.get("observability-otel-collector").await.unwrap();
     assert_eq!(live.data["spec"]["maxReplicaCount"], 7);
+
+    // Delivery moves from ArgoCD to Flux: the values ConfigMap and HelmRelease appear,
+    // our Application goes.
+    spec.cluster.delivery.method = signoz_control::spec::DeliveryMethod::Flux;
+    spec.cluster.delivery.flux = Some(signoz_control::spec::FluxDelivery {
+        namespace: "flux-system".into(),
+        source_kind: "HelmRepository".into(),
+        source_name: "signoz".into(),
+        values_configmap: "signoz-values".into(),
+    });
+    let eighth = sync(&client, &spec, &dsn("v2")).await;
+    assert_eq!(
+        eighth.created,
+        [
+            "Namespace//flux-system",
+            "ConfigMap/flux-system/signoz-values",
+            "HelmRelease/flux-system/observability"
+        ]
+    );
+    assert_eq!(eighth.pruned, ["Application/argocd/signoz"]);
+    let values = Api::<ConfigMap>::namespaced(client.clone(), "flux-system")
+        .get("signoz-values")
+        .await
+        .unwrap();
+    assert!(values.data.unwrap()["values.yaml"].contains("memory_limiter"));
 
     // A dry run reports what would change and writes nothing.
     spec.instrumentation.propagators = vec!["tracecontext".into()];

@@ -1,8 +1,8 @@
 //! Cold storage against moto and a SigNoz TTL API test server: apply, read back, no-op
 //! reconciles, drift undone, unsafe plans refused, TTL job handling, state CAS.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
@@ -13,6 +13,7 @@ use aws_sdk_s3::types::{
     CreateBucketConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
     LifecycleRuleFilter, VersioningConfiguration,
 };
+use platform_tests::signoz::{SignozServer, start_signoz};
 use platform_tests::{aws, unique};
 use serde_json::{Value, json};
 use signoz_control::cold_storage::plan::{self, ABORT_RULE_ID, DENY_INSECURE_SID, TIER_RULE_ID};
@@ -20,7 +21,6 @@ use signoz_control::cold_storage::ttl::TtlPatience;
 use signoz_control::cold_storage::{self, Context, DRIFT_EVENT_NAMES};
 use signoz_control::spec::{EXAMPLE_SPEC, SpecLocation};
 use signoz_control::state::{StateError, StateStore, Version};
-use platform_tests::signoz::{SignozServer, start_signoz};
 
 // ---------- the platform under test ----------
 

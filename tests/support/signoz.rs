@@ -128,7 +128,9 @@ pub async fn start_signoz(api_key: &str) -> SignozServer {
 
 /// Starts the fake SigNoz on `port` (0: any free port).
 pub async fn start_signoz_on(api_key: &str, port: u16) -> SignozServer {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let state = Arc::new(Mutex::new(Signoz {
         api_key: api_key.into(),

@@ -5,7 +5,10 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch
 use serde_json::Value;
 
 use super::Error;
-use super::objects::{APPLIED_HASH_ANNOTATION, DesiredObject, owner_selector};
+use super::objects::{
+    APPLIED_HASH_ANNOTATION, DesiredObject, MANAGED_BY, MANAGED_BY_LABEL, PLATFORM_LABEL,
+    owner_selector,
+};
 
 /// What applying one object did (or, in a dry run, would do).
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +79,21 @@ pub async fn apply_over_live(
     dry_run: bool,
 ) -> Result<ApplyOutcome, Error> {
     let api = api_for(client, &desired.resource, desired.namespace.as_deref());
-    let body = desired.body_with_hash();
+    let mut body = desired.body_with_hash();
+    if let Some(live) = &live
+        && desired.owned
+        && !created_by_us(live)
+    {
+        // Someone else made it (an app-of-apps Application, say): we only own our fields
+        // and never label it ours, so prune can never delete it.
+        if let Some(labels) = body
+            .pointer_mut("/metadata/labels")
+            .and_then(Value::as_object_mut)
+        {
+            labels.remove(MANAGED_BY_LABEL);
+            labels.remove(PLATFORM_LABEL);
+        }
+    }
     let outcome = match &live {
         None if !desired.owned => return Ok(ApplyOutcome::Missing),
         // Its namespace may not exist yet either, so a server-side dry run cannot tell more.
@@ -174,6 +191,15 @@ fn collect_differences(
         (Value::Number(a), Some(Value::Number(b))) if a.as_f64() == b.as_f64() => {}
         _ => changed(out),
     }
+}
+
+/// Whether the live object carries our ownership label.
+fn created_by_us(live: &DynamicObject) -> bool {
+    live.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY_LABEL))
+        .is_some_and(|v| v == MANAGED_BY)
 }
 
 fn keyed_by_name(items: &[Value]) -> bool {

@@ -212,14 +212,7 @@ fn argocd_delivery_puts_values_in_the_application_and_ignores_replicas() {
 
 #[test]
 fn flux_delivery_feeds_the_release_from_a_watched_configmap() {
-    let mut spec = example_spec();
-    spec.cluster.delivery.method = DeliveryMethod::Flux;
-    spec.cluster.delivery.flux = Some(FluxDelivery {
-        namespace: "flux-system".into(),
-        source_kind: "HelmRepository".into(),
-        source_name: "signoz".into(),
-        values_configmap: "signoz-values".into(),
-    });
+    let spec = flux_spec();
     let objects = render_delivery(&spec);
     let kinds: Vec<&str> = objects.iter().map(|o| o.resource.kind.as_str()).collect();
     assert_eq!(kinds, ["ConfigMap", "HelmRelease"]);
@@ -474,5 +467,129 @@ fn named_items_are_matched_by_name_beside_other_managers_items() {
     assert_eq!(
         differing_paths(&desired, &live),
         [".containers[name=api].env[name=A].value"]
+    );
+}
+
+fn flux_spec() -> PlatformSpec {
+    let mut spec = example_spec();
+    spec.cluster.delivery.method = DeliveryMethod::Flux;
+    spec.cluster.delivery.flux = Some(FluxDelivery {
+        namespace: "flux-system".into(),
+        source_kind: "HelmRepository".into(),
+        source_name: "signoz".into(),
+        values_configmap: "signoz-values".into(),
+    });
+    spec
+}
+
+#[tokio::test]
+async fn flux_objects_are_applied_at_their_api_paths() {
+    let objects = render_delivery(&flux_spec());
+    let expected = [
+        "/api/v1/namespaces/flux-system/configmaps/signoz-values",
+        "/apis/helm.toolkit.fluxcd.io/v2/namespaces/flux-system/helmreleases/signoz",
+    ];
+    for (object, path) in objects.iter().zip(expected) {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move { expect_create(&mut handle, path).await });
+        let outcome = apply_object(&client, "signoz-control-plane", object, false)
+            .await
+            .unwrap();
+        let (query, content_type, body) = server.await.unwrap();
+        assert_eq!(outcome, ApplyOutcome::Created);
+        assert_eq!(content_type, "application/apply-patch+yaml");
+        assert!(query.contains("fieldManager=signoz-control-plane") && !query.contains("force"));
+        assert_eq!(
+            body["metadata"]["labels"],
+            object.body["metadata"]["labels"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_workload_gets_only_our_fields_applied_and_is_never_created() {
+    let spec = example_spec();
+    let workload = &spec.instrumentation.workloads[0];
+    let object =
+        super::render::instrumentation::render_workload_optin(&spec, workload, Some("api"))
+            .unwrap();
+    let path = "/apis/apps/v1/namespaces/apps/deployments/api";
+
+    // Absent: reported missing, nothing written.
+    let (client, mut handle) = mock_client();
+    let server = tokio::spawn(async move {
+        let (get, send) = handle.next_request().await.unwrap();
+        assert_eq!(get.uri().path(), path);
+        send.send_response(not_found());
+        handle
+    });
+    let outcome = apply_object(&client, "signoz-control-plane", &object, false)
+        .await
+        .unwrap();
+    assert_eq!(outcome, ApplyOutcome::Missing);
+    drop(client);
+    assert!(server.await.unwrap().next_request().await.is_none());
+
+    // Present: a partial apply with the annotation, the label and the env var only.
+    let (client, mut handle) = mock_client();
+    let server = tokio::spawn(async move {
+        let (_, send) = handle.next_request().await.unwrap();
+        let live = json!({ "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": { "name": "api", "namespace": "apps" },
+            "spec": { "template": { "spec": { "containers": [{ "name": "api", "image": "app:1" }] } } } });
+        send.send_response(json_response(200, &live));
+        let (patch, send) = handle.next_request().await.unwrap();
+        assert_eq!(
+            patch.headers()["content-type"],
+            "application/apply-patch+yaml"
+        );
+        let body = body_json(patch).await;
+        send.send_response(json_response(200, &body));
+        body
+    });
+    let outcome = apply_object(&client, "signoz-control-plane", &object, false)
+        .await
+        .unwrap();
+    let body = server.await.unwrap();
+    assert!(matches!(outcome, ApplyOutcome::Updated { .. }));
+    let template = &body["spec"]["template"];
+    assert_eq!(
+        template["metadata"]["annotations"]["instrumentation.opentelemetry.io/inject-python"],
+        "platform/python"
+    );
+    assert_eq!(
+        template["spec"]["containers"],
+        json!([{ "name": "api", "env": [{ "name": "OTEL_SERVICE_NAME", "value": "acme-api" }] }])
+    );
+    assert!(
+        body["metadata"].get("annotations").is_none(),
+        "no hash annotation on objects we do not own"
+    );
+    assert!(body["spec"].get("replicas").is_none() && body["spec"].get("selector").is_none());
+}
+
+#[tokio::test]
+async fn an_object_someone_else_created_is_never_labelled_ours() {
+    let spec = example_spec();
+    let application = render_delivery(&spec).remove(0);
+    let (client, mut handle) = mock_client();
+    let server = tokio::spawn(async move {
+        let (_, send) = handle.next_request().await.unwrap();
+        let live = json!({ "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": { "name": "signoz", "namespace": "argocd", "labels": { "team": "platform" } }, "spec": {} });
+        send.send_response(json_response(200, &live));
+        let (patch, send) = handle.next_request().await.unwrap();
+        let body = body_json(patch).await;
+        send.send_response(json_response(200, &body));
+        body
+    });
+    apply_object(&client, "signoz-control-plane", &application, false)
+        .await
+        .unwrap();
+    let body = server.await.unwrap();
+    assert_eq!(body["metadata"].get("labels"), Some(&json!({})));
+    assert_eq!(
+        body["spec"]["source"]["helm"]["valuesObject"],
+        render_helm_values(&spec)
     );
 }

@@ -228,14 +228,11 @@ async fn self_signed_dir_and_plain_http() {
     signal(&guard, "-INT");
     let (clean, stderr) = wait_exit(guard);
     assert!(clean, "{stderr}");
-    let plain = stderr
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("plain URL announced")
-        .to_string();
-    // The process is gone, so its plain port no longer answers.
-    let addr = plain.trim_start_matches("http://");
-    assert!(std::net::TcpStream::connect(addr).is_err());
+    // The plain HTTP listener was announced on stderr.
+    assert!(
+        stderr.contains("plain HTTP on http://127.0.0.1:"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -260,11 +257,9 @@ fn plain_http_serves_the_same_api() {
     s.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.contains("\"kind\":\"Namespace\""), "{resp}");
+    // Whether the freed port stays closed cannot be checked here: tests running in
+    // parallel bind ephemeral ports and may be handed this one at once.
     drop(emu);
-    assert!(
-        std::net::TcpStream::connect(&addr).is_err(),
-        "listener closed on drop"
-    );
 }
 
 #[test]
