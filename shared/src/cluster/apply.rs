@@ -5,10 +5,7 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch
 use serde_json::Value;
 
 use super::Error;
-use super::objects::{
-    APPLIED_HASH_ANNOTATION, DesiredObject, MANAGED_BY, MANAGED_BY_LABEL, PLATFORM_LABEL,
-    owner_selector,
-};
+use super::objects::{DesiredObject, MANAGED_BY, MANAGED_BY_LABEL, PLATFORM_LABEL, owner_selector};
 
 /// What applying one object did (or, in a dry run, would do).
 #[derive(Debug, Clone, PartialEq)]
@@ -253,6 +250,3 @@ pub async fn prune_objects(
     }
     Ok(pruned)
 }
-
-/// Hash annotation helper re-exported for tests that inspect live objects.
-pub const HASH_ANNOTATION: &str = APPLIED_HASH_ANNOTATION;

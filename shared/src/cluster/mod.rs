@@ -153,7 +153,8 @@ pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
     }))
 }
 
-fn is_configured_spec(location: &SpecLocation, written: &crate::events::ObjectWritten) -> bool {
+/// Whether an S3 write is the platform spec this function reads.
+pub fn is_configured_spec(location: &SpecLocation, written: &crate::events::ObjectWritten) -> bool {
     match location {
         SpecLocation::S3 { bucket, key } => *bucket == written.bucket && *key == written.key,
         // A local spec: any write is a reason to reconcile.

@@ -593,3 +593,24 @@ async fn an_object_someone_else_created_is_never_labelled_ours() {
         render_helm_values(&spec)
     );
 }
+
+#[test]
+fn only_a_write_of_the_configured_spec_triggers_a_sync() {
+    use crate::events::ObjectWritten;
+    use crate::spec::SpecLocation;
+    let location = SpecLocation::parse("s3://acme-config/platform.yaml").unwrap();
+    let written = |key: &str| ObjectWritten {
+        bucket: "acme-config".into(),
+        key: key.into(),
+        etag: None,
+        version_id: None,
+    };
+    assert!(super::is_configured_spec(
+        &location,
+        &written("platform.yaml")
+    ));
+    assert!(!super::is_configured_spec(
+        &location,
+        &written("other.yaml")
+    ));
+}
