@@ -14,66 +14,15 @@ pub const RESOURCE_ANNOTATION_PREFIX: &str = "resource.opentelemetry.io/";
 /// Label on workloads we annotated, so a later reconcile finds the ones to release.
 pub const INSTRUMENTED_LABEL: &str = "signoz-control-plane/instrumented-by";
 
-/// Sampler types the operator accepts.
-const SAMPLERS: &[&str] = &[
-    "always_on",
-    "always_off",
-    "traceidratio",
-    "parentbased_always_on",
-    "parentbased_always_off",
-    "parentbased_traceidratio",
-    "jaeger_remote",
-    "parentbased_jaeger_remote",
-    "xray",
-];
-/// Propagator names the operator accepts.
-const PROPAGATORS: &[&str] = &[
-    "tracecontext",
-    "baggage",
-    "b3",
-    "b3multi",
-    "jaeger",
-    "xray",
-    "ottrace",
-    "none",
-];
-
-/// Problems the operator's admission webhook would reject (empty when valid).
+/// Problems the operator's admission webhook would reject (empty when valid): the
+/// spec's own instrumentation rules (sampler types, ratio in [0, 1], propagator names,
+/// OTLP/HTTP on 4318), checked again here because a spec can be built without the loader.
 pub fn instrumentation_problems(spec: &PlatformSpec) -> Vec<String> {
-    let i = &spec.instrumentation;
-    let mut problems = Vec::new();
-    if !SAMPLERS.contains(&i.sampler.kind.as_str()) {
-        problems.push(format!(
-            "sampler.type: unknown sampler {:?}",
-            i.sampler.kind
-        ));
-    }
-    if i.sampler.kind.ends_with("traceidratio") {
-        match i.sampler.argument.as_deref().map(str::parse::<f64>) {
-            Some(Ok(ratio)) if (0.0..=1.0).contains(&ratio) => {}
-            Some(Ok(ratio)) => problems.push(format!(
-                "sampler.argument: ratio must be in [0, 1], got {ratio}"
-            )),
-            Some(Err(_)) => problems.push("sampler.argument: not a number".into()),
-            None => problems.push("sampler.argument: a ratio sampler needs an argument".into()),
-        }
-    }
-    for p in &i.propagators {
-        if !PROPAGATORS.contains(&p.as_str()) {
-            problems.push(format!("propagators: unknown propagator {p:?}"));
-        }
-    }
-    match url::Url::parse(&i.endpoint) {
-        Ok(url)
-            if matches!(url.scheme(), "http" | "https")
-                && url.port_or_known_default() == Some(4318) => {}
-        Ok(_) => problems.push(format!(
-            "endpoint: the Python injector speaks OTLP/HTTP, port 4318, got {}",
-            i.endpoint
-        )),
-        Err(e) => problems.push(format!("endpoint: {e}")),
-    }
-    problems
+    crate::spec::validate(spec)
+        .into_iter()
+        .filter(|p| p.path.starts_with("instrumentation."))
+        .map(|p| p.to_string())
+        .collect()
 }
 
 /// The Instrumentation resource, validated as the operator validates it.
