@@ -14,6 +14,9 @@ pub mod runtime;
 pub mod spec;
 pub mod state;
 
+#[cfg(test)]
+mod proptests;
+
 /// Every error a function can return. Nothing has been written when a decode or spec
 /// error is returned.
 #[derive(Debug, thiserror::Error)]

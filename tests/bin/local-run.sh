@@ -106,9 +106,26 @@ step, secret, token = sys.argv[1:]
 print(json.dumps({"Step": step + "Secret", "SecretId": secret, "ClientRequestToken": token}))
 PY
 done
-run rotate-credentials "$STACK_DIR"/rotation-{create,set,test,finish}.json
+run rotate-credentials "$STACK_DIR"/rotation-{create,set,test,finish}.json 2>&1 |
+  tee "$STACK_DIR/rotation-run.log"
 aws_ secretsmanager list-secret-version-ids --secret-id "$app_secret" \
   --query 'Versions[].{version:VersionId,stages:VersionStages}'
+# The function's own output (its JSON logs) holds no password, in any encoding, of the
+# version it rotated in or the one it replaced. Values go through stdin, never argv.
+for stage in AWSCURRENT AWSPREVIOUS; do
+  aws_ secretsmanager get-secret-value --secret-id "$app_secret" --version-stage "$stage" \
+    --query SecretString --output text |
+    python3 -c '
+import base64, json, sys, urllib.parse
+password = json.loads(sys.stdin.read())["password"]
+log = open(sys.argv[1]).read()
+forms = [password, urllib.parse.quote(password, safe=""),
+         base64.b64encode(password.encode()).decode(),
+         base64.urlsafe_b64encode(password.encode()).decode().rstrip("=")]
+if any(f in log for f in forms):
+    sys.exit(f"a password of {sys.argv[2]} reached the function output")
+print(f"no password of {sys.argv[2]} in the function output")' "$STACK_DIR/rotation-run.log" "$stage"
+done
 
 echo "== enforce-cold-storage: dry run (plan and cost curve), apply, no-op, undo drift"
 run enforce-cold-storage events/control-reconcile-cold-storage.json
@@ -122,7 +139,66 @@ kubectl get scaledobjects,instrumentations,applications,secrets -A
 kubectl -n apps get deployment api -o jsonpath='{.spec.template.metadata.annotations}{"\n"}{.spec.template.spec.containers[0].env}{"\n"}' 
 
 echo "== respond-to-alarms"
-run --allow-errors respond-to-alarms events/alarm-state-change.json events/alarm-state-change-ok.json
+# alarm_event NAME STATE REASON FILE: sets the alarm's state in CloudWatch (moto) and writes
+# the "CloudWatch Alarm State Change" event EventBridge delivers for it.
+alarm_event() {
+  aws_ cloudwatch set-alarm-state --alarm-name "$1" --state-value "$2" --state-reason "$3"
+  aws_ cloudwatch describe-alarms --alarm-names "$1" | python3 -c '
+import datetime, json, sys
+a = json.load(sys.stdin)["MetricAlarms"][0]
+t = a["StateUpdatedTimestamp"]
+t = (datetime.datetime.fromtimestamp(t, datetime.timezone.utc) if isinstance(t, (int, float))
+     else datetime.datetime.fromisoformat(t.replace("Z", "+00:00")))
+stamp = t.strftime("%Y-%m-%dT%H:%M:%S.") + "%03d+0000" % (t.microsecond // 1000)
+print(json.dumps({"version": "0", "id": "local-" + stamp, "detail-type": "CloudWatch Alarm State Change",
+  "source": "aws.cloudwatch", "account": "123456789012", "time": stamp, "region": "eu-west-1",
+  "resources": [a["AlarmArn"]], "detail": {"alarmName": a["AlarmName"],
+  "state": {"value": a["StateValue"], "reason": a["StateReason"], "timestamp": stamp},
+  "configuration": {"description": a.get("AlarmDescription", "")}}}))' > "$4"
+}
+scaled() {
+  kubectl -n platform get scaledobject signoz-otel-collector \
+    -o jsonpath='maxReplicaCount={.spec.maxReplicaCount} remediation={.metadata.annotations.signoz-control-plane/remediation}{"\n"}'
+}
+# The example's cooldowns (15 and 60 minutes), shortened here so reverts show without waiting.
+sed -e '/name: collector-pressure/,/cooldown_minutes/s/cooldown_minutes: 15/cooldown_minutes: 0/' \
+    -e '/name: clickhouse-disk/,/cooldown_minutes/s/cooldown_minutes: 60/cooldown_minutes: 0/' \
+  "$STACK_DIR/platform.yaml" > "$STACK_DIR/platform-alarms.yaml"
+aws_ s3 cp "$STACK_DIR/platform-alarms.yaml" s3://acme-signoz-config/platform.yaml > /dev/null
+alarm=signoz-collector-queue-pressure
+aws_ cloudwatch put-metric-alarm --alarm-name "$alarm" --namespace SigNoz/Collector \
+  --metric-name ExporterQueueUtilization --statistic Average --period 300 \
+  --evaluation-periods 1 --threshold 80 --comparison-operator GreaterThanThreshold
+echo "before:"; scaled
+alarm_event "$alarm" ALARM "Threshold Crossed: export queue at 91%" "$STACK_DIR/alarm-raised.json"
+# The event twice: the second changes nothing.
+run respond-to-alarms "$STACK_DIR/alarm-raised.json" "$STACK_DIR/alarm-raised.json"
+echo "raised:"; scaled
+# sync-cluster's schedule keeps the remediation in force.
+run sync-cluster events/schedule.json
+echo "after sync-cluster:"; scaled
+aws_ s3 cp s3://acme-signoz-control/state/alarms/collector-pressure.json - |
+  python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({k: d[k] for k in ("step","alarms","cooldown_until")}, indent=1)); print(json.dumps(d["history"][-1], indent=1))'
+alarm_event "$alarm" OK "Threshold Crossed: export queue at 35%" "$STACK_DIR/alarm-cleared.json"
+# The OK, then the older ALARM again (out of order): the revert stands.
+run respond-to-alarms "$STACK_DIR/alarm-cleared.json" "$STACK_DIR/alarm-raised.json"
+echo "cleared:"; scaled
+# ClickHouse disk high: hot days go down through SigNoz's TTL API (bounded by the floor
+# and by what the bucket's expiration allows), and come back on OK.
+disk=signoz-clickhouse-disk-high
+aws_ cloudwatch put-metric-alarm --alarm-name "$disk" --namespace ContainerInsights \
+  --metric-name pod_volume_utilization --statistic Maximum --period 300 \
+  --evaluation-periods 1 --threshold 85 --comparison-operator GreaterThanOrEqualToThreshold
+ttls() { curl -s -H "SIGNOZ-API-KEY: $api_key" "http://127.0.0.1:$ttl_port/api/v1/settings/ttl?type=$1"; echo; }
+alarm_event "$disk" ALARM "Threshold Crossed: volume at 86%" "$STACK_DIR/disk-raised.json"
+run respond-to-alarms "$STACK_DIR/disk-raised.json"
+echo "traces TTL while the disk is high:"; ttls traces
+alarm_event "$disk" OK "Threshold Crossed: volume at 60%" "$STACK_DIR/disk-cleared.json"
+run respond-to-alarms "$STACK_DIR/disk-cleared.json"
+echo "traces TTL after OK:"; ttls traces
+# INSUFFICIENT_DATA is logged only; the schedule finds nothing due.
+alarm_event "$alarm" INSUFFICIENT_DATA "no datapoints" "$STACK_DIR/alarm-unknown.json"
+run respond-to-alarms "$STACK_DIR/alarm-unknown.json" events/schedule.json
 
 echo
 echo "== local run complete"

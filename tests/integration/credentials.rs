@@ -2,9 +2,13 @@
 //! stack's PostgreSQL (TLS, scram-sha-256, log_statement=all) and the Kubernetes
 //! emulator, driven the way Secrets Manager drives a rotation.
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::types::RotationRulesType;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD as BASE64_URL};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -13,12 +17,14 @@ use serde_json::json;
 use signoz_control::credentials::secret_store::{AWSCURRENT, AWSPENDING, Version};
 use signoz_control::credentials::values::{AppSecret, Endpoint, Password};
 use signoz_control::credentials::{
-    self, ClusterAccess, Context, Error, PgTls, Timeouts, provision_database, run_rotation_step,
+    self, ClusterAccess, Context, Deadline, Error, PgTls, SecretStore, Timeouts,
+    provision_database, run_rotation_step,
 };
 use signoz_control::events::{RotationRequest, RotationStep};
 use signoz_control::spec::{
     DatabaseTls, EXAMPLE_SPEC, PlatformSpec, RotationStrategy, SpecLocation, TlsMode, parse_spec,
 };
+use tracing::instrument::WithSubscriber;
 
 const UNDEPLOYED_LAMBDA: &str = "arn:aws:lambda:eu-west-1:123456789012:function:rotate-credentials";
 const STEPS: [RotationStep; 4] = [
@@ -37,6 +43,7 @@ struct Platform {
     admin: PgAdmin,
     spec_file: tempfile::NamedTempFile,
     master_user: String,
+    master_password: String,
 }
 
 fn admin_tls(admin: &PgAdmin) -> PgTls {
@@ -134,6 +141,7 @@ impl Platform {
             admin,
             spec_file,
             master_user,
+            master_password,
         }
     }
 
@@ -144,11 +152,15 @@ impl Platform {
     /// What Secrets Manager does before calling createSecret: a new version with
     /// AWSPENDING and no value. Returns its token.
     async fn start_rotation(&self) -> String {
+        self.start_rotation_of(self.app_secret()).await
+    }
+
+    async fn start_rotation_of(&self, secret: &str) -> String {
         // moto leaves the pending version, then fails looking the undeployed Lambda up.
         let _ = self
             .sm
             .rotate_secret()
-            .secret_id(self.app_secret())
+            .secret_id(secret)
             .rotation_lambda_arn(UNDEPLOYED_LAMBDA)
             .rotation_rules(
                 RotationRulesType::builder()
@@ -157,13 +169,7 @@ impl Platform {
             )
             .send()
             .await;
-        let versions = self
-            .ctx
-            .secrets
-            .describe(self.app_secret())
-            .await
-            .unwrap()
-            .unwrap();
+        let versions = self.ctx.secrets.describe(secret).await.unwrap().unwrap();
         versions
             .version_with(AWSPENDING)
             .expect("a pending version")
@@ -173,7 +179,11 @@ impl Platform {
     /// Provisions; moto enables rotation and then fails looking the undeployed Lambda
     /// up, so that one error is accepted once rotation is seen enabled.
     async fn provision(&self) -> Option<credentials::ProvisionOutcome> {
-        match provision_database(&self.ctx, &self.spec, false).await {
+        self.provision_spec(&self.spec).await
+    }
+
+    async fn provision_spec(&self, spec: &PlatformSpec) -> Option<credentials::ProvisionOutcome> {
+        match provision_database(&self.ctx, spec, false, Deadline::default()).await {
             Ok(outcome) => Some(outcome),
             Err(Error::SecretsManager {
                 op: "RotateSecret",
@@ -182,14 +192,14 @@ impl Platform {
                 let versions = self
                     .ctx
                     .secrets
-                    .describe(self.app_secret())
+                    .describe(&spec.database.app_secret_name)
                     .await
                     .unwrap()
                     .unwrap();
                 assert!(versions.rotation_enabled);
                 assert_eq!(
                     versions.rotation_days,
-                    Some(i64::from(self.spec.database.rotation_days))
+                    Some(i64::from(spec.database.rotation_days))
                 );
                 None
             }
@@ -202,15 +212,28 @@ impl Platform {
         step: RotationStep,
         token: &str,
     ) -> Result<credentials::StepOutcome, Error> {
+        self.step_of(&self.spec, step, token, Deadline::default())
+            .await
+    }
+
+    /// One step of the rotation of `spec`'s app secret, to finish before `deadline`.
+    async fn step_of(
+        &self,
+        spec: &PlatformSpec,
+        step: RotationStep,
+        token: &str,
+        deadline: Deadline,
+    ) -> Result<credentials::StepOutcome, Error> {
         run_rotation_step(
             &self.ctx,
-            &self.spec,
+            spec,
             &RotationRequest {
                 step,
-                secret_id: self.app_secret().into(),
+                secret_id: spec.database.app_secret_name.clone(),
                 token: token.into(),
                 rotation_token: None,
             },
+            deadline,
         )
         .await
     }
@@ -224,13 +247,12 @@ impl Platform {
     }
 
     async fn secret_at(&self, version: Version<'_>) -> Option<AppSecret> {
-        let text = self
-            .ctx
-            .secrets
-            .read(self.app_secret(), version)
-            .await
-            .unwrap()?;
-        Some(AppSecret::parse(self.app_secret(), &text).unwrap())
+        self.secret_of(self.app_secret(), version).await
+    }
+
+    async fn secret_of(&self, secret: &str, version: Version<'_>) -> Option<AppSecret> {
+        let text = self.ctx.secrets.read(secret, version).await.unwrap()?;
+        Some(AppSecret::parse(secret, &text).unwrap())
     }
 
     async fn current(&self) -> AppSecret {
@@ -275,8 +297,8 @@ fn postgres_verifier(password: &str) -> String {
     postgres_protocol::password::scram_sha_256(password.as_bytes())
 }
 
-/// Everything Secrets Manager stored for the secret, to search logs for.
-async fn all_passwords(p: &Platform) -> Vec<String> {
+/// Every version of the app secret Secrets Manager still labels, to search logs for.
+async fn all_app_secrets(p: &Platform) -> Vec<AppSecret> {
     let versions = p
         .ctx
         .secrets
@@ -288,15 +310,106 @@ async fn all_passwords(p: &Platform) -> Vec<String> {
     for (id, stages) in &versions.stages {
         for stage in stages {
             if let Some(s) = p.secret_at(Version::IdAtStage(id, stage)).await {
-                out.push(s.password.expose().to_string());
+                out.push(s);
             }
         }
     }
     out
 }
 
+async fn all_passwords(p: &Platform) -> Vec<String> {
+    all_app_secrets(p)
+        .await
+        .iter()
+        .map(|s| s.password.expose().to_string())
+        .collect()
+}
+
+/// The ways a password could leak: as is, URL-encoded, base64 (standard and URL-safe).
+fn password_forms(password: &str) -> Vec<(&'static str, String)> {
+    let url_encoded: String = url::form_urlencoded::byte_serialize(password.as_bytes()).collect();
+    vec![
+        ("the password itself", password.to_string()),
+        ("the URL-encoded password", url_encoded),
+        ("the base64 password", BASE64.encode(password)),
+        ("the URL-safe base64 password", BASE64_URL.encode(password)),
+    ]
+}
+
+/// Captures what the code under test logs through `tracing`, formatted as Lambda's
+/// JSON lines, for the future it is attached to.
+#[derive(Clone, Default)]
+struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
+        let buffer = self.0.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || CaptureWriter(buffer.clone()))
+            .finish()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alternating_users_rotate_twice_and_signoz_objects_stay_usable_by_whoever_is_current() {
+    // Everything the functions log during the scenario, as Lambda's JSON lines, at every
+    // level (an operator may turn debug logging on).
+    let log = LogCapture::default();
+    let (p, emulator, used) = rotate_alternating_users_twice()
+        .with_subscriber(log.subscriber())
+        .await;
+    let lines = log.text();
+    assert!(
+        lines.contains("moved AWSCURRENT") && lines.contains("handed the DSN to the cluster"),
+        "the capture saw the rotation's logs"
+    );
+    let mut forms = Vec::new();
+    for secret in used {
+        let dsn = credentials::dsn::signoz_dsn(&secret, p.spec.database.tls.mode);
+        forms.extend(password_forms(secret.password.expose()));
+        forms.push(("the DSN in base64", BASE64.encode(&dsn)));
+        forms.push(("the app secret in base64", BASE64.encode(secret.to_json())));
+    }
+    forms.extend(password_forms(&p.master_password));
+    assert_eq!(
+        forms.len(),
+        3 * 6 + 4,
+        "three app passwords and the master's"
+    );
+    for (form, value) in &forms {
+        assert!(
+            !lines.contains(value.as_str()),
+            "a secret reached the function's log as {form}"
+        );
+    }
+    p.cleanup().await;
+    emulator.shutdown().await;
+}
+
+/// Provisions, then rotates twice (the first time through the handler, every step twice,
+/// in both spellings), checking SigNoz's objects, the cluster hand-off and PostgreSQL's log.
+/// Returns the three app secrets it used.
+async fn rotate_alternating_users_twice()
+-> (Platform, kube_emulator::RunningEmulator, Vec<AppSecret>) {
     let p = Platform::new(RotationStrategy::AlternatingUsers, None).await;
     let emulator = kube_emulator::Emulator::start(kube_emulator::Config::default()).unwrap();
     let kube = emulator.client().await.unwrap();
@@ -323,7 +436,9 @@ async fn alternating_users_rotate_twice_and_signoz_objects_stay_usable_by_whoeve
         .unwrap();
 
     p.provision().await;
-    let provisioned = provision_database(&p.ctx, &p.spec, true).await.unwrap();
+    let provisioned = provision_database(&p.ctx, &p.spec, true, Deadline::default())
+        .await
+        .unwrap();
     let failed: Vec<_> = provisioned
         .findings
         .iter()
@@ -367,6 +482,7 @@ async fn alternating_users_rotate_twice_and_signoz_objects_stay_usable_by_whoeve
             credentials::handle(
                 &p.ctx,
                 json!({"Step": spelling, "SecretId": p.app_secret(), "ClientRequestToken": token}),
+                Deadline::default(),
             )
             .await
             .unwrap_or_else(|e| panic!("{spelling}: {e}"));
@@ -445,8 +561,7 @@ async fn alternating_users_rotate_twice_and_signoz_objects_stay_usable_by_whoeve
             "a password reached PostgreSQL's log"
         );
     }
-    p.cleanup().await;
-    emulator.shutdown().await;
+    (p, emulator, vec![first, second, third])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -535,6 +650,7 @@ async fn bad_requests_get_typed_errors_and_the_rotation_still_completes_afterwar
             token: version,
             rotation_token: None,
         },
+        Deadline::default(),
     )
     .await;
     assert!(
@@ -542,48 +658,9 @@ async fn bad_requests_get_typed_errors_and_the_rotation_still_completes_afterwar
         "{disabled:?}"
     );
 
-    // Database down, then TLS refused, then an untrusted server: typed, and nothing lost.
+    // An untrusted server: typed, and nothing lost. (Database down and TLS refused
+    // inside setSecret: set_secret_with_the_database_down_or_refusing_tls_...)
     p.step(RotationStep::CreateSecret, &token).await.unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let closed_port = closed.local_addr().unwrap().port();
-    drop(closed);
-    let down = admin_tls(&p.admin)
-        .connect(
-            &Endpoint {
-                host: "127.0.0.1".into(),
-                port: closed_port,
-            },
-            "postgres",
-            "x",
-            &Password::new("y"),
-        )
-        .await;
-    assert!(matches!(down, Err(Error::Network { .. })), "{down:?}");
-    let refusing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let refusing_port = refusing.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        while let Ok((mut socket, _)) = refusing.accept().await {
-            let mut request = [0u8; 8];
-            let _ = socket.read_exact(&mut request).await;
-            let _ = socket.write_all(b"N").await;
-        }
-    });
-    let no_tls = admin_tls(&p.admin)
-        .connect(
-            &Endpoint {
-                host: "127.0.0.1".into(),
-                port: refusing_port,
-            },
-            "postgres",
-            "x",
-            &Password::new("y"),
-        )
-        .await;
-    assert!(
-        matches!(no_tls, Err(Error::Tls { .. })),
-        "a server without TLS must be an error: {no_tls:?}"
-    );
     let untrusted = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(untrusted.path(), unrelated_ca_pem()).unwrap();
     let wrong_ca = PgTls::from_spec(
@@ -659,6 +736,31 @@ async fn an_rds_managed_master_password_that_rotated_mid_way_is_reread_and_retri
         ))
         .await
         .unwrap();
+    // Too little time left to pause and retry: a typed, retryable error at once instead
+    // of a pause that Lambda would cut short.
+    let started = Instant::now();
+    let short = p
+        .step_of(
+            &p.spec,
+            RotationStep::SetSecret,
+            &token,
+            Deadline::after(Duration::from_millis(1300)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            short,
+            Error::DeadlineNear {
+                op: "master login retry",
+                ..
+            }
+        ),
+        "{short:?}"
+    );
+    assert!(short.retryable());
+    assert!(started.elapsed() < Duration::from_millis(1300));
+
     let sm = p.sm.clone();
     let master_arn = p.spec.database.master_secret_arn.clone();
     let value = json!({"username": p.master_user, "password": new_master, "host": p.admin.host, "port": p.admin.port}).to_string();
@@ -697,5 +799,395 @@ async fn concurrent_set_secret_invocations_do_not_corrupt_each_other() {
     p.step(RotationStep::TestSecret, &token).await.unwrap();
     p.step(RotationStep::FinishSecret, &token).await.unwrap();
     p.login(&p.current().await).await.unwrap();
+    p.cleanup().await;
+}
+
+/// A TCP relay on loopback: forwards every connection to `target` and keeps a copy of
+/// what clients sent, so a test can reach a server under another address or see the
+/// requests a client made. Stops when dropped.
+struct Relay {
+    addr: SocketAddr,
+    sent: Arc<Mutex<Vec<u8>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(bind_ip: &str, target: SocketAddr) -> Relay {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind((bind_ip, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let copy = sent.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let copy = copy.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut from_client, mut to_client) = client.into_split();
+                    let (mut from_server, mut to_server) = server.into_split();
+                    let upstream = async {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        while let Ok(n @ 1..) = from_client.read(&mut buf).await {
+                            copy.lock().unwrap().extend_from_slice(&buf[..n]);
+                            if to_server.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to_server.shutdown().await;
+                    };
+                    let downstream = async {
+                        let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+                        let _ = to_client.shutdown().await;
+                    };
+                    tokio::join!(upstream, downstream);
+                });
+            }
+        });
+        Relay { addr, sent, task }
+    }
+
+    fn sent_text(&self) -> String {
+        String::from_utf8_lossy(&self.sent.lock().unwrap()).into_owned()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A PostgreSQL look-alike that answers every SSLRequest with `N` (no TLS).
+async fn listener_refusing_tls() -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0u8; 8];
+            let _ = socket.read_exact(&mut request).await;
+            let _ = socket.write_all(b"N").await;
+        }
+    });
+    (port, task)
+}
+
+impl Platform {
+    /// Points the master secret at `port` on the stack's host (a new AWSCURRENT version).
+    async fn point_master_at(&self, port: u16) {
+        self.sm
+            .put_secret_value()
+            .secret_id(&self.spec.database.master_secret_arn)
+            .secret_string(
+                json!({"username": self.master_user, "password": self.master_password,
+                       "host": self.admin.host, "port": port})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_secret_with_the_database_down_or_refusing_tls_fails_typed_keeps_pending_and_resumes() {
+    let p = Platform::new(RotationStrategy::AlternatingUsers, None).await;
+    p.provision().await;
+    let token = p.start_rotation().await;
+    p.step(RotationStep::CreateSecret, &token).await.unwrap();
+    let staged = p
+        .secret_at(Version::IdAtStage(&token, AWSPENDING))
+        .await
+        .unwrap();
+
+    // The database is down: the master's endpoint is a closed port.
+    p.point_master_at(closed_port()).await;
+    let down = p.step(RotationStep::SetSecret, &token).await.unwrap_err();
+    assert!(matches!(down, Error::Network { .. }), "{down:?}");
+    assert!(down.retryable(), "Secrets Manager's retry may find it up");
+
+    // Something answers but refuses TLS: never fall back to plaintext.
+    let (no_tls_port, no_tls) = listener_refusing_tls().await;
+    p.point_master_at(no_tls_port).await;
+    let refused = p.step(RotationStep::SetSecret, &token).await.unwrap_err();
+    assert!(matches!(refused, Error::Tls { .. }), "{refused:?}");
+    assert!(!refused.retryable());
+    no_tls.abort();
+
+    // Too little of the invocation left for a database attempt: typed and retryable.
+    p.point_master_at(p.admin.port).await;
+    let started = Instant::now();
+    let late = p
+        .step_of(
+            &p.spec,
+            RotationStep::SetSecret,
+            &token,
+            Deadline::after(Duration::from_millis(700)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(late, Error::DeadlineNear { .. }), "{late:?}");
+    assert!(late.retryable());
+    assert!(started.elapsed() < Duration::from_millis(700));
+
+    // Nothing was lost: the same pending version, still AWSPENDING, and the old one in use.
+    let still = p
+        .secret_at(Version::IdAtStage(&token, AWSPENDING))
+        .await
+        .expect("AWSPENDING stays staged");
+    assert_eq!(still, staged);
+    p.login(&p.current().await)
+        .await
+        .expect("AWSCURRENT keeps logging in");
+    assert!(
+        matches!(p.login(&staged).await, Err(Error::Authentication { .. })),
+        "the pending password was not set by a failed attempt"
+    );
+
+    // The fault clears: Secrets Manager's retry completes the rotation.
+    for step in [
+        RotationStep::SetSecret,
+        RotationStep::TestSecret,
+        RotationStep::FinishSecret,
+    ] {
+        p.step(step, &token).await.unwrap();
+    }
+    assert_eq!(p.current().await, staged);
+    p.login(&staged).await.unwrap();
+    p.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_ca_accepts_the_servers_certificate_under_a_name_it_lacks_and_verify_full_does_not()
+{
+    let admin = pg_admin();
+    // 127.0.0.2 is loopback too, but not among the certificate's names (localhost, 127.0.0.1).
+    let target: SocketAddr = format!("{}:{}", admin.host, admin.port).parse().unwrap();
+    let relay = Relay::start("127.0.0.2", target).await;
+    let unnamed = Endpoint {
+        host: "127.0.0.2".into(),
+        port: relay.addr.port(),
+    };
+    let named = Endpoint {
+        host: "localhost".into(),
+        port: admin.port,
+    };
+    let tls = |mode, ca_file: &str| {
+        PgTls::from_spec(
+            &DatabaseTls {
+                mode,
+                ca_file: Some(ca_file.into()),
+            },
+            Timeouts::default(),
+        )
+        .unwrap()
+    };
+    let password = Password::new(admin.password.clone());
+    let login = |tls: PgTls, endpoint: Endpoint| {
+        let (user, password) = (admin.user.clone(), password.clone());
+        async move { tls.connect(&endpoint, "postgres", &user, &password).await }
+    };
+
+    let full = login(tls(TlsMode::VerifyFull, &admin.ca_file), unnamed.clone()).await;
+    match &full {
+        Err(Error::Tls { reason }) => assert!(reason.contains("not valid for name"), "{reason}"),
+        other => panic!("verify-full must refuse a name the certificate lacks: {other:?}"),
+    }
+    let ca = login(tls(TlsMode::VerifyCa, &admin.ca_file), unnamed.clone())
+        .await
+        .expect("verify-ca checks the chain only");
+    let on_tls: bool = ca
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(on_tls);
+    login(tls(TlsMode::VerifyFull, &admin.ca_file), named)
+        .await
+        .expect("verify-full accepts a name in the certificate");
+
+    // verify-ca still checks the chain: another CA is refused.
+    let other_ca = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(other_ca.path(), unrelated_ca_pem()).unwrap();
+    let wrong = login(
+        tls(TlsMode::VerifyCa, &other_ca.path().display().to_string()),
+        unnamed,
+    )
+    .await;
+    assert!(matches!(wrong, Err(Error::Tls { .. })), "{wrong:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rotation_token_secrets_manager_sends_reaches_put_secret_value() {
+    let mut p = Platform::new(RotationStrategy::AlternatingUsers, None).await;
+    p.provision().await;
+    let token = p.start_rotation().await;
+    // Watch what the function sends to Secrets Manager (moto accepts and ignores the field).
+    let moto: url::Url = platform_tests::stack_var("AWS_ENDPOINT_URL")
+        .parse()
+        .unwrap();
+    let moto = moto.socket_addrs(|| None).unwrap()[0];
+    let relay = Relay::start("127.0.0.1", moto).await;
+    // A service-level endpoint: the SdkConfig's would lose to `AWS_ENDPOINT_URL`.
+    let watched = aws_sdk_secretsmanager::config::Builder::from(&p.ctx.sdk)
+        .endpoint_url(format!("http://{}", relay.addr))
+        .build();
+    p.ctx.secrets = SecretStore::new(aws_sdk_secretsmanager::Client::from_conf(watched));
+    let rotation_token = format!("rotation-token-{}", unique("rt"));
+    credentials::handle(
+        &p.ctx,
+        json!({"Step": "createSecret", "SecretId": p.app_secret(),
+               "ClientRequestToken": token, "RotationToken": rotation_token}),
+        Deadline::default(),
+    )
+    .await
+    .unwrap();
+    let sent = relay.sent_text();
+    let put = sent
+        .split("POST ")
+        .find(|request| {
+            request
+                .to_ascii_lowercase()
+                .contains("x-amz-target: secretsmanager.putsecretvalue")
+        })
+        .expect("createSecret called PutSecretValue");
+    assert!(
+        put.contains(&format!("\"RotationToken\":\"{rotation_token}\"")),
+        "PutSecretValue carries the RotationToken"
+    );
+    assert!(put.contains(&format!("\"ClientRequestToken\":\"{token}\"")));
+    let pending = p.secret_at(Version::IdAtStage(&token, AWSPENDING)).await;
+    assert!(pending.is_some(), "the pending value was stored");
+    p.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_app_secrets_on_one_owner_role_rotate_concurrently_without_corrupting_each_other() {
+    let p = Platform::new(RotationStrategy::AlternatingUsers, None).await;
+    // A second SigNoz credential (say, a second SigNoz instance) on the same database,
+    // the same owner role and the same master: its own secret and login roles.
+    let mut other = p.spec.clone();
+    other.database.app_secret_name = format!("{}-other", p.spec.database.app_secret_name);
+    other.database.username = format!("{}_other", p.spec.database.username);
+    let specs = [&p.spec, &other];
+    for spec in specs {
+        p.provision_spec(spec).await;
+    }
+    let owner = &p.spec.database.owner_role;
+    for (i, spec) in specs.iter().enumerate() {
+        let secret = p
+            .secret_of(&spec.database.app_secret_name, Version::Stage(AWSCURRENT))
+            .await
+            .unwrap();
+        p.login(&secret)
+            .await
+            .unwrap()
+            .batch_execute(&format!("CREATE TABLE made_at_start_{i} (id int)"))
+            .await
+            .unwrap();
+    }
+
+    for round in 0..2 {
+        let tokens = [
+            p.start_rotation_of(&p.spec.database.app_secret_name).await,
+            p.start_rotation_of(&other.database.app_secret_name).await,
+        ];
+        for step in STEPS {
+            // Both rotations at once; setSecret also races a retry of itself.
+            let run = |i: usize| p.step_of(specs[i], step, &tokens[i], Deadline::default());
+            if step == RotationStep::SetSecret {
+                let (a, a_again, b, b_again) = tokio::join!(run(0), run(0), run(1), run(1));
+                for (which, result) in [
+                    ("a", a),
+                    ("a again", a_again),
+                    ("b", b),
+                    ("b again", b_again),
+                ] {
+                    result.unwrap_or_else(|e| panic!("round {round} setSecret {which}: {e}"));
+                }
+            } else {
+                let (a, b) = tokio::join!(run(0), run(1));
+                a.unwrap_or_else(|e| panic!("round {round} {step} a: {e}"));
+                b.unwrap_or_else(|e| panic!("round {round} {step} b: {e}"));
+            }
+        }
+        for (i, spec) in specs.iter().enumerate() {
+            let secret_name = &spec.database.app_secret_name;
+            let current = p
+                .secret_of(secret_name, Version::Stage(AWSCURRENT))
+                .await
+                .unwrap();
+            let versions = p.ctx.secrets.describe(secret_name).await.unwrap().unwrap();
+            assert_eq!(versions.version_with(AWSCURRENT), Some(tokens[i].as_str()));
+            assert_eq!(versions.version_with(AWSPENDING), None);
+            let client = p.login(&current).await.unwrap_or_else(|e| {
+                panic!("round {round}: AWSCURRENT of {secret_name} logs in: {e}")
+            });
+            client
+                .batch_execute(&format!(
+                    "CREATE TABLE made_in_round_{round}_by_{i} (id int);
+                     INSERT INTO made_at_start_{} VALUES ({round})",
+                    1 - i
+                ))
+                .await
+                .unwrap();
+        }
+        let reader = p.login(&p.current().await).await.unwrap();
+        let foreign: Vec<String> = reader
+            .query(
+                "SELECT c.relname::text || ' owned by ' || pg_get_userbyid(c.relowner)
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = 'public' AND pg_get_userbyid(c.relowner) <> $1",
+                &[owner],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert!(
+            foreign.is_empty(),
+            "round {round}: not owned by {owner}: {foreign:?}"
+        );
+        let tables: i64 = reader
+            .query_one(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            tables,
+            2 + 2 * (round + 1),
+            "round {round}: no probe table left behind"
+        );
+    }
+    let su = superuser(&p.admin).await;
+    let _ = su
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            p.spec.database.database_name
+        ))
+        .await;
+    for role in [
+        other.database.username.clone(),
+        format!("{}_clone", other.database.username),
+    ] {
+        let _ = su
+            .batch_execute(&format!("DROP ROLE IF EXISTS \"{role}\""))
+            .await;
+    }
     p.cleanup().await;
 }

@@ -1,6 +1,9 @@
 //! Integration tests: the functions' paths against moto, PostgreSQL with TLS and the
 //! Kubernetes emulator. Run with `tests/bin/test.sh`, which starts the stack.
+mod alarms;
 mod cluster;
 mod cold_storage;
 mod credentials;
+mod faults;
 mod infra;
+mod log_hygiene;

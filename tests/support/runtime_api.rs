@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,42 @@ pub struct RunReport {
     pub init_error: Option<Value>,
 }
 
+/// Where an invocation is when an [`Observer`] is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The event is about to be handed to the function.
+    HandedOut,
+    /// The function answered; it cannot fetch the next event until the observer returns.
+    Answered,
+}
+
+/// Called with each invocation's index and [`Phase`] (e.g. to snapshot request counters).
+pub type Observer = Arc<dyn Fn(usize, Phase) + Send + Sync>;
+
+/// How to run a function, beyond its binary and events.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Extra environment (the process also inherits ours).
+    pub env: Vec<(String, String)>,
+    /// The run is stopped once this passes.
+    pub timeout: Duration,
+    pub observer: Option<Observer>,
+    /// Appends the process's stdout and stderr to this file; `None` inherits ours.
+    pub log_file: Option<PathBuf>,
+}
+
+impl RunOptions {
+    /// Inherited environment and output, no observer.
+    pub fn new(timeout: Duration) -> Self {
+        RunOptions {
+            env: Vec::new(),
+            timeout,
+            observer: None,
+            log_file: None,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Shared {
     pending: VecDeque<Value>,
@@ -48,12 +84,15 @@ struct Shared {
     results: Vec<InvocationResult>,
     init_error: Option<Value>,
     next_id: u64,
+    /// The run is over: held `/next` requests are let go.
+    stopped: bool,
 }
 
 struct State {
     shared: Mutex<Shared>,
     changed: Notify,
     function_arn: String,
+    observer: Option<Observer>,
 }
 
 /// Runs `binary` under the Runtime API with `env`, feeds it `events` in order, and stops
@@ -65,6 +104,21 @@ pub async fn run_function(
     events: Vec<Value>,
     timeout: Duration,
 ) -> std::io::Result<RunReport> {
+    let options = RunOptions {
+        env: env.to_vec(),
+        ..RunOptions::new(timeout)
+    };
+    run_function_with(binary, function_name, &options, events).await
+}
+
+/// [`run_function`] with an observer and the process's output sent to a file.
+pub async fn run_function_with(
+    binary: &Path,
+    function_name: &str,
+    options: &RunOptions,
+    events: Vec<Value>,
+) -> std::io::Result<RunReport> {
+    let (env, timeout) = (&options.env, options.timeout);
     let expected = events.len();
     let state = Arc::new(State {
         shared: Mutex::new(Shared {
@@ -73,6 +127,7 @@ pub async fn run_function(
         }),
         changed: Notify::new(),
         function_arn: format!("arn:aws:lambda:eu-west-1:123456789012:function:{function_name}"),
+        observer: options.observer.clone(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -96,8 +151,16 @@ pub async fn run_function(
         }
     });
 
+    let mut command = tokio::process::Command::new(binary);
+    if let Some(path) = &options.log_file {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        command.stdout(log.try_clone()?).stderr(log);
+    }
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(binary)
+    let mut child = command
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", function_name)
@@ -141,6 +204,8 @@ pub async fn run_function(
     let max_rss_kib = pid.and_then(peak_rss_kib);
     let _ = child.start_kill();
     let _ = child.wait().await;
+    state.shared.lock().unwrap().stopped = true;
+    state.changed.notify_waiters();
     let _ = stop_tx.send(());
     let _ = server.await;
 
@@ -187,22 +252,35 @@ async fn handle(
     if rest == "/invocation/next" {
         loop {
             let notified = state.changed.notified();
-            let next = {
+            let (next, first) = {
                 let mut s = state.shared.lock().unwrap();
+                if s.stopped {
+                    return Ok(reply(StatusCode::GONE, Bytes::new()));
+                }
+                let first = s.first_next.is_none();
                 s.first_next.get_or_insert_with(Instant::now);
-                if s.handed_out.is_none() {
+                let next = if s.handed_out.is_none() {
                     s.pending.pop_front().map(|event| {
                         s.next_id += 1;
                         let id = format!("local-{:04}", s.next_id);
                         s.handed_out = Some((id.clone(), Instant::now()));
-                        (id, event)
+                        (id, event, s.results.len())
                     })
                 } else {
                     None
-                }
+                };
+                (next, first)
             };
-            state.changed.notify_waiters();
-            if let Some((id, event)) = next {
+            // Only a change wakes the others: notifying on every pass would wake this
+            // request's own `notified` and spin, starving the run loop once all events
+            // are answered and the function is waiting for more.
+            if first || next.is_some() {
+                state.changed.notify_waiters();
+            }
+            if let Some((id, event, index)) = next {
+                if let Some(observe) = &state.observer {
+                    observe(index, Phase::HandedOut);
+                }
                 let deadline = jiff::Timestamp::now().as_millisecond() + 300_000;
                 let mut r = reply(StatusCode::OK, Bytes::from(event.to_string()));
                 let h = r.headers_mut();
@@ -231,8 +309,10 @@ async fn handle(
         let ok = tail.ends_with("/response");
         if ok || tail.ends_with("/error") {
             let mut s = state.shared.lock().unwrap();
+            let mut answered = None;
             if let Some((_, handed)) = s.handed_out.take() {
                 let duration = handed.elapsed();
+                answered = Some(s.results.len());
                 s.results.push(InvocationResult {
                     ok,
                     body: parsed(),
@@ -240,6 +320,9 @@ async fn handle(
                 });
             }
             drop(s);
+            if let (Some(observe), Some(index)) = (&state.observer, answered) {
+                observe(index, Phase::Answered);
+            }
             state.changed.notify_waiters();
             return Ok(reply(StatusCode::ACCEPTED, Bytes::new()));
         }

@@ -184,6 +184,14 @@ fn collect_differences(
             }
         }
         (want, Some(have)) if want == have => {}
+        // Other lists are atomic (a change is the whole list), but their items' numbers
+        // may come back as floats too.
+        (Value::Array(want), Some(Value::Array(have)))
+            if want.len() == have.len()
+                && want
+                    .iter()
+                    .zip(have)
+                    .all(|(item, existing)| differing_fields(item, existing).is_empty()) => {}
         // The server may render integers as floats and back; compare numbers by value.
         (Value::Number(a), Some(Value::Number(b))) if a.as_f64() == b.as_f64() => {}
         _ => changed(out),

@@ -141,7 +141,11 @@ pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
     let spec = load_spec(&ctx.spec_location, &ctx.s3).await?.spec;
     let dsn = read_dsn(&ctx.secrets, &spec).await?;
     let client = access::connect_with(&spec, &ctx.sdk, ctx.kubeconfig.as_deref()).await?;
-    let report = sync::sync_cluster(&client, &spec, dsn.as_ref(), dry_run).await?;
+    // Alarm remediations in force stay in force (respond-to-alarms reverts them).
+    let store = crate::state::StateStore::for_spec(ctx.s3.clone(), &spec);
+    let replicas = crate::alarms::overrides::read_replica_override(&store, &spec).await?;
+    let report =
+        sync::sync_cluster_with(&client, &spec, replicas.as_ref(), dsn.as_ref(), dry_run).await?;
     if trigger.kind() == TriggerKind::Schedule && !report.in_sync() {
         tracing::warn!(report = %sync::report_json(&report), "cluster drifted from the spec");
     }

@@ -19,8 +19,10 @@ use super::render::instrumentation::{
     INSTRUMENTED_LABEL, first_container, render_workload_optin, workload_fields,
 };
 use super::render::render_owned_objects;
+use super::render::scaling::render_scaled_object_with;
 use super::restart::{RESTARTED_FOR_ANNOTATION, RestartMode, restart_with};
 use super::secret::{data_changed, render_database_secret};
+use crate::alarms::overrides::ReplicaOverride;
 use crate::spec::{PlatformSpec, WorkloadRef};
 
 /// Pod-template annotation holding the instrumentation a workload last restarted for.
@@ -118,6 +120,17 @@ pub async fn sync_cluster(
     dsn: Option<&DsnSource>,
     dry_run: bool,
 ) -> Result<SyncReport, Error> {
+    sync_cluster_with(client, spec, None, dsn, dry_run).await
+}
+
+/// [`sync_cluster`] keeping an alarm policy's replica override in force (see `alarms`).
+pub async fn sync_cluster_with(
+    client: &kube::Client,
+    spec: &PlatformSpec,
+    replicas: Option<&ReplicaOverride>,
+    dsn: Option<&DsnSource>,
+    dry_run: bool,
+) -> Result<SyncReport, Error> {
     let manager = &spec.cluster.field_manager;
     let platform = &spec.platform.name;
     let mut report = SyncReport {
@@ -126,6 +139,14 @@ pub async fn sync_cluster(
     };
 
     let mut owned = render_owned_objects(spec)?;
+    if replicas.is_some() {
+        for object in owned
+            .iter_mut()
+            .filter(|o| o.resource.kind == "ScaledObject")
+        {
+            *object = render_scaled_object_with(spec, replicas);
+        }
+    }
     if let Some(source) = dsn {
         owned.push(render_database_secret(spec, &source.dsn));
     }

@@ -228,6 +228,12 @@ pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
     }
 }
 
+/// Reconciles the bucket and TTLs now, as the schedule would (respond-to-alarms calls it).
+pub async fn reconcile_now(ctx: &Context, trigger: &str) -> crate::Result<Value> {
+    let loaded = load_spec(&ctx.spec_location, &ctx.s3).await?;
+    reconcile(ctx, &loaded, Scope::BucketAndTtls, ctx.dry_run, trigger).await
+}
+
 /// Plans the bucket and TTLs, refuses unsafe plans, and applies unless `dry_run`.
 async fn reconcile(
     ctx: &Context,
@@ -244,6 +250,16 @@ async fn reconcile(
         .await
         .map_err(Error::from)?;
     let memory = memory.unwrap_or_default();
+    // Hot days lowered by an alarm policy stay lowered until respond-to-alarms reverts them;
+    // the override is already bounded by the same safety check as below.
+    let hot_days = match scope {
+        Scope::BucketAndTtls => {
+            crate::alarms::overrides::read_hot_days_override(&state, &loaded.spec, &memory).await?
+        }
+        Scope::BucketOnly => None,
+    };
+    let effective = hot_days.as_ref().map(|o| o.applied_to(&loaded.spec));
+    let spec = effective.as_ref().unwrap_or(spec);
     let observed = apply::observe_bucket(&ctx.s3, bucket).await?;
     let mut reasons = plan::unsafe_reasons(spec, &memory);
     reasons.extend(plan::foreign_rule_conflicts(
@@ -271,6 +287,9 @@ async fn reconcile(
         "bucket": bucket,
         "remembered_cold_days": memory.cold_days,
     });
+    if let Some(o) = &hot_days {
+        summary["alarm_overrides"] = json!(o.why);
+    }
     if dry_run {
         summary["planned_changes"] = json!(report);
         if scope == Scope::BucketAndTtls {

@@ -8,8 +8,12 @@ use crate::spec::TlsMode;
 /// `postgres://user:password@host:port/dbname?sslmode=verify-full`.
 ///
 /// `sslmode` uses libpq's names, which Go's pgx and lib/pq (SigNoz's drivers) both
-/// understand; the pod must trust the RDS CA (pgx reads `sslrootcert` or the system
-/// pool). User and password are percent-encoded, so any alphabet round-trips.
+/// understand. No `sslrootcert`: the DSN is written both here and by the cluster sync,
+/// and a path would tie it to one pod layout. pgx then verifies against Go's system
+/// pool, which no public CA list gives the RDS CA: the pods must add the RDS bundle
+/// to it, e.g. mount it and set `SSL_CERT_DIR=/etc/ssl/certs:/etc/rds-ca` (Go reads
+/// every directory listed, so public roots stay trusted). User and password are
+/// percent-encoded, so any alphabet round-trips.
 pub fn signoz_dsn(secret: &AppSecret, tls: TlsMode) -> String {
     let sslmode = match tls {
         TlsMode::VerifyFull => "verify-full",

@@ -6,8 +6,16 @@
 //! - [`access`]: the owner/login role planner (pure).
 //! - [`postgres`]: TLS connections, SCRAM verifiers, role DDL, the probe.
 //! - [`secret_store`]: Secrets Manager. [`posture`]: RDS checks. [`provision`].
+//! - [`deadline`]: every database attempt and the master-login retries fit in the
+//!   invocation's remaining time, or end with the retryable [`Error::DeadlineNear`].
+//!
+//! The server is verified against the spec's `database.tls.ca_file`, else the file in
+//! `$RDS_CA_BUNDLE`, else the Amazon RDS root CAs shipped in the binary
+//! (`rds-global-bundle.pem`). The DSN handed to SigNoz carries no `sslrootcert`: see
+//! [`dsn::signoz_dsn`] for how the pods trust the RDS CA.
 
 pub mod access;
+pub mod deadline;
 pub mod dsn;
 pub mod postgres;
 pub mod posture;
@@ -22,6 +30,7 @@ use serde_json::{Value, json};
 use crate::events::{ControlAction, Trigger, TriggerKind, decode_for};
 use crate::spec::{PlatformSpec, SpecLocation, load_spec};
 
+pub use deadline::Deadline;
 pub use postgres::{PgTls, Timeouts};
 pub use provision::{ProvisionOutcome, provision_database};
 pub use rotation::{StepOutcome, run_rotation_step};
@@ -84,6 +93,10 @@ pub enum Error {
     /// The RDS instance named by the spec does not exist (yet).
     #[error("RDS instance {instance} not found")]
     InstanceNotFound { instance: String },
+    /// Too little of the invocation's time is left for the next database attempt; a
+    /// retried step gets a fresh budget (retry helps).
+    #[error("not enough time left for {op}: {remaining_ms} ms")]
+    DeadlineNear { op: &'static str, remaining_ms: u64 },
     /// Configuration the function needs is missing.
     #[error("configuration: {0}")]
     Config(String),
@@ -96,7 +109,10 @@ impl Error {
     /// Whether the same invocation may succeed if tried again.
     pub fn retryable(&self) -> bool {
         match self {
-            Error::SecretsManager { .. } | Error::Rds { .. } | Error::Network { .. } => true,
+            Error::SecretsManager { .. }
+            | Error::Rds { .. }
+            | Error::Network { .. }
+            | Error::DeadlineNear { .. } => true,
             Error::Database { sqlstate, .. } => {
                 // Serialisation failures, deadlocks, lock and statement timeouts, shutdown.
                 matches!(
@@ -160,9 +176,9 @@ impl Context {
         Ok(ctx)
     }
 
-    /// The TLS set-up for the spec's database.
-    pub fn tls(&self, spec: &PlatformSpec) -> Result<PgTls, Error> {
-        PgTls::from_spec(&spec.database.tls, self.timeouts)
+    /// The TLS set-up for the spec's database, its attempts cut to fit `deadline`.
+    pub fn tls(&self, spec: &PlatformSpec, deadline: Deadline) -> Result<PgTls, Error> {
+        Ok(PgTls::from_spec(&spec.database.tls, self.timeouts)?.until(deadline))
     }
 
     async fn spec(&self) -> crate::Result<PlatformSpec> {
@@ -174,13 +190,14 @@ impl Context {
     }
 }
 
-/// Handles one invocation: a rotation step, an RDS instance event or a provision request.
-pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
+/// Handles one invocation: a rotation step, an RDS instance event or a provision request,
+/// finishing before `deadline` (from `lambda_runtime::Context::deadline()`).
+pub async fn handle(ctx: &Context, payload: Value, deadline: Deadline) -> crate::Result<Value> {
     let trigger = decode_for(FUNCTION, HANDLES, payload)?;
     match trigger {
         Trigger::Rotation(request) => {
             let spec = ctx.spec().await?;
-            let outcome = run_rotation_step(ctx, &spec, &request).await?;
+            let outcome = run_rotation_step(ctx, &spec, &request, deadline).await?;
             Ok(serde_json::to_value(outcome).expect("outcomes serialise"))
         }
         Trigger::RdsInstance(event) if event.calls_for_provisioning() => {
@@ -191,11 +208,13 @@ pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
                     event.instance_identifier, spec.database.instance_identifier
                 )));
             }
-            Ok(provision_database(ctx, &spec, false).await?.to_json())
+            Ok(provision_database(ctx, &spec, false, deadline)
+                .await?
+                .to_json())
         }
         Trigger::Control(request) if request.action == ControlAction::ProvisionDatabase => {
             let spec = ctx.spec().await?;
-            Ok(provision_database(ctx, &spec, request.dry_run)
+            Ok(provision_database(ctx, &spec, request.dry_run, deadline)
                 .await?
                 .to_json())
         }

@@ -1,8 +1,8 @@
 //! PostgreSQL adapter: TLS connections (never plaintext), SCRAM verifiers, role DDL,
 //! advisory locks and the probe of SigNoz's work. I/O only; decisions live in `access`.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rustls::client::WebPkiServerVerifier;
@@ -18,17 +18,19 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::Error;
 use super::access::{AccessChange, ObservedAccess, ObservedLogin, ident, literal};
+use super::deadline::{Deadline, attempt_timeouts};
 use super::values::{Endpoint, Password};
 use crate::spec::{DatabaseTls, TlsMode};
 
-/// Where the RDS global CA bundle sits in the deployment package when the spec names
-/// no CA file (relative paths resolve against `LAMBDA_TASK_ROOT`).
-pub const RDS_CA_BUNDLE: &str = "rds-global-bundle.pem";
-/// Environment variable overriding [`RDS_CA_BUNDLE`]'s location.
+/// Environment variable naming a PEM file to trust instead of the shipped RDS bundle
+/// when the spec names no `database.tls.ca_file` (e.g. a newer bundle in a layer).
 pub const RDS_CA_BUNDLE_ENV: &str = "RDS_CA_BUNDLE";
 
+/// The Amazon RDS root CAs, shipped inside the function (see the file's header).
+pub const RDS_CA_BUNDLE_PEM: &[u8] = include_bytes!("rds-global-bundle.pem");
+
 /// Bounds of one database attempt, well inside a Lambda's timeout.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     pub connect: Duration,
     pub statement: Duration,
@@ -48,46 +50,82 @@ impl Default for Timeouts {
 pub struct PgTls {
     connector: MakeRustlsConnect,
     pub timeouts: Timeouts,
+    /// Attempts shrink to fit it; none means the timeouts as they are.
+    pub deadline: Option<Deadline>,
 }
 
-/// The CA file to trust: the spec's, else the RDS bundle shipped with the function.
-pub fn ca_path(tls: &DatabaseTls) -> PathBuf {
-    if let Some(file) = &tls.ca_file {
-        return PathBuf::from(file);
+/// Where the CA certificates to trust come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaSource {
+    /// A PEM file; `setting` names where the path came from, for the error.
+    File { path: PathBuf, setting: String },
+    /// [`RDS_CA_BUNDLE_PEM`].
+    ShippedRdsBundle,
+}
+
+impl CaSource {
+    /// The spec's `database.tls.ca_file`, else `$RDS_CA_BUNDLE`, else the shipped bundle.
+    pub fn for_spec(tls: &DatabaseTls) -> Self {
+        if let Some(file) = &tls.ca_file {
+            return CaSource::File {
+                path: file.into(),
+                setting: "database.tls.ca_file".into(),
+            };
+        }
+        match std::env::var(RDS_CA_BUNDLE_ENV) {
+            Ok(path) if !path.is_empty() => CaSource::File {
+                path: path.into(),
+                setting: format!("environment variable {RDS_CA_BUNDLE_ENV}"),
+            },
+            _ => CaSource::ShippedRdsBundle,
+        }
     }
-    let bundle = std::env::var(RDS_CA_BUNDLE_ENV).unwrap_or_else(|_| RDS_CA_BUNDLE.into());
-    match std::env::var("LAMBDA_TASK_ROOT") {
-        Ok(root) if Path::new(&bundle).is_relative() => Path::new(&root).join(bundle),
-        _ => PathBuf::from(bundle),
+
+    /// The trust anchors; the error names the file and the setting that named it. A
+    /// file is read on every call (it may be replaced); the shipped bundle parsed once.
+    pub fn roots(&self) -> Result<RootCertStore, Error> {
+        match self {
+            CaSource::File { path, setting } => {
+                let label = format!("{} (from {setting})", path.display());
+                let pem = std::fs::read(path).map_err(|e| Error::CaBundle {
+                    path: label.clone(),
+                    reason: e.to_string(),
+                })?;
+                parse_roots(&pem, &label)
+            }
+            CaSource::ShippedRdsBundle => {
+                static SHIPPED: OnceLock<RootCertStore> = OnceLock::new();
+                if let Some(roots) = SHIPPED.get() {
+                    return Ok(roots.clone());
+                }
+                let roots = parse_roots(RDS_CA_BUNDLE_PEM, "the shipped RDS bundle")?;
+                Ok(SHIPPED.get_or_init(|| roots).clone())
+            }
+        }
     }
+}
+
+/// Every certificate of a PEM bundle as a trust anchor; an empty bundle is an error.
+fn parse_roots(pem: &[u8], label: &str) -> Result<RootCertStore, Error> {
+    let bad = |reason: String| Error::CaBundle {
+        path: label.to_string(),
+        reason,
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(pem) {
+        let cert: CertificateDer<'static> = cert.map_err(|e| bad(e.to_string()))?;
+        roots.add(cert).map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("no certificate in the file".into()));
+    }
+    Ok(roots)
 }
 
 impl PgTls {
     /// Builds the TLS set-up from the spec's `database.tls`.
     pub fn from_spec(tls: &DatabaseTls, timeouts: Timeouts) -> Result<Self, Error> {
-        let path = ca_path(tls);
-        let pem = std::fs::read(&path).map_err(|e| Error::CaBundle {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let mut roots = RootCertStore::empty();
-        for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(&pem) {
-            let cert: CertificateDer<'static> = cert.map_err(|e| Error::CaBundle {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            roots.add(cert).map_err(|e| Error::CaBundle {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-        }
-        if roots.is_empty() {
-            return Err(Error::CaBundle {
-                path: path.display().to_string(),
-                reason: "no certificate in the file".into(),
-            });
-        }
-        let roots = Arc::new(roots);
+        let roots = Arc::new(CaSource::for_spec(tls).roots()?);
         let config = match tls.mode {
             TlsMode::VerifyFull => ClientConfig::builder()
                 .with_root_certificates(roots)
@@ -97,7 +135,7 @@ impl PgTls {
                     WebPkiServerVerifier::builder(roots)
                         .build()
                         .map_err(|e| Error::CaBundle {
-                            path: path.display().to_string(),
+                            path: "database.tls".into(),
                             reason: e.to_string(),
                         })?;
                 ClientConfig::builder()
@@ -109,11 +147,34 @@ impl PgTls {
         Ok(PgTls {
             connector: MakeRustlsConnect::new(config),
             timeouts,
+            deadline: None,
+        })
+    }
+
+    /// The same set-up, with every attempt cut to fit before `deadline`.
+    pub fn until(mut self, deadline: Deadline) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Time left before the deadline, if there is one.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline.map(|d| d.remaining())
+    }
+
+    /// The timeouts of an attempt starting now, or a retryable error when none fits.
+    fn attempt(&self, op: &'static str) -> Result<Timeouts, Error> {
+        let Some(remaining) = self.remaining() else {
+            return Ok(self.timeouts);
+        };
+        attempt_timeouts(self.timeouts, remaining).ok_or(Error::DeadlineNear {
+            op,
+            remaining_ms: remaining.as_millis() as u64,
         })
     }
 
     /// Connects over TLS (required: a server without TLS is an error) and bounds every
-    /// statement by the statement timeout.
+    /// statement by the statement timeout, both cut to fit the deadline.
     pub async fn connect(
         &self,
         endpoint: &Endpoint,
@@ -121,6 +182,7 @@ impl PgTls {
         user: &str,
         password: &Password,
     ) -> Result<tokio_postgres::Client, Error> {
+        let timeouts = self.attempt("database login")?;
         let mut config = tokio_postgres::Config::new();
         config
             .host(&endpoint.host)
@@ -129,18 +191,19 @@ impl PgTls {
             .user(user)
             .password(password.expose())
             .ssl_mode(SslMode::Require)
-            .connect_timeout(self.timeouts.connect)
+            .connect_timeout(timeouts.connect)
             .application_name("signoz-control-credentials");
-        let attempt = tokio::time::timeout(
-            self.timeouts.connect + Duration::from_secs(1),
-            config.connect(self.connector.clone()),
-        );
+        // The driver's timeout covers the TCP connect only; this one TLS and SCRAM too.
+        let attempt =
+            tokio::time::timeout(timeouts.connect, config.connect(self.connector.clone()));
         let (client, connection) = attempt
             .await
             .map_err(|_| Error::Network {
                 reason: format!(
-                    "connecting to {}:{} timed out",
-                    endpoint.host, endpoint.port
+                    "connecting to {}:{} timed out after {} ms",
+                    endpoint.host,
+                    endpoint.port,
+                    timeouts.connect.as_millis()
                 ),
             })?
             .map_err(|e| classify(&e, user))?;
@@ -152,7 +215,7 @@ impl PgTls {
         client
             .batch_execute(&format!(
                 "SET statement_timeout = {}",
-                self.timeouts.statement.as_millis()
+                timeouts.statement.as_millis()
             ))
             .await
             .map_err(|e| classify(&e, user))?;

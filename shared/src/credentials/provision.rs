@@ -4,6 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use super::deadline::Deadline;
 use super::posture::{Finding, assess_posture, read_instance};
 use super::rotation::{connect_master, ensure_access, login_roles, read_master};
 use super::secret_store::{AWSCURRENT, Version};
@@ -37,6 +38,7 @@ pub async fn provision_database(
     ctx: &Context,
     spec: &PlatformSpec,
     dry_run: bool,
+    deadline: Deadline,
 ) -> Result<ProvisionOutcome, Error> {
     let db = &spec.database;
     let facts = read_instance(&ctx.rds, &db.instance_identifier).await?;
@@ -66,7 +68,7 @@ pub async fn provision_database(
             db.instance_identifier
         ))
     })?;
-    let tls = ctx.tls(spec)?;
+    let tls = ctx.tls(spec, deadline)?;
     let master = connect_master(ctx, &tls, db, &endpoint).await?;
     let logins = login_roles(db);
     let changes = ensure_access(&master, db, &logins, true).await?;

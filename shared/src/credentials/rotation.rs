@@ -6,6 +6,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::access::{AccessChange, DesiredAccess, plan_database_access};
+use super::deadline::{Deadline, retry_fits};
 use super::postgres::{self, PgTls};
 use super::secret_store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretVersions, Version};
 use super::values::{AppSecret, Endpoint, MasterSecret, Password};
@@ -131,6 +132,7 @@ pub async fn run_rotation_step(
     ctx: &Context,
     spec: &PlatformSpec,
     request: &RotationRequest,
+    deadline: Deadline,
 ) -> Result<StepOutcome, Error> {
     let secret = request.secret_id.as_str();
     let token = request.token.as_str();
@@ -150,8 +152,8 @@ pub async fn run_rotation_step(
     }
     match request.step {
         RotationStep::CreateSecret => create_secret(ctx, spec, request, &mut outcome).await?,
-        RotationStep::SetSecret => set_secret(ctx, spec, request, &mut outcome).await?,
-        RotationStep::TestSecret => test_secret(ctx, spec, request, &mut outcome).await?,
+        RotationStep::SetSecret => set_secret(ctx, spec, request, deadline, &mut outcome).await?,
+        RotationStep::TestSecret => test_secret(ctx, spec, request, deadline, &mut outcome).await?,
         RotationStep::FinishSecret => {
             finish_secret(ctx, spec, request, &versions, &mut outcome).await?
         }
@@ -247,10 +249,11 @@ async fn set_secret(
     ctx: &Context,
     spec: &PlatformSpec,
     request: &RotationRequest,
+    deadline: Deadline,
     outcome: &mut StepOutcome,
 ) -> Result<(), Error> {
     let pending = pending_app_secret(ctx, request).await?;
-    let tls = ctx.tls(spec)?;
+    let tls = ctx.tls(spec, deadline)?;
     match spec.database.strategy {
         RotationStrategy::SingleUser => {
             set_single_user(ctx, &tls, request, &pending, outcome).await
@@ -366,8 +369,8 @@ async fn set_single_user(
     })
 }
 
-/// How often, and after which pauses, an RDS-managed master login is retried after
-/// re-reading its secret (it rotates on its own).
+/// The pauses before re-reading an RDS-managed master secret and logging in again (it
+/// rotates on its own); the retries stop earlier when the deadline would not fit one.
 const MASTER_RETRY_PAUSES: [Duration; 3] = [
     Duration::from_millis(500),
     Duration::from_secs(1),
@@ -375,7 +378,8 @@ const MASTER_RETRY_PAUSES: [Duration; 3] = [
 ];
 
 /// Reads the master secret and connects as the master to the maintenance database.
-/// An RDS-managed secret that rotated under us is re-read and retried with backoff.
+/// An RDS-managed secret that rotated under us is re-read and retried with backoff,
+/// as long as the pause and another attempt fit before the deadline.
 pub(super) async fn connect_master(
     ctx: &Context,
     tls: &PgTls,
@@ -396,14 +400,22 @@ pub(super) async fn connect_master(
             )
             .await
         {
-            Err(Error::Authentication { user }) if rds_managed => match pauses.next() {
-                Some(pause) => {
-                    tracing::warn!(user = %user, pause_ms = pause.as_millis() as u64,
-                        "master login refused; the RDS-managed secret may have rotated: re-reading");
-                    tokio::time::sleep(*pause).await;
+            Err(Error::Authentication { user }) if rds_managed => {
+                let Some(pause) = pauses.next() else {
+                    return Err(Error::Authentication { user });
+                };
+                if let Some(remaining) = tls.remaining().filter(|r| !retry_fits(*pause, *r)) {
+                    tracing::warn!(user = %user, remaining_ms = remaining.as_millis() as u64,
+                        "master login refused and no time left to re-read the secret and retry");
+                    return Err(Error::DeadlineNear {
+                        op: "master login retry",
+                        remaining_ms: remaining.as_millis() as u64,
+                    });
                 }
-                None => return Err(Error::Authentication { user }),
-            },
+                tracing::warn!(user = %user, pause_ms = pause.as_millis() as u64,
+                    "master login refused; the RDS-managed secret may have rotated: re-reading");
+                tokio::time::sleep(*pause).await;
+            }
             other => return other,
         }
     }
@@ -427,10 +439,11 @@ async fn test_secret(
     ctx: &Context,
     spec: &PlatformSpec,
     request: &RotationRequest,
+    deadline: Deadline,
     outcome: &mut StepOutcome,
 ) -> Result<(), Error> {
     let pending = pending_app_secret(ctx, request).await?;
-    let tls = ctx.tls(spec)?;
+    let tls = ctx.tls(spec, deadline)?;
     let client = tls
         .connect(
             &pending.endpoint(),

@@ -2,17 +2,22 @@
 //! finishing, the DSN, posture, and that secret values never print.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use super::Error;
 use super::access::{
     AccessChange, DesiredAccess, ObservedAccess, ObservedLogin, plan_database_access,
 };
+use super::deadline::{
+    DEFAULT_BUDGET, Deadline, MIN_ATTEMPT, REPORT_MARGIN, attempt_timeouts, retry_fits,
+};
 use super::dsn::signoz_dsn;
+use super::postgres::{CaSource, RDS_CA_BUNDLE_ENV, Timeouts};
 use super::posture::{InstanceFacts, assess_posture};
 use super::rotation::{TokenState, check_token, login_roles, next_username, plan_finish};
 use super::secret_store::SecretVersions;
 use super::values::{AppSecret, MasterSecret, Password};
-use crate::spec::{Database, EXAMPLE_SPEC, RotationStrategy, TlsMode, parse_spec};
+use crate::spec::{Database, DatabaseTls, EXAMPLE_SPEC, RotationStrategy, TlsMode, parse_spec};
 
 fn database(strategy: RotationStrategy) -> Database {
     let mut db = parse_spec(EXAMPLE_SPEC).unwrap().database;
@@ -271,4 +276,119 @@ fn posture_reports_each_check_and_multi_az_only_when_required() {
     let failed: Vec<_> = findings.iter().filter(|f| !f.ok).map(|f| f.check).collect();
     assert_eq!(failed, ["deletion_protection", "force_ssl", "multi_az"]);
     assert_eq!(assess_posture(&facts, false).len(), 3);
+}
+
+#[test]
+fn the_shipped_rds_bundle_parses_and_holds_the_rds_root_cas() {
+    let roots = CaSource::ShippedRdsBundle.roots().unwrap();
+    assert_eq!(
+        CaSource::ShippedRdsBundle.roots().unwrap().len(),
+        roots.len(),
+        "the cached parse is the same bundle"
+    );
+    assert_eq!(roots.len(), 87, "every unexpired regional RDS root CA");
+    let subjects: Vec<Vec<u8>> = roots
+        .roots
+        .iter()
+        .map(|anchor| anchor.subject.as_ref().to_vec())
+        .collect();
+    let holds = |name: &str| {
+        subjects
+            .iter()
+            .any(|s| s.windows(name.len()).any(|w| w == name.as_bytes()))
+    };
+    for region in ["eu-west-1", "us-east-1", "ap-southeast-2"] {
+        for kind in ["RSA2048 G1", "RSA4096 G1", "ECC384 G1"] {
+            let name = format!("Amazon RDS {region} Root CA {kind}");
+            assert!(holds(&name), "{name} is missing from the shipped bundle");
+        }
+    }
+    assert!(!holds("2019 CA"), "the expired 2019 CAs are left out");
+}
+
+#[test]
+fn a_missing_or_empty_ca_file_is_an_error_naming_the_file_and_the_setting() {
+    let tls = DatabaseTls {
+        mode: TlsMode::VerifyFull,
+        ca_file: Some("/nonexistent/rds-ca.pem".into()),
+    };
+    let err = CaSource::for_spec(&tls).roots().unwrap_err();
+    assert!(matches!(err, Error::CaBundle { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("/nonexistent/rds-ca.pem") && text.contains("database.tls.ca_file"),
+        "{text}"
+    );
+    let empty = std::env::temp_dir().join(format!("empty-ca-{}.pem", std::process::id()));
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let err = CaSource::File {
+        path: empty.clone(),
+        setting: format!("environment variable {RDS_CA_BUNDLE_ENV}"),
+    }
+    .roots()
+    .unwrap_err();
+    std::fs::remove_file(&empty).unwrap();
+    let text = err.to_string();
+    assert!(
+        text.contains("no certificate") && text.contains("RDS_CA_BUNDLE"),
+        "{text}"
+    );
+}
+
+#[test]
+fn attempts_shrink_to_the_time_left_and_none_starts_without_room_to_report() {
+    let defaults = Timeouts::default();
+    assert_eq!(
+        attempt_timeouts(defaults, Duration::from_secs(60)),
+        Some(defaults),
+        "plenty of time: the defaults"
+    );
+    let cut = attempt_timeouts(defaults, Duration::from_secs(3)).unwrap();
+    assert_eq!(cut.connect, Duration::from_millis(2500));
+    assert_eq!(cut.statement, Duration::from_millis(2500));
+    assert_eq!(
+        attempt_timeouts(defaults, REPORT_MARGIN + MIN_ATTEMPT / 2),
+        None
+    );
+    assert_eq!(attempt_timeouts(defaults, Duration::ZERO), None);
+}
+
+#[test]
+fn a_master_retry_runs_only_if_the_pause_and_an_attempt_still_fit() {
+    let pause = Duration::from_secs(1);
+    assert!(retry_fits(pause, Duration::from_secs(10)));
+    assert!(retry_fits(pause, pause + REPORT_MARGIN + MIN_ATTEMPT));
+    assert!(!retry_fits(pause, pause + REPORT_MARGIN));
+    assert!(!retry_fits(pause, Duration::from_millis(200)));
+}
+
+#[test]
+fn lambdas_deadline_becomes_the_time_left_and_an_unset_one_the_default_budget() {
+    let in_two_seconds = SystemTime::now() + Duration::from_secs(2);
+    let left = Deadline::from_system_time(in_two_seconds).remaining();
+    assert!(
+        left <= Duration::from_secs(2) && left > Duration::from_millis(1500),
+        "{left:?}"
+    );
+    let passed = SystemTime::now() - Duration::from_secs(1);
+    assert_eq!(
+        Deadline::from_system_time(passed).remaining(),
+        Duration::ZERO
+    );
+    // lambda_runtime's Context::default() has deadline 0.
+    let unset = Deadline::from_system_time(SystemTime::UNIX_EPOCH).remaining();
+    assert!(unset > DEFAULT_BUDGET - Duration::from_secs(1), "{unset:?}");
+}
+
+#[test]
+fn running_out_of_time_is_retryable_and_says_how_much_was_left() {
+    let err = Error::DeadlineNear {
+        op: "master login retry",
+        remaining_ms: 420,
+    };
+    assert!(err.retryable());
+    assert_eq!(
+        err.to_string(),
+        "not enough time left for master login retry: 420 ms"
+    );
 }

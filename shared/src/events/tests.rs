@@ -24,7 +24,7 @@ fn expected(name: &str) -> (TriggerKind, &'static [&'static str]) {
     const CREDS: &str = credentials::FUNCTION;
     const ALARM: &str = alarms::FUNCTION;
     match name {
-        n if n.starts_with("schedule") => (TriggerKind::Schedule, &[COLD, SYNC]),
+        n if n.starts_with("schedule") => (TriggerKind::Schedule, &[COLD, SYNC, ALARM]),
         n if n.starts_with("s3-") => (TriggerKind::SpecWritten, &[COLD, SYNC]),
         n if n.starts_with("cloudtrail-") => (TriggerKind::BucketApiCall, &[COLD]),
         n if n.starts_with("alarm-") => (TriggerKind::AlarmChange, &[ALARM]),

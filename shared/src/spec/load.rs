@@ -204,6 +204,8 @@ fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
     match path {
         Path::Root => String::new(),
         Path::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
+        // An empty key would leave the problem without a path.
+        Path::Map { parent, key } if key.is_empty() => join(ignored_path(parent), "\"\""),
         Path::Map { parent, key } => join(ignored_path(parent), key),
         Path::Some { parent }
         | Path::NewtypeStruct { parent }

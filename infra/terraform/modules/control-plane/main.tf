@@ -16,14 +16,15 @@ locals {
 
   # The symbolic resources of functions.json, resolved to ARNs.
   resource_arns = {
-    spec_object        = ["arn:${local.partition}:s3:::${var.config_bucket}/${var.spec_key}"]
-    state_objects      = ["arn:${local.partition}:s3:::${var.state_bucket}/${var.state_prefix}*"]
-    cold_bucket        = ["arn:${local.partition}:s3:::${var.cold_bucket}"]
-    app_secret         = [var.app_secret_arn]
-    master_secret      = [var.master_secret_arn]
-    ttl_api_key_secret = [var.ttl_api_key_secret_arn]
-    db_instance        = ["arn:${local.partition}:rds:${local.region}:${local.account_id}:db:${var.db_instance_identifier}"]
-    cluster            = ["arn:${local.partition}:eks:${local.region}:${local.account_id}:cluster/${var.cluster_name}"]
+    spec_object         = ["arn:${local.partition}:s3:::${var.config_bucket}/${var.spec_key}"]
+    state_objects       = ["arn:${local.partition}:s3:::${var.state_bucket}/${var.state_prefix}*"]
+    alarm_state_objects = ["arn:${local.partition}:s3:::${var.state_bucket}/${var.state_prefix}alarms/*"]
+    cold_bucket         = ["arn:${local.partition}:s3:::${var.cold_bucket}"]
+    app_secret          = [var.app_secret_arn]
+    master_secret       = [var.master_secret_arn]
+    ttl_api_key_secret  = [var.ttl_api_key_secret_arn]
+    db_instance         = ["arn:${local.partition}:rds:${local.region}:${local.account_id}:db:${var.db_instance_identifier}"]
+    cluster             = ["arn:${local.partition}:eks:${local.region}:${local.account_id}:cluster/${var.cluster_name}"]
     # The instance's parameter group is named by the instance, not known here.
     db_parameter_groups = ["arn:${local.partition}:rds:${local.region}:${local.account_id}:pg:*"]
     # GetRandomPassword acts on no resource.

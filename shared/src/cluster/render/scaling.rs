@@ -3,8 +3,26 @@
 use serde_json::json;
 
 use super::values::collector_deployment;
+use crate::alarms::overrides::ReplicaOverride;
 use crate::cluster::objects::{DesiredObject, owner_labels, scaled_object_resource};
 use crate::spec::{PlatformSpec, ScalingBehavior};
+
+/// Annotation on the ScaledObject saying which alarm raised its replica bounds.
+pub const REMEDIATION_ANNOTATION: &str = "signoz-control-plane/remediation";
+
+/// The ScaledObject with an alarm policy's replica override in force, annotated with why.
+pub fn render_scaled_object_with(
+    spec: &PlatformSpec,
+    replicas: Option<&ReplicaOverride>,
+) -> DesiredObject {
+    let Some(replicas) = replicas else {
+        return render_scaled_object(spec);
+    };
+    let mut object = render_scaled_object(&replicas.applied_to(spec));
+    object.body["metadata"]["annotations"] =
+        json!({ REMEDIATION_ANNOTATION: replicas.why.join("; ") });
+    object
+}
 
 /// The ScaledObject for the collector Deployment (Prometheus trigger, fallback, HPA behaviour).
 pub fn render_scaled_object(spec: &PlatformSpec) -> DesiredObject {

@@ -1,0 +1,189 @@
+//! Per-invocation counters: API calls through the counting proxies and SQL statements in
+//! PostgreSQL's statement log (`log_statement = all`), snapshotted by the runtime API's
+//! observer as each event is handed out and answered.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use platform_tests::runtime_api::{Observer, Phase};
+
+use crate::proxy::{Call, CallLog};
+
+/// A point in the call log and the statement log.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mark {
+    calls: usize,
+    sql_bytes: u64,
+}
+
+/// What one invocation did to the stack.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    pub calls: Vec<Call>,
+    pub sql_reads: usize,
+    pub sql_writes: usize,
+    /// BEGIN/COMMIT/ROLLBACK/SET/DISCARD: neither read nor write.
+    pub sql_other: usize,
+}
+
+impl Usage {
+    /// API calls that read (GET/HEAD/LIST, Get*/Describe*/List*, dry runs).
+    pub fn reads(&self) -> usize {
+        self.calls.iter().filter(|c| !c.write).count()
+    }
+
+    /// API calls that change something.
+    pub fn writes(&self) -> usize {
+        self.calls.iter().filter(|c| c.write).count()
+    }
+
+    /// `service op×n` per distinct operation, writes marked with `*`.
+    pub fn breakdown(&self) -> String {
+        let mut counts: BTreeMap<(String, String, bool), usize> = BTreeMap::new();
+        for c in &self.calls {
+            *counts
+                .entry((c.service.clone(), c.operation.clone(), c.write))
+                .or_default() += 1;
+        }
+        counts
+            .iter()
+            .map(|((service, op, write), n)| {
+                let star = if *write { "*" } else { "" };
+                let times = if *n > 1 {
+                    format!("×{n}")
+                } else {
+                    String::new()
+                };
+                format!("{service} {op}{star}{times}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Each invocation's marks at hand-out and at answer, filled in by an observer.
+pub type Windows = Arc<Mutex<Vec<(Mark, Mark)>>>;
+
+/// Snapshots the shared call log and, when given, PostgreSQL's log file.
+#[derive(Clone)]
+pub struct Meter {
+    pub log: CallLog,
+    pub pg_log: Option<PathBuf>,
+}
+
+impl Meter {
+    /// The current position of both logs.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            calls: self.log.lock().unwrap().len(),
+            sql_bytes: self
+                .pg_log
+                .as_ref()
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map_or(0, |m| m.len()),
+        }
+    }
+
+    /// What happened between two marks.
+    pub fn between(&self, from: Mark, to: Mark) -> Usage {
+        let calls = self.log.lock().unwrap()[from.calls..to.calls].to_vec();
+        let mut usage = Usage {
+            calls,
+            ..Usage::default()
+        };
+        if let Some(path) = &self.pg_log {
+            let text = read_range(path, from.sql_bytes, to.sql_bytes).unwrap_or_default();
+            for kind in text.lines().filter_map(statement_kind) {
+                match kind {
+                    SqlKind::Read => usage.sql_reads += 1,
+                    SqlKind::Write => usage.sql_writes += 1,
+                    SqlKind::Other => usage.sql_other += 1,
+                }
+            }
+        }
+        usage
+    }
+
+    /// An observer recording a mark at each hand-out and answer, and where they go.
+    pub fn observer(&self) -> (Observer, Windows) {
+        let marks: Windows = Arc::default();
+        let (meter, sink) = (self.clone(), marks.clone());
+        let observer: Observer = Arc::new(move |index, phase| {
+            let mark = meter.mark();
+            let mut m = sink.lock().unwrap();
+            match phase {
+                Phase::HandedOut => m.push((mark, mark)),
+                Phase::Answered => {
+                    if let Some(slot) = m.get_mut(index) {
+                        slot.1 = mark;
+                    }
+                }
+            }
+        });
+        (observer, marks)
+    }
+}
+
+fn read_range(path: &PathBuf, from: u64, to: u64) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::Start(from))?;
+    let mut buf = Vec::new();
+    f.take(to.saturating_sub(from)).read_to_end(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum SqlKind {
+    Read,
+    Write,
+    Other,
+}
+
+/// The kind of statement a `log_statement = all` line logs, if it logs one: simple
+/// protocol lines read `LOG:  statement: …`, extended protocol ones `LOG:  execute s0: …`.
+fn statement_kind(line: &str) -> Option<SqlKind> {
+    let sql = if let Some((_, rest)) = line.split_once("LOG:  statement: ") {
+        rest
+    } else {
+        let (_, rest) = line.split_once("LOG:  execute ")?;
+        rest.split_once(": ")?.1
+    };
+    let first = sql
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    Some(match first.as_str() {
+        "SELECT" | "SHOW" | "WITH" => SqlKind::Read,
+        "BEGIN" | "COMMIT" | "ROLLBACK" | "SET" | "RESET" | "DISCARD" | "START" => SqlKind::Other,
+        _ => SqlKind::Write,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_lines_are_classified_and_other_lines_ignored() {
+        let log = "2026-11-25 17:50:01.123 UTC [42] LOG:  statement: BEGIN\n\
+                   2026-11-25 17:50:01.124 UTC [42] LOG:  execute s0: SELECT 1 FROM pg_roles WHERE rolname = $1\n\
+                   2026-11-25 17:50:01.125 UTC [42] DETAIL:  parameters: $1 = 'x'\n\
+                   2026-11-25 17:50:01.126 UTC [42] LOG:  statement: ALTER ROLE \"a\" PASSWORD 'SCRAM-SHA-256$…'\n\
+                   \tcontinued line\n\
+                   2026-11-25 17:50:01.127 UTC [42] LOG:  execute <unnamed>: GRANT x TO y\n";
+        let kinds: Vec<SqlKind> = log.lines().filter_map(statement_kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                SqlKind::Other,
+                SqlKind::Read,
+                SqlKind::Write,
+                SqlKind::Write
+            ]
+        );
+    }
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Benchmarks: builds the functions and a hello-world lambda_runtime baseline with the
+# release profile, starts a private local stack (moto and PostgreSQL; the bench runs its
+# own Kubernetes emulator), runs target/debug/bench, writes tests/bench/RESULTS.md and
+# prints it, and stops everything it started. Extra arguments go to the bench
+# (--init-runs K, --fleet 1,10,100). BENCH_PROFILE=debug gives a quick, meaningless
+# smoke run of the same steps.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$repo"
+
+tests/bin/setup.sh
+profile=${BENCH_PROFILE:-release}
+profile_flag=(); [ "$profile" = release ] && profile_flag=(--release)
+echo "== build ($profile functions and baseline, one cargo invocation so features unify alike)"
+cargo build --locked "${profile_flag[@]}" -p rotate-credentials -p enforce-cold-storage \
+  -p sync-cluster -p respond-to-alarms -p hello-world
+# The harness (runtime API, proxies) is a debug build: its per-request overhead adds
+# equally to the baseline and the functions.
+cargo build --locked -p platform-bench
+target=${CARGO_TARGET_DIR:-$repo/target}
+
+export STACK_DIR
+STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/signoz-control-bench.XXXXXX")
+cleanup() { tests/bin/stack.sh stop > /dev/null 2>&1 || true; rm -rf "$STACK_DIR"; }
+trap cleanup EXIT INT TERM
+echo "== local stack ($STACK_DIR)"
+STACK_WITHOUT_KUBE=1 tests/bin/stack.sh start
+# shellcheck disable=SC1091
+source "$STACK_DIR/env"
+
+# moto accepts RotateSecret only for a Lambda it knows: register the rotation function.
+(cd "$STACK_DIR" && cp "$target/$profile/rotate-credentials" bootstrap && zip -q -9 rotate.zip bootstrap && rm bootstrap)
+role_arn=$(aws --output text iam create-role --role-name rotate-credentials --query Role.Arn \
+  --assume-role-policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}')
+export ROTATION_LAMBDA_ARN
+ROTATION_LAMBDA_ARN=$(aws --output text lambda create-function --function-name rotate-credentials \
+  --runtime provided.al2023 --handler bootstrap --architectures x86_64 --role "$role_arn" \
+  --zip-file "fileb://$STACK_DIR/rotate.zip" --query FunctionArn)
+
+echo "== bench"
+out=$repo/tests/bench/RESULTS.md
+"$target/debug/bench" --release-dir "$target/$profile" --out "$out" "$@"
+echo
+cat "$out"
