@@ -92,13 +92,19 @@ pending() {
   aws_ secretsmanager describe-secret --secret-id "$app_secret" --query VersionIdsToStages |
     python3 -c 'import json,sys; print(next((v for v, s in json.load(sys.stdin).items() if "AWSPENDING" in s), ""))'
 }
-# Secrets Manager starts a rotation by staging AWSPENDING on a new version, then calls
-# the function with the four steps; moto stages it but cannot call us, so we do.
-token=$(pending)
-if [ -z "$token" ]; then
-  aws_ secretsmanager rotate-secret --secret-id "$app_secret" > /dev/null
-  token=$(pending)
+# moto quirk: provisioning's RotateSecret(RotateImmediately=false) leaves AWSPENDING on a
+# copy of the current value (real Secrets Manager leaves no pending version). Drop it,
+# then start a rotation the way the service does: AWSPENDING on a new, empty version.
+# moto cannot invoke us, so we send the four steps ourselves.
+stale=$(pending)
+if [ -n "$stale" ]; then
+  aws_ secretsmanager update-secret-version-stage --secret-id "$app_secret" \
+    --version-stage AWSPENDING --remove-from-version-id "$stale" > /dev/null
 fi
+# (Without the Lambda ARN, moto would move AWSCURRENT to the new empty version.)
+aws_ secretsmanager rotate-secret --secret-id "$app_secret" --rotation-lambda-arn "$ROTATION_LAMBDA_ARN" \
+  --rotation-rules AutomaticallyAfterDays=30 > /dev/null
+token=$(pending)
 for step in create set test finish; do
   python3 - "$step" "$app_secret" "$token" > "$STACK_DIR/rotation-$step.json" <<'PY'
 import json, sys

@@ -7,3 +7,4 @@ mod credentials;
 mod faults;
 mod infra;
 mod log_hygiene;
+mod runtime_api;

@@ -30,6 +30,9 @@ const FUNCTIONS: [&str; 4] = [
     "sync-cluster",
     "respond-to-alarms",
 ];
+/// One row of the init table: a label, the binary, extra environment.
+type InitEntry = (String, &'static str, Vec<(String, String)>);
+
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
 struct Args {
@@ -131,9 +134,22 @@ impl Bench {
         platform: &Platform,
         events: Vec<Value>,
     ) -> Result<Run, BoxError> {
+        self.run_with_env(function, platform, events, &[]).await
+    }
+
+    /// [`Bench::run`] with `extra` environment on top of the platform's.
+    async fn run_with_env(
+        &self,
+        function: &str,
+        platform: &Platform,
+        events: Vec<Value>,
+        extra: &[(String, String)],
+    ) -> Result<Run, BoxError> {
         let (observer, marks) = self.meter.observer();
+        let mut env = self.stack.function_env(platform);
+        env.extend_from_slice(extra);
         let options = RunOptions {
-            env: self.stack.function_env(platform),
+            env,
             observer: Some(observer),
             log_file: Some(self.stack.workdir.join(format!("{function}.log"))),
             ..RunOptions::new(RUN_TIMEOUT)
@@ -270,15 +286,38 @@ async fn init_times(
     bench: &Bench,
     platform: &Platform,
 ) -> Result<(String, Vec<(String, u64)>), BoxError> {
-    let names: Vec<&str> = [BASELINE].into_iter().chain(FUNCTIONS).collect();
+    // (row label, binary, extra env): the baseline, each function as deployed, and each
+    // function with an empty certificate directory, so rustls-native-certs parses only
+    // the CA bundle file instead of also every file in /etc/ssl/certs (this Debian image
+    // has ~150; Lambda's AL2023 image has a bundle and almost no directory entries).
+    let empty_cert_dir = bench.stack.workdir.join("empty-cert-dir");
+    std::fs::create_dir_all(&empty_cert_dir)?;
+    let mut entries: Vec<InitEntry> = [BASELINE]
+        .into_iter()
+        .chain(FUNCTIONS)
+        .map(|n| (format!("`{n}`"), n, Vec::new()))
+        .collect();
+    entries.extend(FUNCTIONS.map(|n| {
+        (
+            format!("`{n}`, `SSL_CERT_DIR` empty"),
+            n,
+            vec![(
+                "SSL_CERT_DIR".to_string(),
+                empty_cert_dir.display().to_string(),
+            )],
+        )
+    }));
+    let names: Vec<&str> = entries.iter().map(|e| e.1).collect();
     let mut init: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut rss: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut failures: Vec<Option<String>> = vec![None; names.len()];
     // Init does not depend on the event; one every function rejects keeps the run short.
     let probe = json!({ "bench": "init" });
     for _ in 0..bench.args.init_runs {
-        for (i, name) in names.iter().enumerate() {
-            let run = bench.run(name, platform, vec![probe.clone()]).await?;
+        for (i, (_, name, extra)) in entries.iter().enumerate() {
+            let run = bench
+                .run_with_env(name, platform, vec![probe.clone()], extra)
+                .await?;
             match &run.report.init_error {
                 Some(e) if run.report.results.is_empty() => failures[i] = Some(short(e)),
                 _ => {
@@ -289,10 +328,10 @@ async fn init_times(
         }
     }
     let floor = median(&init[0]);
-    let rows = names
+    let rows = entries
         .iter()
         .enumerate()
-        .map(|(i, name)| {
+        .map(|(i, (label, _, _))| {
             let m = median(&init[i]);
             let (lo, hi) = range(&init[i]);
             let ratio = if i == 0 {
@@ -307,7 +346,7 @@ async fn init_times(
                 (None, _) => "over 1.5×".into(),
             };
             vec![
-                format!("`{name}`"),
+                label.clone(),
                 format!("{m:.2}"),
                 format!("{lo:.2} – {hi:.2}"),
                 ratio,
@@ -316,10 +355,11 @@ async fn init_times(
             ]
         })
         .collect::<Vec<_>>();
-    let idle = names
+    let idle = entries
         .iter()
         .enumerate()
-        .map(|(i, n)| (n.to_string(), median(&rss[i]) as u64))
+        .filter(|(_, e)| e.2.is_empty())
+        .map(|(i, e)| (e.1.to_string(), median(&rss[i]) as u64))
         .collect();
     Ok((
         format!(
@@ -578,4 +618,6 @@ async fn fleet(bench: &Bench, tag: &str) -> Result<String, BoxError> {
     ))
 }
 
-const FOOTNOTES: &str = "## Notes\n\n- Kubernetes is reached through `KUBECONFIG` over plain HTTP to a counting proxy in front of the emulator, so the cluster calls cost no TLS handshake and no EKS `DescribeCluster` (production adds one EKS read and a TLS handshake per process).\n- moto answers in-process Python on loopback; wall times measure our code plus moto, not AWS latency.\n- AWS-LC is not in the dependency tree (every rustls user is ring-backed), so its jitter-entropy start-up cost does not apply and no AWS-LC variant was measured.\n";
+const FOOTNOTES: &str = "## Notes\n\n- Kubernetes is reached through `KUBECONFIG` over plain HTTP to a counting proxy in front of the emulator, so the cluster calls cost no TLS handshake and no EKS `DescribeCluster` (production adds one EKS read and a TLS handshake per process).\n- moto answers in-process Python on loopback; wall times measure our code plus moto, not AWS latency.\n- Init: strace shows the functions loading the native root certificates (rustls-native-certs, used by the AWS SDK's HTTP client, kube and reqwest): openssl-probe's defaults make it parse `/etc/ssl/certs/ca-certificates.crt` and then every file in `/etc/ssl/certs` (~150 on this Debian image, ~600 `statx`/`read` calls), once per HTTPS client that builds its own root store (twice in `enforce-cold-storage` and `respond-to-alarms`). The `SSL_CERT_DIR` empty rows measure the same binaries reading only the bundle file, which is close to Lambda's AL2023 image (a bundle, almost no directory entries). Setting `SSL_CERT_FILE` alone does not stop the directory scan.
+- The bench harness (runtime API, proxies) is a debug build; its per-request overhead adds equally to the baseline and the functions.
+- AWS-LC is not in the dependency tree (every rustls user is ring-backed), so its jitter-entropy start-up cost does not apply and no AWS-LC variant was measured.\n";

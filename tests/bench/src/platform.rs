@@ -244,14 +244,36 @@ impl Stack {
     }
 
     /// Starts a rotation of the platform's app secret the way Secrets Manager does (a
-    /// new AWSPENDING version) unless one is pending already; returns its token.
+    /// new, empty AWSPENDING version); returns its token.
     pub async fn start_rotation(&self, platform: &Platform) -> Result<String, BoxError> {
         let secret = &platform.spec.database.app_secret_name;
-        if let Some(token) = self.pending_version(secret).await? {
-            return Ok(token);
+        // moto quirk: provisioning's RotateSecret(RotateImmediately=false) leaves AWSPENDING
+        // on a copy of the current value, which real Secrets Manager does not; drop it so
+        // createSecret has real work to do.
+        if let Some(stale) = self.pending_version(secret).await? {
+            self.secrets
+                .update_secret_version_stage()
+                .secret_id(secret)
+                .version_stage("AWSPENDING")
+                .remove_from_version_id(stale)
+                .send()
+                .await?;
         }
-        // moto stages AWSPENDING, then may fail to invoke the (undeployable) Lambda.
-        let _ = self.secrets.rotate_secret().secret_id(secret).send().await;
+        // With the rotation Lambda's ARN (without it moto moves AWSCURRENT to the new,
+        // empty version); moto stages AWSPENDING and cannot invoke the Lambda.
+        let lambda = std::env::var("ROTATION_LAMBDA_ARN")?;
+        let _ = self
+            .secrets
+            .rotate_secret()
+            .secret_id(secret)
+            .rotation_lambda_arn(lambda)
+            .rotation_rules(
+                aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                    .automatically_after_days(30)
+                    .build(),
+            )
+            .send()
+            .await;
         self.pending_version(secret)
             .await?
             .ok_or_else(|| format!("no AWSPENDING version of {secret} after RotateSecret").into())
