@@ -17,8 +17,6 @@ use signoz_control::cold_storage::ttl::TtlPatience;
 use signoz_control::spec::{EXAMPLE_SPEC, SpecLocation};
 
 const API_KEY: &str = "signoz-admin-key-for-alarm-tests";
-/// The rotation function's ARN, as the credentials tests use it (never invoked by moto).
-const UNDEPLOYED_LAMBDA: &str = "arn:aws:lambda:eu-west-1:123456789012:function:rotate-credentials";
 const COLLECTOR: &str = "signoz-otel-collector";
 
 /// A platform of its own: buckets, secrets, SigNoz, a cluster, alarms named `<prefix>-...`.
@@ -525,10 +523,11 @@ async fn failed_logins_start_one_rotation_and_none_while_one_is_pending() {
         .await
         .expect("app secret");
     // Configure rotation; moto stages AWSPENDING on a new version, as a running rotation.
+    let rotation_lambda = platform_tests::ensure_rotation_lambda();
     p.secrets
         .rotate_secret()
         .secret_id(&p.app_secret)
-        .rotation_lambda_arn(UNDEPLOYED_LAMBDA)
+        .rotation_lambda_arn(&rotation_lambda)
         .rotation_rules(
             aws_sdk_secretsmanager::types::RotationRulesType::builder()
                 .automatically_after_days(30)

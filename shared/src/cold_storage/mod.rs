@@ -111,7 +111,9 @@ fn render(reasons: &[String]) -> String {
 pub struct Context {
     pub s3: aws_sdk_s3::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
-    pub http: reqwest::Client,
+    /// Built on first use: drift repairs never call SigNoz, and building a TLS client
+    /// loads the system's root certificates, which would lengthen every cold start.
+    http: std::sync::OnceLock<reqwest::Client>,
     pub spec_location: SpecLocation,
     /// Plan and report only, whatever the event says (`DRY_RUN=1`).
     pub dry_run: bool,
@@ -132,14 +134,21 @@ impl Context {
         Context {
             s3: crate::aws::s3_client(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(15))
-                .build()
-                .expect("HTTP client (the TLS provider is installed at start-up)"),
+            http: std::sync::OnceLock::new(),
             spec_location,
             dry_run: false,
             ttl_patience: TtlPatience::default(),
         }
+    }
+
+    /// The HTTP client of SigNoz's TTL API.
+    pub fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(15))
+                .build()
+                .expect("HTTP client (the TLS provider is installed at start-up)")
+        })
     }
 }
 
@@ -329,7 +338,7 @@ async fn reconcile(
     }
     let api_key = read_api_key(ctx, &spec.retention.ttl_api.api_key_secret).await?;
     let api = TtlApi {
-        http: &ctx.http,
+        http: ctx.http(),
         base_url: &spec.retention.ttl_api.url,
         api_key: &api_key,
         patience: ctx.ttl_patience,
