@@ -12,6 +12,7 @@ use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD as BAS
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
+use platform_tests::database::{SeededDatabase, admin_tls, seed_database, superuser};
 use platform_tests::{PgAdmin, aws, pg_admin, unique};
 use serde_json::json;
 use signoz_control::credentials::secret_store::{AWSCURRENT, AWSPENDING, Version};
@@ -21,9 +22,7 @@ use signoz_control::credentials::{
     provision_database, run_rotation_step,
 };
 use signoz_control::events::{RotationRequest, RotationStep};
-use signoz_control::spec::{
-    DatabaseTls, EXAMPLE_SPEC, PlatformSpec, RotationStrategy, SpecLocation, TlsMode, parse_spec,
-};
+use signoz_control::spec::{DatabaseTls, PlatformSpec, RotationStrategy, SpecLocation, TlsMode};
 use tracing::instrument::WithSubscriber;
 
 const UNDEPLOYED_LAMBDA: &str = "arn:aws:lambda:eu-west-1:123456789012:function:rotate-credentials";
@@ -46,90 +45,17 @@ struct Platform {
     master_password: String,
 }
 
-fn admin_tls(admin: &PgAdmin) -> PgTls {
-    PgTls::from_spec(
-        &DatabaseTls {
-            mode: TlsMode::VerifyFull,
-            ca_file: Some(admin.ca_file.clone()),
-        },
-        Timeouts::default(),
-    )
-    .unwrap()
-}
-
-async fn superuser(admin: &PgAdmin) -> tokio_postgres::Client {
-    admin_tls(admin)
-        .connect(
-            &Endpoint {
-                host: admin.host.clone(),
-                port: admin.port,
-            },
-            "postgres",
-            &admin.user,
-            &Password::new(admin.password.clone()),
-        )
-        .await
-        .unwrap()
-}
-
 impl Platform {
     async fn new(strategy: RotationStrategy, master_secret_name: Option<String>) -> Platform {
         let sdk = aws().await;
-        let admin = pg_admin();
-        let id = unique("cred").replace('-', "_");
-        let master_user = format!("{id}_master");
-        let master_password = format!("Master{}x", id.replace('_', ""));
-        let su = superuser(&admin).await;
-        let verifier = postgres_verifier(&master_password);
-        su.batch_execute(&format!(
-            "CREATE ROLE \"{master_user}\" LOGIN CREATEROLE CREATEDB PASSWORD '{verifier}'"
-        ))
-        .await
-        .unwrap();
+        let SeededDatabase {
+            spec,
+            admin,
+            master_user,
+            master_password,
+            spec_file,
+        } = seed_database(&sdk, "cred", strategy, master_secret_name).await;
         let sm = aws_sdk_secretsmanager::Client::new(&sdk);
-        let master_arn = sm
-            .create_secret()
-            .name(master_secret_name.unwrap_or_else(|| format!("{id}/master")))
-            .secret_string(
-                json!({"username": master_user, "password": master_password,
-                       "host": admin.host, "port": admin.port})
-                .to_string(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .arn
-            .unwrap();
-        let instance = id.replace('_', "-");
-        aws_sdk_rds::Client::new(&sdk)
-            .create_db_instance()
-            .db_instance_identifier(&instance)
-            .engine("postgres")
-            .db_instance_class("db.t3.micro")
-            .allocated_storage(20)
-            .master_username("postgres")
-            .master_user_password("not-used-locally")
-            .storage_encrypted(true)
-            .deletion_protection(true)
-            .send()
-            .await
-            .unwrap();
-        let mut spec = parse_spec(EXAMPLE_SPEC).unwrap();
-        let db = &mut spec.database;
-        db.instance_identifier = instance;
-        db.database_name = format!("{id}_signoz");
-        db.master_secret_arn = master_arn;
-        db.app_secret_name = format!("{id}/app");
-        db.strategy = strategy;
-        db.username = format!("{id}_app");
-        db.owner_role = format!("{id}_owner");
-        db.tls = DatabaseTls {
-            mode: TlsMode::VerifyFull,
-            ca_file: Some(admin.ca_file.clone()),
-        };
-        let spec_file = tempfile::NamedTempFile::new().unwrap();
-        // JSON is YAML, and round-trips the spec exactly.
-        std::fs::write(spec_file.path(), serde_json::to_string(&spec).unwrap()).unwrap();
         let mut ctx = Context::new(sdk);
         ctx.cluster = ClusterAccess::Disabled;
         ctx.rotation_lambda_arn = Some(UNDEPLOYED_LAMBDA.into());

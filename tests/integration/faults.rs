@@ -7,21 +7,20 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use aws_sdk_secretsmanager::types::RotationRulesType;
+pub(crate) use platform_tests::database::superuser;
+use platform_tests::database::{SeededDatabase, admin_tls, seed_database};
 use platform_tests::fault_proxy::{Fault, FaultProxy, Match, Times};
 use platform_tests::signoz::{SignozServer, start_signoz};
-use platform_tests::{PgAdmin, aws, pg_admin, stack_var, unique};
+use platform_tests::{PgAdmin, aws, stack_var, unique};
 use serde_json::{Value, json};
 use signoz_control::cold_storage::plan::{self, RetentionHighWater};
 use signoz_control::cold_storage::ttl::TtlPatience;
 use signoz_control::credentials::secret_store::{AWSCURRENT, AWSPENDING, Version};
-use signoz_control::credentials::values::{Endpoint, Password};
 use signoz_control::credentials::{
-    self, ClusterAccess, Deadline, PgTls, Timeouts, provision_database, run_rotation_step,
+    self, ClusterAccess, Deadline, provision_database, run_rotation_step,
 };
 use signoz_control::events::{RotationRequest, RotationStep};
-use signoz_control::spec::{
-    DatabaseTls, EXAMPLE_SPEC, PlatformSpec, RotationStrategy, SpecLocation, TlsMode, parse_spec,
-};
+use signoz_control::spec::{EXAMPLE_SPEC, PlatformSpec, RotationStrategy, SpecLocation};
 use signoz_control::state::StateStore;
 use signoz_control::{aws::MAX_ATTEMPTS, cold_storage};
 
@@ -346,33 +345,6 @@ pub(crate) const STEPS: [RotationStep; 4] = [
     RotationStep::FinishSecret,
 ];
 
-fn admin_tls(admin: &PgAdmin) -> PgTls {
-    PgTls::from_spec(
-        &DatabaseTls {
-            mode: TlsMode::VerifyFull,
-            ca_file: Some(admin.ca_file.clone()),
-        },
-        Timeouts::default(),
-    )
-    .unwrap()
-}
-
-pub(crate) async fn superuser(admin: &PgAdmin) -> tokio_postgres::Client {
-    let endpoint = Endpoint {
-        host: admin.host.clone(),
-        port: admin.port,
-    };
-    admin_tls(admin)
-        .connect(
-            &endpoint,
-            "postgres",
-            &admin.user,
-            &Password::new(admin.password.clone()),
-        )
-        .await
-        .unwrap()
-}
-
 /// One SigNoz database on the shared PostgreSQL (own master role, master secret, moto RDS
 /// instance), its function reaching AWS through a fault proxy.
 pub(crate) struct CredPlatform {
@@ -389,60 +361,13 @@ pub(crate) struct CredPlatform {
 impl CredPlatform {
     pub(crate) async fn new(strategy: RotationStrategy) -> CredPlatform {
         let sdk = aws().await;
-        let admin = pg_admin();
-        let id = unique("flt").replace('-', "_");
-        let master_user = format!("{id}_master");
-        let master_password = format!("MasterPw{}Zq", id.replace('_', ""));
-        let verifier = postgres_protocol::password::scram_sha_256(master_password.as_bytes());
-        superuser(&admin)
-            .await
-            .batch_execute(&format!(
-                "CREATE ROLE \"{master_user}\" LOGIN CREATEROLE CREATEDB PASSWORD '{verifier}'"
-            ))
-            .await
-            .unwrap();
-        let master_arn = aws_sdk_secretsmanager::Client::new(&sdk)
-            .create_secret()
-            .name(format!("{id}/master"))
-            .secret_string(
-                json!({"username": master_user, "password": master_password,
-                       "host": admin.host, "port": admin.port})
-                .to_string(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .arn
-            .unwrap();
-        let instance = id.replace('_', "-");
-        aws_sdk_rds::Client::new(&sdk)
-            .create_db_instance()
-            .db_instance_identifier(&instance)
-            .engine("postgres")
-            .db_instance_class("db.t3.micro")
-            .allocated_storage(20)
-            .master_username("postgres")
-            .master_user_password("not-used-locally")
-            .storage_encrypted(true)
-            .deletion_protection(true)
-            .send()
-            .await
-            .unwrap();
-        let mut spec = parse_spec(EXAMPLE_SPEC).unwrap();
-        let db = &mut spec.database;
-        db.instance_identifier = instance;
-        db.database_name = format!("{id}_signoz");
-        db.master_secret_arn = master_arn;
-        db.app_secret_name = format!("{id}/app");
-        db.strategy = strategy;
-        db.username = format!("{id}_app");
-        db.owner_role = format!("{id}_owner");
-        db.tls = DatabaseTls {
-            mode: TlsMode::VerifyFull,
-            ca_file: Some(admin.ca_file.clone()),
-        };
-        let spec_file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(spec_file.path(), serde_json::to_string(&spec).unwrap()).unwrap();
+        let SeededDatabase {
+            spec,
+            admin,
+            master_user,
+            master_password,
+            spec_file,
+        } = seed_database(&sdk, "flt", strategy, None).await;
         let proxy = start_proxy().await;
         let mut ctx = credentials::Context::new(sdk);
         let clients = via(&proxy).await;

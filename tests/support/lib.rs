@@ -2,6 +2,7 @@
 //! started (moto, PostgreSQL with TLS), and unique names so tests can run in parallel
 //! against one shared moto and one shared PostgreSQL.
 
+pub mod database;
 pub mod fault_proxy;
 pub mod runtime_api;
 pub mod signoz;

@@ -1,0 +1,129 @@
+//! One SigNoz metadata database per test on the stack's shared PostgreSQL: its own
+//! CREATEROLE/CREATEDB master role, a master secret and an RDS instance in moto, and the
+//! example spec pointed at them, so credential tests run in parallel.
+
+use serde_json::json;
+use signoz_control::credentials::PgTls;
+use signoz_control::credentials::Timeouts;
+use signoz_control::credentials::values::{Endpoint, Password};
+use signoz_control::spec::{
+    DatabaseTls, EXAMPLE_SPEC, PlatformSpec, RotationStrategy, TlsMode, parse_spec,
+};
+
+use crate::{PgAdmin, pg_admin, unique};
+
+/// TLS settings that verify the stack's server with its CA.
+pub fn admin_tls(admin: &PgAdmin) -> PgTls {
+    PgTls::from_spec(
+        &DatabaseTls {
+            mode: TlsMode::VerifyFull,
+            ca_file: Some(admin.ca_file.clone()),
+        },
+        Timeouts::default(),
+    )
+    .expect("the stack's CA file")
+}
+
+/// A connection as the stack's superuser to the `postgres` database.
+pub async fn superuser(admin: &PgAdmin) -> tokio_postgres::Client {
+    let endpoint = Endpoint {
+        host: admin.host.clone(),
+        port: admin.port,
+    };
+    admin_tls(admin)
+        .connect(
+            &endpoint,
+            "postgres",
+            &admin.user,
+            &Password::new(admin.password.clone()),
+        )
+        .await
+        .expect("superuser connection")
+}
+
+/// What [`seed_database`] made.
+pub struct SeededDatabase {
+    /// The example spec with this database's names, master secret and the stack's CA.
+    pub spec: PlatformSpec,
+    pub admin: PgAdmin,
+    pub master_user: String,
+    pub master_password: String,
+    /// The spec as a file (JSON, which is YAML); deleted on drop.
+    pub spec_file: tempfile::NamedTempFile,
+}
+
+/// Creates a master role, its secret (named `master_secret_name`, default `<id>/master`)
+/// and a moto RDS instance, and returns the spec naming them.
+pub async fn seed_database(
+    sdk: &aws_config::SdkConfig,
+    prefix: &str,
+    strategy: RotationStrategy,
+    master_secret_name: Option<String>,
+) -> SeededDatabase {
+    let admin = pg_admin();
+    let id = unique(prefix).replace('-', "_");
+    let master_user = format!("{id}_master");
+    let master_password = format!("MasterPw{}Zq", id.replace('_', ""));
+    let verifier = postgres_protocol::password::scram_sha_256(master_password.as_bytes());
+    superuser(&admin)
+        .await
+        .batch_execute(&format!(
+            "CREATE ROLE \"{master_user}\" LOGIN CREATEROLE CREATEDB PASSWORD '{verifier}'"
+        ))
+        .await
+        .expect("create the master role");
+    let master_arn = aws_sdk_secretsmanager::Client::new(sdk)
+        .create_secret()
+        .name(master_secret_name.unwrap_or_else(|| format!("{id}/master")))
+        .secret_string(
+            json!({"username": master_user, "password": master_password,
+                   "host": admin.host, "port": admin.port})
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("master secret")
+        .arn
+        .expect("master secret ARN");
+    let instance = id.replace('_', "-");
+    aws_sdk_rds::Client::new(sdk)
+        .create_db_instance()
+        .db_instance_identifier(&instance)
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("postgres")
+        .master_user_password("not-used-locally")
+        .storage_encrypted(true)
+        .deletion_protection(true)
+        .send()
+        .await
+        .expect("RDS instance");
+    let mut spec = parse_spec(EXAMPLE_SPEC).expect("example spec");
+    let db = &mut spec.database;
+    db.instance_identifier = instance;
+    db.database_name = format!("{id}_signoz");
+    db.master_secret_arn = master_arn;
+    db.app_secret_name = format!("{id}/app");
+    db.strategy = strategy;
+    db.username = format!("{id}_app");
+    db.owner_role = format!("{id}_owner");
+    db.tls = DatabaseTls {
+        mode: TlsMode::VerifyFull,
+        ca_file: Some(admin.ca_file.clone()),
+    };
+    let spec_file = tempfile::NamedTempFile::new().expect("temp file");
+    // JSON is YAML, and round-trips the spec exactly.
+    std::fs::write(
+        spec_file.path(),
+        serde_json::to_string(&spec).expect("spec as JSON"),
+    )
+    .expect("write the spec");
+    SeededDatabase {
+        spec,
+        admin,
+        master_user,
+        master_password,
+        spec_file,
+    }
+}
