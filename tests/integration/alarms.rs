@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DynamicObject};
+use platform_tests::create_buckets;
 use platform_tests::signoz::{SignozServer, start_signoz};
 use platform_tests::{aws, unique};
 use serde_json::{Value, json};
@@ -42,18 +42,7 @@ impl Platform {
         let cold = format!("{prefix}-cold");
         let state_bucket = format!("{prefix}-state");
         let config = format!("{prefix}-config");
-        for b in [&cold, &state_bucket, &config] {
-            s3.create_bucket()
-                .bucket(b)
-                .create_bucket_configuration(
-                    CreateBucketConfiguration::builder()
-                        .location_constraint(BucketLocationConstraint::EuWest1)
-                        .build(),
-                )
-                .send()
-                .await
-                .expect("bucket");
-        }
+        create_buckets(&s3, &[&cold, &state_bucket, &config]).await;
         let key_secret = format!("{prefix}/admin-api-key");
         secrets
             .create_secret()

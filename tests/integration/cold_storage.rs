@@ -9,10 +9,10 @@ use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::types::{
-    BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
-    CreateBucketConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
-    LifecycleRuleFilter, VersioningConfiguration,
+    BucketLifecycleConfiguration, BucketVersioningStatus, ExpirationStatus, LifecycleExpiration,
+    LifecycleRule, LifecycleRuleFilter, VersioningConfiguration,
 };
+use platform_tests::create_buckets;
 use platform_tests::signoz::{SignozServer, start_signoz};
 use platform_tests::{aws, unique};
 use serde_json::{Value, json};
@@ -73,18 +73,7 @@ impl Platform {
         let cold = unique("cold");
         let state_bucket = unique("state");
         let config_bucket = unique("config");
-        for b in [&cold, &state_bucket, &config_bucket] {
-            s3.create_bucket()
-                .bucket(b)
-                .create_bucket_configuration(
-                    CreateBucketConfiguration::builder()
-                        .location_constraint(BucketLocationConstraint::EuWest1)
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
-        }
+        create_buckets(&s3, &[&cold, &state_bucket, &config_bucket]).await;
         let secret = unique("signoz-api-key");
         secrets
             .create_secret()
@@ -709,16 +698,7 @@ async fn state_writes_are_compare_and_swap_on_moto() {
     let config = aws().await;
     let s3 = signoz_control::aws::s3_client(&config);
     let bucket = unique("state-cas");
-    s3.create_bucket()
-        .bucket(&bucket)
-        .create_bucket_configuration(
-            CreateBucketConfiguration::builder()
-                .location_constraint(BucketLocationConstraint::EuWest1)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_buckets(&s3, &[&bucket]).await;
     let store = StateStore::new(s3, &bucket, "state/");
     store
         .save("doc.json", &json!({"n": 1}), &Version::Absent)

@@ -12,7 +12,9 @@ use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD as BAS
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use platform_tests::database::{SeededDatabase, admin_tls, seed_database, superuser};
+use platform_tests::database::{
+    SeededDatabase, admin_tls, drop_database, seed_database, superuser,
+};
 use platform_tests::{PgAdmin, aws, pg_admin, unique};
 use serde_json::json;
 use signoz_control::credentials::secret_store::{AWSCURRENT, AWSPENDING, Version};
@@ -197,24 +199,7 @@ impl Platform {
     }
 
     async fn cleanup(self) {
-        let su = superuser(&self.admin).await;
-        let db = &self.spec.database;
-        let _ = su
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                db.database_name
-            ))
-            .await;
-        for role in [
-            format!("{}_clone", db.username),
-            db.username.clone(),
-            db.owner_role.clone(),
-            self.master_user.clone(),
-        ] {
-            let _ = su
-                .batch_execute(&format!("DROP ROLE IF EXISTS \"{role}\""))
-                .await;
-        }
+        drop_database(&self.admin, &self.spec, &self.master_user).await;
         drop(self.spec_file);
     }
 }

@@ -5,10 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use aws_sdk_secretsmanager::types::RotationRulesType;
-pub(crate) use platform_tests::database::superuser;
-use platform_tests::database::{SeededDatabase, admin_tls, seed_database};
+use platform_tests::create_buckets;
+use platform_tests::database::{SeededDatabase, admin_tls, drop_database, seed_database};
 use platform_tests::fault_proxy::{Fault, FaultProxy, Match, Times};
 use platform_tests::signoz::{SignozServer, start_signoz};
 use platform_tests::{PgAdmin, aws, stack_var, unique};
@@ -83,19 +82,7 @@ impl ColdPlatform {
         let secrets = aws_sdk_secretsmanager::Client::new(&config);
         let (cold, state_bucket, config_bucket) =
             (unique("cold"), unique("state"), unique("config"));
-        for b in [&cold, &state_bucket, &config_bucket] {
-            direct
-                .create_bucket()
-                .bucket(b)
-                .create_bucket_configuration(
-                    CreateBucketConfiguration::builder()
-                        .location_constraint(BucketLocationConstraint::EuWest1)
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
-        }
+        create_buckets(&direct, &[&cold, &state_bucket, &config_bucket]).await;
         let secret = unique("signoz-api-key");
         secrets
             .create_secret()
@@ -484,24 +471,7 @@ impl CredPlatform {
     }
 
     pub(crate) async fn cleanup(self) {
-        let su = superuser(&self.admin).await;
-        let db = &self.spec.database;
-        let _ = su
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                db.database_name
-            ))
-            .await;
-        for role in [
-            format!("{}_clone", db.username),
-            db.username.clone(),
-            db.owner_role.clone(),
-            self.master_user.clone(),
-        ] {
-            let _ = su
-                .batch_execute(&format!("DROP ROLE IF EXISTS \"{role}\""))
-                .await;
-        }
+        drop_database(&self.admin, &self.spec, &self.master_user).await;
     }
 }
 

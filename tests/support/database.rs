@@ -127,3 +127,26 @@ pub async fn seed_database(
         spec_file,
     }
 }
+
+/// Drops what a test's database left on the shared server: the database, the login
+/// role(s), the owner role and the master role.
+pub async fn drop_database(admin: &PgAdmin, spec: &PlatformSpec, master_user: &str) {
+    let su = superuser(admin).await;
+    let db = &spec.database;
+    let _ = su
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            db.database_name
+        ))
+        .await;
+    for role in [
+        format!("{}_clone", db.username),
+        db.username.clone(),
+        db.owner_role.clone(),
+        master_user.to_string(),
+    ] {
+        let _ = su
+            .batch_execute(&format!("DROP ROLE IF EXISTS \"{role}\""))
+            .await;
+    }
+}

@@ -91,3 +91,20 @@ fi
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// Creates each bucket in the stack's region (eu-west-1).
+pub async fn create_buckets(s3: &aws_sdk_s3::Client, buckets: &[&str]) {
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    for bucket in buckets {
+        s3.create_bucket()
+            .bucket(*bucket)
+            .create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::EuWest1)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create bucket {bucket}: {e:?}"));
+    }
+}
