@@ -13,7 +13,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use platform_tests::database::{
-    SeededDatabase, admin_tls, drop_database, seed_database, superuser,
+    SeededDatabase, admin_tls, app_passwords, drop_database, seed_database, superuser,
 };
 use platform_tests::{PgAdmin, aws, pg_admin, unique};
 use serde_json::json;
@@ -206,34 +206,6 @@ impl Platform {
 
 fn postgres_verifier(password: &str) -> String {
     postgres_protocol::password::scram_sha_256(password.as_bytes())
-}
-
-/// Every version of the app secret Secrets Manager still labels, to search logs for.
-async fn all_app_secrets(p: &Platform) -> Vec<AppSecret> {
-    let versions = p
-        .ctx
-        .secrets
-        .describe(p.app_secret())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut out = Vec::new();
-    for (id, stages) in &versions.stages {
-        for stage in stages {
-            if let Some(s) = p.secret_at(Version::IdAtStage(id, stage)).await {
-                out.push(s);
-            }
-        }
-    }
-    out
-}
-
-async fn all_passwords(p: &Platform) -> Vec<String> {
-    all_app_secrets(p)
-        .await
-        .iter()
-        .map(|s| s.password.expose().to_string())
-        .collect()
 }
 
 /// The ways a password could leak: as is, URL-encoded, base64 (standard and URL-safe).
@@ -466,7 +438,7 @@ async fn rotate_alternating_users_twice()
     );
 
     let log = std::fs::read_to_string(&p.admin.log_file).unwrap();
-    for password in all_passwords(&p).await {
+    for password in app_passwords(&p.ctx.secrets, p.app_secret()).await {
         assert!(
             !log.contains(&password),
             "a password reached PostgreSQL's log"

@@ -444,30 +444,7 @@ impl CredPlatform {
 
     /// Every password Secrets Manager holds for the app secret.
     pub(crate) async fn app_passwords(&self) -> Vec<String> {
-        let versions = self
-            .ctx
-            .secrets
-            .describe(self.app_secret())
-            .await
-            .unwrap()
-            .unwrap();
-        let mut out = Vec::new();
-        for (id, stages) in &versions.stages {
-            for stage in stages {
-                if let Some(text) = self
-                    .ctx
-                    .secrets
-                    .read(self.app_secret(), Version::IdAtStage(id, stage))
-                    .await
-                    .unwrap()
-                {
-                    let s =
-                        credentials::values::AppSecret::parse(self.app_secret(), &text).unwrap();
-                    out.push(s.password.expose().to_string());
-                }
-            }
-        }
-        out
+        platform_tests::database::app_passwords(&self.ctx.secrets, self.app_secret()).await
     }
 
     pub(crate) async fn cleanup(self) {

@@ -150,3 +150,29 @@ pub async fn drop_database(admin: &PgAdmin, spec: &PlatformSpec, master_user: &s
             .await;
     }
 }
+
+/// Every password Secrets Manager still holds, under any staging label, for an app
+/// secret: the values a log or error must never contain.
+pub async fn app_passwords(
+    secrets: &signoz_control::credentials::SecretStore,
+    secret_id: &str,
+) -> Vec<String> {
+    use signoz_control::credentials::secret_store::Version;
+    use signoz_control::credentials::values::AppSecret;
+    let versions = secrets
+        .describe(secret_id)
+        .await
+        .expect("describe the app secret")
+        .expect("the app secret exists");
+    let mut out = Vec::new();
+    for (id, stages) in &versions.stages {
+        for stage in stages {
+            let read = secrets.read(secret_id, Version::IdAtStage(id, stage)).await;
+            if let Some(text) = read.expect("read an app secret version") {
+                let secret = AppSecret::parse(secret_id, &text).expect("an app secret");
+                out.push(secret.password.expose().to_string());
+            }
+        }
+    }
+    out
+}
