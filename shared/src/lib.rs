@@ -33,6 +33,8 @@ pub enum Error {
     Cluster(#[from] cluster::Error),
     #[error(transparent)]
     Alarms(#[from] alarms::Error),
+    #[error(transparent)]
+    Config(#[from] aws::ConfigError),
 }
 
 /// Result with the crate's [`Error`].
@@ -48,6 +50,7 @@ impl Error {
             Error::ColdStorage(_) => "ColdStorageError",
             Error::Cluster(_) => "ClusterError",
             Error::Alarms(_) => "AlarmsError",
+            Error::Config(_) => "ConfigError",
         }
     }
 }

@@ -360,7 +360,7 @@ impl CredPlatform {
         let clients = via(&proxy).await;
         ctx.s3 = clients.s3;
         ctx.secrets = credentials::SecretStore::new(clients.secrets);
-        ctx.rds = clients.rds;
+        ctx.rds = clients.rds.into();
         ctx.cluster = ClusterAccess::Disabled;
         ctx.rotation_lambda_arn = Some(UNDEPLOYED_LAMBDA.into());
         ctx.spec_location = Some(SpecLocation::Path(spec_file.path().into()));

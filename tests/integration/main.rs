@@ -1,6 +1,7 @@
 //! Integration tests: the functions' paths against moto, PostgreSQL with TLS and the
 //! Kubernetes emulator. Run with `tests/bin/test.sh`, which starts the stack.
 mod alarms;
+mod aws_tls;
 mod cluster;
 mod cold_storage;
 mod credentials;

@@ -6,6 +6,7 @@ pub mod database;
 pub mod fault_proxy;
 pub mod runtime_api;
 pub mod signoz;
+pub mod tls_front;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -32,7 +33,9 @@ pub fn unique(prefix: &str) -> String {
 pub async fn aws() -> aws_config::SdkConfig {
     stack_var("AWS_ENDPOINT_URL");
     signoz_control::runtime::install_crypto();
-    signoz_control::aws::sdk_config().await
+    signoz_control::aws::sdk_config()
+        .await
+        .expect("SDK configuration")
 }
 
 /// Connection settings of the stack's PostgreSQL superuser.

@@ -52,10 +52,14 @@ pub enum Phase {
 /// Called with each invocation's index and [`Phase`] (e.g. to snapshot request counters).
 pub type Observer = Arc<dyn Fn(usize, Phase) + Send + Sync>;
 
+/// The host's TLS trust settings, not passed on to a function unless set in
+/// [`RunOptions::env`].
+pub const HOST_TRUST_SETTINGS: [&str; 3] = ["AWS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"];
+
 /// How to run a function, beyond its binary and events.
 #[derive(Clone)]
 pub struct RunOptions {
-    /// Extra environment (the process also inherits ours).
+    /// Extra environment (the process also inherits ours, but [`HOST_TRUST_SETTINGS`]).
     pub env: Vec<(String, String)>,
     /// The run is stopped once this passes.
     pub timeout: Duration,
@@ -158,6 +162,11 @@ pub async fn run_function_with(
             .append(true)
             .open(path)?;
         command.stdout(log.try_clone()?).stderr(log);
+    }
+    // A Lambda sandbox does not carry this host's trust settings (this one may point
+    // AWS_CA_BUNDLE at a large system bundle, which the functions would then parse).
+    for name in HOST_TRUST_SETTINGS {
+        command.env_remove(name);
     }
     let started = Instant::now();
     let mut child = command

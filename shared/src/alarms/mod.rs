@@ -67,7 +67,7 @@ pub struct Context {
 impl Context {
     /// Builds the context from the environment (`PLATFORM_SPEC`, AWS settings, `KUBECONFIG`).
     pub async fn from_env() -> crate::Result<Self> {
-        let sdk = crate::aws::sdk_config().await;
+        let sdk = crate::aws::sdk_config().await?;
         Ok(Self::new(
             &sdk,
             SpecLocation::from_env()?,
@@ -81,10 +81,16 @@ impl Context {
         spec_location: SpecLocation,
         kubeconfig: Option<std::path::PathBuf>,
     ) -> Self {
+        let s3 = crate::aws::s3_client(sdk);
+        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
         Context {
-            s3: crate::aws::s3_client(sdk),
-            secrets: aws_sdk_secretsmanager::Client::new(sdk),
-            cold_storage: crate::cold_storage::Context::new(sdk, spec_location.clone()),
+            cold_storage: crate::cold_storage::Context::with_clients(
+                s3.clone(),
+                secrets.clone(),
+                spec_location.clone(),
+            ),
+            s3,
+            secrets,
             spec_location,
             kubeconfig,
             sdk: sdk.clone(),

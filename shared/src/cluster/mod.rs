@@ -108,7 +108,7 @@ pub struct Context {
 impl Context {
     /// Builds the context from the environment (`PLATFORM_SPEC`, AWS settings, `KUBECONFIG`).
     pub async fn from_env() -> crate::Result<Self> {
-        let sdk = crate::aws::sdk_config().await;
+        let sdk = crate::aws::sdk_config().await?;
         Ok(Context {
             s3: crate::aws::s3_client(&sdk),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),

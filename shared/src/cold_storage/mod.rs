@@ -123,7 +123,7 @@ pub struct Context {
 impl Context {
     /// Builds the context from the environment.
     pub async fn from_env() -> crate::Result<Self> {
-        let config = crate::aws::sdk_config().await;
+        let config = crate::aws::sdk_config().await?;
         let mut ctx = Context::new(&config, SpecLocation::from_env()?);
         ctx.dry_run = std::env::var(DRY_RUN_ENV).is_ok_and(|v| v == "1" || v == "true");
         Ok(ctx)
@@ -131,9 +131,22 @@ impl Context {
 
     /// A context over the given SDK configuration and spec location.
     pub fn new(config: &aws_config::SdkConfig, spec_location: SpecLocation) -> Self {
+        Self::with_clients(
+            crate::aws::s3_client(config),
+            aws_sdk_secretsmanager::Client::new(config),
+            spec_location,
+        )
+    }
+
+    /// A context over clients the caller already built (they are cheap handles).
+    pub fn with_clients(
+        s3: aws_sdk_s3::Client,
+        secrets: aws_sdk_secretsmanager::Client,
+        spec_location: SpecLocation,
+    ) -> Self {
         Context {
-            s3: crate::aws::s3_client(config),
-            secrets: aws_sdk_secretsmanager::Client::new(config),
+            s3,
+            secrets,
             http: std::sync::OnceLock::new(),
             spec_location,
             dry_run: false,

@@ -143,7 +143,8 @@ pub struct Context {
     pub sdk: SdkConfig,
     pub s3: aws_sdk_s3::Client,
     pub secrets: SecretStore,
-    pub rds: aws_sdk_rds::Client,
+    /// Built on first use: only provisioning reads RDS, never a rotation step.
+    pub rds: std::sync::OnceLock<aws_sdk_rds::Client>,
     /// Where the spec is read from on each invocation.
     pub spec_location: Option<SpecLocation>,
     pub cluster: ClusterAccess,
@@ -158,7 +159,7 @@ impl Context {
         Context {
             s3: crate::aws::s3_client(&sdk),
             secrets: SecretStore::new(aws_sdk_secretsmanager::Client::new(&sdk)),
-            rds: aws_sdk_rds::Client::new(&sdk),
+            rds: std::sync::OnceLock::new(),
             sdk,
             spec_location: None,
             cluster: ClusterAccess::FromSpec,
@@ -171,9 +172,14 @@ impl Context {
 
     /// Builds the context from the environment (`PLATFORM_SPEC`, `ROTATION_LAMBDA_ARN`).
     pub async fn from_env() -> crate::Result<Self> {
-        let mut ctx = Context::new(crate::aws::sdk_config().await);
+        let mut ctx = Context::new(crate::aws::sdk_config().await?);
         ctx.spec_location = Some(SpecLocation::from_env()?);
         Ok(ctx)
+    }
+
+    /// The RDS client.
+    pub fn rds(&self) -> &aws_sdk_rds::Client {
+        self.rds.get_or_init(|| aws_sdk_rds::Client::new(&self.sdk))
     }
 
     /// The TLS set-up for the spec's database, its attempts cut to fit `deadline`.

@@ -41,7 +41,7 @@ pub async fn provision_database(
     deadline: Deadline,
 ) -> Result<ProvisionOutcome, Error> {
     let db = &spec.database;
-    let facts = read_instance(&ctx.rds, &db.instance_identifier).await?;
+    let facts = read_instance(ctx.rds(), &db.instance_identifier).await?;
     let findings = assess_posture(&facts, db.require_multi_az);
     for f in &findings {
         if f.ok {

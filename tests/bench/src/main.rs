@@ -33,6 +33,12 @@ const FUNCTIONS: [&str; 4] = [
 /// One row of the init table: a label, the binary, extra environment.
 type InitEntry = (String, &'static str, Vec<(String, String)>);
 
+/// Where Debian and Amazon Linux keep the system's CA bundle.
+const SYSTEM_CA_BUNDLES: [&str; 2] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+];
+
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
 struct Args {
@@ -286,27 +292,26 @@ async fn init_times(
     bench: &Bench,
     platform: &Platform,
 ) -> Result<(String, Vec<(String, u64)>), BoxError> {
-    // (row label, binary, extra env): the baseline, each function as deployed, and each
-    // function with an empty certificate directory, so rustls-native-certs parses only
-    // the CA bundle file instead of also every file in /etc/ssl/certs (this Debian image
-    // has ~150; Lambda's AL2023 image has a bundle and almost no directory entries).
-    let empty_cert_dir = bench.stack.workdir.join("empty-cert-dir");
-    std::fs::create_dir_all(&empty_cert_dir)?;
+    // (row label, binary, extra env): the baseline, each function as deployed, and, when
+    // this host has a system CA bundle, each function told to trust it too through
+    // AWS_CA_BUNDLE: the price of that setting (the SDK parses it once per client).
     let mut entries: Vec<InitEntry> = [BASELINE]
         .into_iter()
         .chain(FUNCTIONS)
         .map(|n| (format!("`{n}`"), n, Vec::new()))
         .collect();
-    entries.extend(FUNCTIONS.map(|n| {
-        (
-            format!("`{n}`, `SSL_CERT_DIR` empty"),
-            n,
-            vec![(
-                "SSL_CERT_DIR".to_string(),
-                empty_cert_dir.display().to_string(),
-            )],
-        )
-    }));
+    if let Some(bundle) = SYSTEM_CA_BUNDLES
+        .iter()
+        .find(|p| std::path::Path::new(p).is_file())
+    {
+        entries.extend(FUNCTIONS.map(|n| {
+            (
+                format!("`{n}`, `AWS_CA_BUNDLE={bundle}`"),
+                n,
+                vec![("AWS_CA_BUNDLE".to_string(), bundle.to_string())],
+            )
+        }));
+    }
     let names: Vec<&str> = entries.iter().map(|e| e.1).collect();
     let mut init: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut rss: Vec<Vec<f64>> = vec![Vec::new(); names.len()];

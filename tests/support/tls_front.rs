@@ -1,0 +1,83 @@
+//! HTTPS in front of a plain-HTTP server (moto): a TLS terminator with a fresh CA of its
+//! own, so a test can reach moto the way a function reaches AWS, over verified TLS.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::net::{TcpListener, TcpStream};
+
+/// A running terminator; it stops when dropped.
+pub struct TlsFront {
+    /// `https://localhost:<port>`.
+    pub url: String,
+    /// The PEM certificate of the CA that signed the front's certificate.
+    pub ca_pem: String,
+    handshake_failures: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsFront {
+    /// Listens on a free loopback port; each connection is TLS-terminated and its bytes
+    /// relayed to `upstream` (`http://host:port`).
+    pub async fn start(upstream: &str) -> TlsFront {
+        let upstream = upstream
+            .strip_prefix("http://")
+            .unwrap_or(upstream)
+            .trim_end_matches('/')
+            .to_string();
+        let material = kube_emulator::tls::self_signed().expect("test CA and certificate");
+        let mut config = kube_emulator::tls::server_config(&material)
+            .expect("TLS server configuration")
+            .as_ref()
+            .clone();
+        // The bytes are relayed as they are, and moto speaks HTTP/1.1 only.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("local address").port();
+        let handshake_failures = Arc::new(AtomicUsize::new(0));
+        let failures = handshake_failures.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, upstream, failures) =
+                    (acceptor.clone(), upstream.clone(), failures.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        failures.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    };
+                    if let Ok(mut plain) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                    }
+                });
+            }
+        });
+        TlsFront {
+            url: format!("https://localhost:{port}"),
+            ca_pem: material.ca_pem,
+            handshake_failures,
+            task,
+        }
+    }
+
+    /// TLS handshakes the front saw fail (a client that refused its certificate).
+    pub fn handshake_failures(&self) -> usize {
+        self.handshake_failures.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to 5 s for the front to have seen `n` failed handshakes (the client
+    /// reports its refusal before the front reads the alert); returns the count seen.
+    pub async fn await_handshake_failures(&self, n: usize) -> usize {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.handshake_failures() < n && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        self.handshake_failures()
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
