@@ -127,7 +127,10 @@ pub async fn sdk_config_trusting(trust: TrustStore) -> Result<SdkConfig, ConfigE
     {
         loader = loader.region(aws_config::environment::EnvironmentVariableRegionProvider::new());
     }
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+    if ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+        .iter()
+        .all(|v| std::env::var_os(v).is_some())
+    {
         loader = loader.credentials_provider(
             aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
         );
