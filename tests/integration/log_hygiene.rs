@@ -261,14 +261,16 @@ async fn cluster_sync_never_logs_the_dsn_it_writes_to_the_cluster() {
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
     let app_secret = platform_tests::unique("hygiene-app");
     let password = "DsnPw-Xq8vTn4Lw2";
+    // The app secret's value with this port field and password.
+    let app_value = |port: Value, password: &str| {
+        json!({"engine": "postgres", "host": "db.local", "port": port,
+               "username": "signoz_app", "password": password, "dbname": "signoz"})
+        .to_string()
+    };
     secrets
         .create_secret()
         .name(&app_secret)
-        .secret_string(
-            json!({"engine": "postgres", "host": "db.local", "port": 5432,
-                   "username": "signoz_app", "password": password, "dbname": "signoz"})
-            .to_string(),
-        )
+        .secret_string(app_value(json!(5432), password))
         .send()
         .await
         .unwrap();
@@ -303,11 +305,7 @@ async fn cluster_sync_never_logs_the_dsn_it_writes_to_the_cluster() {
     secrets
         .put_secret_value()
         .secret_id(&app_secret)
-        .secret_string(
-            json!({"engine": "postgres", "host": "db.local", "port": 5432,
-                   "username": "signoz_app", "password": rotated, "dbname": "signoz"})
-            .to_string(),
-        )
+        .secret_string(app_value(json!(5432), rotated))
         .send()
         .await
         .unwrap();
@@ -320,11 +318,7 @@ async fn cluster_sync_never_logs_the_dsn_it_writes_to_the_cluster() {
     secrets
         .put_secret_value()
         .secret_id(&app_secret)
-        .secret_string(
-            json!({"engine": "postgres", "host": "db.local", "port": misplaced,
-                   "username": "signoz_app", "password": broken, "dbname": "signoz"})
-            .to_string(),
-        )
+        .secret_string(app_value(json!(misplaced), broken))
         .send()
         .await
         .unwrap();
