@@ -245,7 +245,7 @@ async fn cold_storage_never_logs_the_signoz_api_key_even_when_it_is_wrong() {
 
     let planted = [key.to_string(), wrong.to_string(), misplaced.to_string()];
     assert!(
-        rejected.to_string().contains("403"),
+        rejected.to_string().contains("401"),
         "a wrong key is rejected: {rejected}"
     );
     for err in [&rejected, &malformed] {

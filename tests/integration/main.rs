@@ -9,3 +9,4 @@ mod faults;
 mod infra;
 mod log_hygiene;
 mod runtime_api;
+mod ttl_api;

@@ -267,3 +267,71 @@ pub async fn read_hot_days_override(
         memory,
     ))
 }
+
+/// What a move-to-cold step will and will not do, in words, for the policy's report:
+/// SigNoz changes the TTL of parts written afterwards only (`materialize_ttl_after_modify
+/// = 0`), so the step frees no hot disk now, and each step raises for good how long S3
+/// must keep objects, never past what the spec's expiration covers.
+pub fn remedy_report(
+    policy: &AlarmPolicy,
+    spec: &PlatformSpec,
+    memory: &RetentionHighWater,
+    decision: &super::plan::Decision,
+) -> Option<String> {
+    use super::plan::Decision;
+    let AlarmAction::MoveToColdSooner(m) = &policy.action else {
+        return None;
+    };
+    let names = ["traces", "logs", "metrics"];
+    let by_signal = |r: &Retention| [r.traces, r.logs, r.metrics];
+    let floor = |r: &Retention| -> Vec<u32> {
+        names
+            .iter()
+            .zip(by_signal(r))
+            .map(|(name, s)| s.cold_days().max(memory.cold_days.get(*name).copied().unwrap_or(0)))
+            .collect()
+    };
+    let pairs = |a: Vec<u32>, b: Vec<u32>| -> String {
+        names
+            .iter()
+            .zip(a.iter().zip(&b))
+            .map(|(n, (a, b))| format!("{n} {a} -> {b}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let hot = |r: &Retention| by_signal(r).iter().map(|s| s.hot_days).collect::<Vec<_>>();
+    let bound = spec
+        .cold_storage
+        .expiration_days
+        .saturating_sub(spec.retention.safety_margin_days);
+    match decision {
+        Decision::Escalate { from, to } => {
+            let (before, after) = (
+                lowered_retention(spec, m, *from),
+                lowered_retention(spec, m, *to),
+            );
+            let lowest = hot(&after).into_iter().min().unwrap_or(0);
+            Some(format!(
+                "lowers hot days ({}): SigNoz sets materialize_ttl_after_modify=0, so only parts written from now on move to S3 sooner; it does not free the hot disk now (parts already there keep their TTL), relief starts as new parts pass {lowest} hot days. It raises for good how long S3 must keep objects (the remembered maximum, days): {}; bounded: the policy stops before any signal needs more than expiration_days {} - safety_margin_days {} = at most {bound} days",
+                pairs(hot(&before), hot(&after)),
+                pairs(floor(&before), floor(&after)),
+                spec.cold_storage.expiration_days,
+                spec.retention.safety_margin_days,
+            ))
+        }
+        Decision::Revert { from } => {
+            let lowered = lowered_retention(spec, m, *from);
+            Some(format!(
+                "restores hot days ({}) for parts written from now on; parts written while they were lower keep their TTL, and S3 keeps objects as long as the remembered maximum needs ({} days)",
+                pairs(hot(&lowered), hot(&spec.retention)),
+                floor(&lowered)
+                    .iter()
+                    .zip(names)
+                    .map(|(d, n)| format!("{n} {d}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        }
+        _ => None,
+    }
+}
