@@ -185,7 +185,10 @@ async fn a_409_is_retried_then_deferred_and_a_permanent_one_is_stuck() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_job_is_an_error() {
     let p = Platform::new().await;
-    p.signoz.with(|s| s.job_end = JobEnd::Failure);
+    p.signoz.with(|s| {
+        s.job_end = JobEnd::Failure;
+        s.job_duration = std::time::Duration::ZERO;
+    });
     let err = p.reconcile().await.expect_err("failed job").to_string();
     assert!(
         err.contains("traces") && err.contains("metrics") && err.contains("logs"),

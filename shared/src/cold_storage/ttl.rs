@@ -552,19 +552,19 @@ impl TtlApi<'_> {
             if now.duration_since(since) >= stuck_after {
                 TtlOutcome::Stuck {
                     reason: format!(
-                        "{why}, since {since} (longer than retention.ttl_api.stuck_after_minutes, {} minutes): SigNoz never times a TTL job out; check its query service and the ttl_setting rows of {signal}",
+                        "{why} since {since} (longer than retention.ttl_api.stuck_after_minutes, {} minutes): SigNoz never times a TTL job out; check its query service and the ttl_setting rows of {signal}",
                         stuck_after.as_mins()
                     ),
                     since,
                 }
             } else {
                 TtlOutcome::Deferred {
-                    reason: format!("{why} (first seen {since}); the next reconcile retries"),
+                    reason: format!("{why} since {since}; the next reconcile retries"),
                 }
             }
         };
         if observed.status == JobStatus::Pending {
-            let outcome = waiting(&mut next, "SigNoz reports a TTL job pending".into());
+            let outcome = waiting(&mut next, "a TTL job has been pending".into());
             return Ok((report(api, outcome, &verified), next));
         }
         if observed.matches(&target) {
@@ -583,8 +583,10 @@ impl TtlApi<'_> {
                 Some(a) => break a,
                 None if attempt >= self.patience.attempts => {
                     let why = match api {
-                        ApiVersion::V1 => "SigNoz answered 409: TTL is already running",
-                        ApiVersion::V2 => "SigNoz answered 400: custom retention TTL is already running",
+                        ApiVersion::V1 => "SigNoz has answered 409 (TTL is already running)",
+                        ApiVersion::V2 => {
+                            "SigNoz has answered 400 (custom retention TTL is already running)"
+                        }
                     };
                     let outcome = waiting(&mut next, why.into());
                     return Ok((report(api, outcome, &verified), next));
