@@ -80,6 +80,15 @@ impl StateStore {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
                 return Ok((None, Version::Absent));
             }
+            // S3 answers a missing key with 403 unless the caller may list the bucket, and
+            // the role may list only the state prefix (an `s3:prefix` condition, absent
+            // from a GetObject): ask the listing whether the document exists.
+            Err(e) if crate::aws::error_code(&e) == Some("AccessDenied") => {
+                if self.exists(key).await.map_err(unavailable)? {
+                    return Err(unavailable(crate::aws::error_text(&e)));
+                }
+                return Ok((None, Version::Absent));
+            }
             Err(e) => return Err(unavailable(crate::aws::error_text(&e))),
         };
         let etag = out
@@ -97,6 +106,21 @@ impl StateStore {
             reason: e.to_string(),
         })?;
         Ok((Some(value), Version::ETag(etag)))
+    }
+
+    /// Whether the document exists, by listing its exact key as a prefix.
+    async fn exists(&self, key: &str) -> Result<bool, String> {
+        let object_key = self.object_key(key);
+        let out = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&object_key)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| crate::aws::error_text(&e))?;
+        Ok(out.contents().iter().any(|o| o.key() == Some(&object_key)))
     }
 
     /// Writes a document only if it is still at `expected`.

@@ -59,7 +59,7 @@ aws_ eks create-cluster --name acme-prod --role-arn arn:aws:iam::123456789012:ro
 # that value; with the example's choice every reconcile against moto would rewrite it.
 ttl_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 sed -e "s|master_secret_arn: .*|master_secret_arn: \"$master_arn\"|" \
-    -e "s|url: http://signoz.platform.svc.cluster.local:8080|url: http://127.0.0.1:$ttl_port|" \
+    -e "s|url: https://signoz.acme-prod.internal|url: http://127.0.0.1:$ttl_port|" \
     -e "s|    mode: verify-full|    mode: verify-full\n    ca_file: $STACK_CA_FILE|" \
     -e "s|transition_minimum_object_size: varies_by_storage_class|transition_minimum_object_size: all_storage_classes_128k|" \
     infra/platform.yaml > "$STACK_DIR/platform.yaml"

@@ -28,6 +28,7 @@ struct Platform {
     state_bucket: String,
     app_secret: String,
     signoz: SignozServer,
+    deployment: platform_tests::Deployment,
     emulator: kube_emulator::RunningEmulator,
     client: kube::Client,
     _dir: tempfile::TempDir,
@@ -56,11 +57,12 @@ impl Platform {
         let spec = EXAMPLE_SPEC
             .replace("acme-signoz-cold", &cold)
             .replace("acme-signoz-control", &state_bucket)
-            .replace("http://signoz.platform.svc.cluster.local:8080", &signoz.url)
+            .replace(platform_tests::EXAMPLE_TTL_API_URL, &signoz.url)
             .replace("signoz/admin-api-key", &key_secret)
             .replace("signoz/metadata-db/app", &app_secret)
             .replace("varies_by_storage_class", "all_storage_classes_128k")
             .replace("alarm: signoz-", &format!("alarm: {prefix}-"));
+        let spec_text = spec.clone();
         s3.put_object()
             .bucket(&config)
             .key("platform.yaml")
@@ -79,7 +81,9 @@ impl Platform {
             bucket: config,
             key: "platform.yaml".into(),
         };
-        let mut ctx = Context::new(&sdk, location, Some(kubeconfig));
+        let deployment = platform_tests::Deployment::for_spec_text(&spec_text, &location);
+        let role = platform_tests::aws_as(signoz_control::alarms::FUNCTION, &deployment).await;
+        let mut ctx = Context::new(&role, location, Some(kubeconfig));
         ctx.cold_storage.ttl_patience = TtlPatience {
             attempts: 3,
             retry_delay: Duration::from_millis(20),
@@ -88,6 +92,7 @@ impl Platform {
         };
         Platform {
             ctx,
+            deployment,
             s3,
             secrets,
             prefix,
@@ -227,10 +232,11 @@ impl Platform {
 
     /// sync-cluster's scheduled reconcile, as the Lambda would run it.
     async fn scheduled_cluster_sync(&self) -> Value {
+        let sdk = platform_tests::aws_as(signoz_control::cluster::FUNCTION, &self.deployment).await;
         let ctx = signoz_control::cluster::Context {
-            sdk: self.ctx.sdk.clone(),
-            s3: self.s3.clone(),
-            secrets: self.secrets.clone(),
+            s3: signoz_control::aws::s3_client(&sdk),
+            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+            sdk,
             spec_location: self.ctx.spec_location.clone(),
             kubeconfig: self.ctx.kubeconfig.clone(),
         };

@@ -127,10 +127,7 @@ impl Platform {
         let text = EXAMPLE_SPEC
             .replace("acme-signoz-cold", &self.cold)
             .replace("acme-signoz-control", &self.state_bucket)
-            .replace(
-                "http://signoz.platform.svc.cluster.local:8080",
-                &self.signoz.url,
-            )
+            .replace(platform_tests::EXAMPLE_TTL_API_URL, &self.signoz.url)
             .replace("signoz/admin-api-key", &self.secret)
             .replace("varies_by_storage_class", "all_storage_classes_128k");
         let text = edit(text);

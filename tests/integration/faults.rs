@@ -97,7 +97,7 @@ impl ColdPlatform {
         let text = EXAMPLE_SPEC
             .replace("acme-signoz-cold", &cold)
             .replace("acme-signoz-control", &state_bucket)
-            .replace("http://signoz.platform.svc.cluster.local:8080", &signoz.url)
+            .replace(platform_tests::EXAMPLE_TTL_API_URL, &signoz.url)
             .replace("signoz/admin-api-key", &secret)
             .replace("varies_by_storage_class", "all_storage_classes_128k");
         direct

@@ -68,6 +68,8 @@ const SDK_OPERATIONS: &[(&str, &str)] = &[
     ("create_secret", "secretsmanager:CreateSecret"),
     ("update_secret", "secretsmanager:UpdateSecret"),
     ("rotate_secret", "secretsmanager:RotateSecret"),
+    // Secrets Manager invokes the rotation function with the caller's permission.
+    ("rotate_secret", "lambda:InvokeFunction"),
     ("get_random_password", "secretsmanager:GetRandomPassword"),
     (
         "list_secret_version_ids",

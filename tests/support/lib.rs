@@ -4,11 +4,18 @@
 
 pub mod database;
 pub mod fault_proxy;
+pub mod iam;
 pub mod runtime_api;
 pub mod signoz;
 pub mod tls_front;
 
 use std::sync::atomic::{AtomicU32, Ordering};
+
+pub use iam::{Deployment, aws_as};
+
+/// The SigNoz TTL API URL of the example spec (`infra/platform.yaml`): tests replace it
+/// with their fake SigNoz's loopback address.
+pub const EXAMPLE_TTL_API_URL: &str = "https://signoz.acme-prod.internal";
 
 /// Reads a variable the stack's env file sets; panics with how to get it otherwise.
 pub fn stack_var(name: &str) -> String {
@@ -29,7 +36,9 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// SDK configuration pointing at the stack's moto (from `AWS_ENDPOINT_URL`).
+/// SDK configuration pointing at the stack's moto (from `AWS_ENDPOINT_URL`), with the
+/// stack admin's credentials: for arranging the world only. Code under test acts with
+/// its function's role: [`aws_as`].
 pub async fn aws() -> aws_config::SdkConfig {
     stack_var("AWS_ENDPOINT_URL");
     signoz_control::runtime::install_crypto();

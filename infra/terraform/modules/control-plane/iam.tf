@@ -47,12 +47,17 @@ resource "aws_iam_role_policy" "function" {
   role = aws_iam_role.function[each.key].id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [for s in each.value.statements : {
-      Sid      = s.sid
-      Effect   = "Allow"
-      Action   = s.actions
-      Resource = local.resource_arns[s.resources]
-    }]
+    Statement = [for s in each.value.statements : merge(
+      {
+        Sid      = s.sid
+        Effect   = "Allow"
+        Action   = s.actions
+        Resource = local.resource_arns[s.resources]
+      },
+      length(lookup(s, "conditions", [])) == 0 ? {} : {
+        Condition = { for c in s.conditions : c.test => { (c.variable) = local.condition_values[c.values] } }
+      },
+    )]
   })
 }
 

@@ -17,6 +17,7 @@ locals {
   # The symbolic resources of functions.json, resolved to ARNs.
   resource_arns = {
     spec_object         = ["arn:${local.partition}:s3:::${var.config_bucket}/${var.spec_key}"]
+    state_bucket        = ["arn:${local.partition}:s3:::${var.state_bucket}"]
     state_objects       = ["arn:${local.partition}:s3:::${var.state_bucket}/${var.state_prefix}*"]
     alarm_state_objects = ["arn:${local.partition}:s3:::${var.state_bucket}/${var.state_prefix}alarms/*"]
     cold_bucket         = ["arn:${local.partition}:s3:::${var.cold_bucket}"]
@@ -25,10 +26,18 @@ locals {
     ttl_api_key_secret  = [var.ttl_api_key_secret_arn]
     db_instance         = ["arn:${local.partition}:rds:${local.region}:${local.account_id}:db:${var.db_instance_identifier}"]
     cluster             = ["arn:${local.partition}:eks:${local.region}:${local.account_id}:cluster/${var.cluster_name}"]
+    # Named, not referenced: the function's own ARN in its role's policy would be a cycle.
+    rotation_function = ["arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${var.name_prefix}-rotate-credentials"]
     # The instance's parameter group is named by the instance, not known here.
     db_parameter_groups = ["arn:${local.partition}:rds:${local.region}:${local.account_id}:pg:*"]
     # GetRandomPassword acts on no resource.
     any = ["*"]
+  }
+
+  # The symbolic condition values of functions.json (listing limited to the state prefix).
+  condition_values = {
+    state_keys       = ["${var.state_prefix}*"]
+    alarm_state_keys = ["${var.state_prefix}alarms/*"]
   }
 }
 
