@@ -68,28 +68,35 @@ impl StateStore {
             key: key.into(),
             reason,
         };
-        let out = match self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.object_key(key))
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                return Ok((None, Version::Absent));
-            }
-            // S3 answers a missing key with 403 unless the caller may list the bucket, and
-            // the role may list only the state prefix (an `s3:prefix` condition, absent
-            // from a GetObject): ask the listing whether the document exists.
-            Err(e) if crate::aws::error_code(&e) == Some("AccessDenied") => {
-                if self.exists(key).await.map_err(unavailable)? {
-                    return Err(unavailable(crate::aws::error_text(&e)));
+        // S3 answers a missing key with 403 unless the caller may list the bucket, and the
+        // role may list only the state prefix (an `s3:prefix` condition, absent from a
+        // GetObject): the listing tells a missing document from a refused one. Read again
+        // once when a concurrent writer created it in between.
+        let mut attempts = 0;
+        let out = loop {
+            attempts += 1;
+            match self
+                .s3
+                .get_object()
+                .bucket(&self.bucket)
+                .key(self.object_key(key))
+                .send()
+                .await
+            {
+                Ok(out) => break out,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                    return Ok((None, Version::Absent));
                 }
-                return Ok((None, Version::Absent));
+                Err(e) if crate::aws::error_code(&e) == Some("AccessDenied") => {
+                    if !self.exists(key).await.map_err(unavailable)? {
+                        return Ok((None, Version::Absent));
+                    }
+                    if attempts > 1 {
+                        return Err(unavailable(crate::aws::error_text(&e)));
+                    }
+                }
+                Err(e) => return Err(unavailable(crate::aws::error_text(&e))),
             }
-            Err(e) => return Err(unavailable(crate::aws::error_text(&e))),
         };
         let etag = out
             .e_tag()

@@ -53,6 +53,13 @@ impl Platform {
             .await
             .expect("api key secret");
         let app_secret = format!("{prefix}/app");
+        // The deployment creates the app secret empty; provisioning would fill it.
+        secrets
+            .create_secret()
+            .name(&app_secret)
+            .send()
+            .await
+            .expect("app secret");
         let signoz = start_signoz(API_KEY).await;
         let spec = EXAMPLE_SPEC
             .replace("acme-signoz-cold", &cold)
@@ -511,12 +518,12 @@ async fn disk_alarm_moves_data_to_cold_sooner_and_ok_restores_the_hot_days() {
 async fn failed_logins_start_one_rotation_and_none_while_one_is_pending() {
     let p = Platform::new().await;
     p.secrets
-        .create_secret()
-        .name(&p.app_secret)
+        .put_secret_value()
+        .secret_id(&p.app_secret)
         .secret_string(r#"{"username":"signoz_app","password":"not-a-real-one"}"#)
         .send()
         .await
-        .expect("app secret");
+        .expect("app secret value");
     // Configure rotation; moto stages AWSPENDING on a new version, as a running rotation.
     let rotation_lambda = platform_tests::ensure_rotation_lambda();
     p.secrets

@@ -109,7 +109,10 @@ impl Deployment {
             ),
             (
                 "alarm_state_objects",
-                s3(format!("{}/{}alarms/*", self.state_bucket, self.state_prefix)),
+                s3(format!(
+                    "{}/{}alarms/*",
+                    self.state_bucket, self.state_prefix
+                )),
             ),
             ("cold_bucket", s3(self.cold_bucket.clone())),
             ("app_secret", vec![self.secret_arn(&self.app_secret)]),
@@ -130,7 +133,10 @@ impl Deployment {
                 vec![format!("arn:{p}:eks:{r}:{a}:cluster/{}", self.cluster_name)],
             ),
             ("rotation_function", vec![self.rotation_function_arn()]),
-            ("db_parameter_groups", vec![format!("arn:{p}:rds:{r}:{a}:pg:*")]),
+            (
+                "db_parameter_groups",
+                vec![format!("arn:{p}:rds:{r}:{a}:pg:*")],
+            ),
             ("any", vec!["*".to_string()]),
         ])
     }
@@ -139,7 +145,10 @@ impl Deployment {
     pub fn condition_values(&self) -> BTreeMap<&'static str, Vec<String>> {
         BTreeMap::from([
             ("state_keys", vec![format!("{}*", self.state_prefix)]),
-            ("alarm_state_keys", vec![format!("{}alarms/*", self.state_prefix)]),
+            (
+                "alarm_state_keys",
+                vec![format!("{}alarms/*", self.state_prefix)],
+            ),
         ])
     }
 
@@ -203,7 +212,11 @@ pub async fn function_credentials(function: &str, deployment: &Deployment) -> Cr
 
 /// Credentials of a role holding exactly `policy` (the trust policy lets Lambda and the
 /// stack's admin, standing in for Lambda, assume it).
-pub async fn role_credentials(function: &str, deployment: &Deployment, policy: Value) -> Credentials {
+pub async fn role_credentials(
+    function: &str,
+    deployment: &Deployment,
+    policy: Value,
+) -> Credentials {
     type Key = (String, Deployment, String);
     static ROLES: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
     let key: Key = (function.to_string(), deployment.clone(), policy.to_string());
@@ -261,7 +274,12 @@ async fn create_role(admin: &SdkConfig, function: &str, policy: &Value) -> Strin
         .assume_role_policy_document(trust.to_string())
         .send()
         .await
-        .unwrap_or_else(|e| panic!("create role {name}: {}", signoz_control::aws::error_text(&e)));
+        .unwrap_or_else(|e| {
+            panic!(
+                "create role {name}: {}",
+                signoz_control::aws::error_text(&e)
+            )
+        });
     iam.put_role_policy()
         .role_name(&name)
         .policy_name("least-privilege")

@@ -79,13 +79,17 @@ pub async fn provision_database(
     // The deployment owns the app secret (Terraform `aws_secretsmanager_secret.app`, SAM
     // `AppSecret`): it exists, empty, before the first provisioning, which writes its
     // first value. The role may change no other secret.
-    let existing = ctx.secrets.describe(&db.app_secret_name).await?.ok_or_else(|| {
-        Error::Config(format!(
-            "the app secret {} does not exist: the deployment creates it (Terraform \
+    let existing = ctx
+        .secrets
+        .describe(&db.app_secret_name)
+        .await?
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "the app secret {} does not exist: the deployment creates it (Terraform \
              aws_secretsmanager_secret.app, SAM AppSecret) and provisioning writes its value",
-            db.app_secret_name
-        ))
-    })?;
+                db.app_secret_name
+            ))
+        })?;
     let current = ctx
         .secrets
         .read(&db.app_secret_name, Version::Stage(AWSCURRENT))
@@ -132,9 +136,10 @@ pub async fn provision_database(
                 .put_first_value(&existing.arn, &app.to_json())
                 .await?;
             tracing::info!(secret = %existing.arn, user = %app.username, "wrote the app secret's first value");
-            outcome
-                .actions
-                .push(format!("wrote the first app secret value for {}", app.username));
+            outcome.actions.push(format!(
+                "wrote the first app secret value for {}",
+                app.username
+            ));
         }
     }
     let app_secret_arn = existing.arn.clone();
