@@ -900,5 +900,5 @@ fn the_dead_letter_queue_rotation_and_app_secret_are_deployable() {
     ] {
         assert!(terraform.contains(needle), "Terraform has {needle}");
     }
-    assert!(!terraform.contains("alias/aws/sqs"));
+    assert!(!terraform.contains("kms_master_key_id"));
 }
