@@ -4,6 +4,7 @@
 
 pub mod database;
 pub mod fault_proxy;
+pub mod kube;
 pub mod runtime_api;
 pub mod signoz;
 pub mod tls_front;

@@ -358,3 +358,15 @@ fn go_durations_parse() {
     assert_eq!(parse_go_duration_secs("0s"), None);
     assert_eq!(parse_go_duration_secs("5"), None);
 }
+
+#[test]
+fn a_serialized_spec_loads_back_the_same() {
+    // Tooling writes specs (tests, `signoz-control`): alarm actions keep their input shape.
+    let spec = parse_spec(EXAMPLE_SPEC).unwrap();
+    let text = serde_norway::to_string(&spec).unwrap();
+    assert!(
+        text.contains("scale_collectors:") && text.contains("action: rotate_now"),
+        "{text}"
+    );
+    assert_eq!(parse_spec(&text).unwrap(), spec);
+}
