@@ -147,6 +147,9 @@ start_kube() {
   local apiserver etcd crds; apiserver=$(kube_asset kube-apiserver); etcd=$(kube_asset etcd); crds=$(crd_dir)
   make_kube_pki
   local d=$STACK_DIR/kube etcd_port peer_port port
+  # One audit line per request (who, verb, resource): the bench counts calls from it.
+  printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n' \
+    > "$d/audit-policy.yaml"
   etcd_port=$(free_port); peer_port=$(free_port); port=$(free_port)
   nohup "$etcd" --data-dir "$d/etcd" --name stack \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
@@ -161,7 +164,9 @@ start_kube() {
     --authorization-mode RBAC --anonymous-auth=false \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$d/sa.pub" --service-account-signing-key-file "$d/sa.key" \
-    --service-cluster-ip-range 10.96.0.0/16 --cert-dir "$d/certs" > "$STACK_DIR/kube-apiserver.log" 2>&1 &
+    --service-cluster-ip-range 10.96.0.0/16 --cert-dir "$d/certs" \
+    --audit-policy-file "$d/audit-policy.yaml" --audit-log-path "$STACK_DIR/kube-audit.log" \
+    > "$STACK_DIR/kube-apiserver.log" 2>&1 &
   echo $! > "$STACK_DIR/kube-apiserver.pid"; echo "$port" > "$STACK_DIR/kube-apiserver.port"
   cat > "$STACK_DIR/kubeconfig" <<KUBECONFIG
 apiVersion: v1
@@ -222,6 +227,7 @@ export KUBE_API_URL='https://127.0.0.1:$(cat "$STACK_DIR/kube-apiserver.port")'
 export KUBE_CA_FILE='$STACK_DIR/tls/ca.crt'
 export KUBE_CLIENT_CA_CERT='$STACK_DIR/kube/client-ca.crt'
 export KUBE_CLIENT_CA_KEY='$STACK_DIR/kube/client-ca.key'
+export KUBE_AUDIT_LOG='$STACK_DIR/kube-audit.log'
 KENV
   fi
 }
@@ -257,7 +263,7 @@ case "${1:-}" in
     make_certs
     start_moto
     start_postgres
-    [ "${STACK_WITHOUT_KUBE:-0}" = 1 ] || start_kube
+    start_kube
     write_env
     status
     ;;

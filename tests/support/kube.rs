@@ -190,6 +190,11 @@ impl TestCluster {
         let suffix = crate::unique("t");
         spec.platform.name = format!("{}-{suffix}", spec.platform.name);
         rename_namespaces(&mut spec, |ns| format!("{ns}-{suffix}"));
+        TestCluster::arrange(admin, spec).await
+    }
+
+    /// A platform whose names are already unique: creates its namespaces and applies its RBAC.
+    pub async fn arrange(admin: kube::Client, spec: PlatformSpec) -> TestCluster {
         let cluster = TestCluster {
             spec,
             admin,

@@ -27,12 +27,13 @@ use crate::spec::{AlarmAction, PlatformSpec, ReconcileTarget};
 /// Kinds of workloads we may have opted in (release lists them where workloads live).
 pub const WORKLOAD_KINDS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
 
+/// rotate-credentials (`credentials::FUNCTION`), named here so this module depends on no
+/// other function's module: it hands the DSN to the cluster.
+pub const ROTATE_CREDENTIALS: &str = "rotate-credentials";
+/// respond-to-alarms (`alarms::FUNCTION`): it writes the ScaledObject, may run a sync.
+pub const RESPOND_TO_ALARMS: &str = "respond-to-alarms";
 /// The functions that call the Kubernetes API.
-pub const CLUSTER_FUNCTIONS: [&str; 3] = [
-    crate::credentials::FUNCTION,
-    super::FUNCTION,
-    crate::alarms::FUNCTION,
-];
+pub const CLUSTER_FUNCTIONS: [&str; 3] = [ROTATE_CREDENTIALS, super::FUNCTION, RESPOND_TO_ALARMS];
 
 /// The Kubernetes group a function's IAM role is mapped to (EKS access entry
 /// `kubernetes_groups`); per platform, so two platforms on one cluster never share rights.
@@ -94,7 +95,7 @@ pub fn release_scopes(spec: &PlatformSpec) -> Vec<(ApiResource, String)> {
 pub fn required_access(spec: &PlatformSpec) -> Result<BTreeMap<&'static str, Vec<Grant>>, Error> {
     let mut by_function = BTreeMap::new();
     by_function.insert(super::FUNCTION, sync_grants(spec)?);
-    by_function.insert(crate::credentials::FUNCTION, handoff_grants(spec));
+    by_function.insert(ROTATE_CREDENTIALS, handoff_grants(spec));
     let mut alarms = Vec::new();
     for policy in &spec.alarms.policies {
         match &policy.action {
@@ -109,7 +110,7 @@ pub fn required_access(spec: &PlatformSpec) -> Result<BTreeMap<&'static str, Vec
         }
     }
     if !alarms.is_empty() {
-        by_function.insert(crate::alarms::FUNCTION, merge(alarms));
+        by_function.insert(RESPOND_TO_ALARMS, merge(alarms));
     }
     Ok(by_function)
 }

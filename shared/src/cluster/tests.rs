@@ -674,7 +674,11 @@ fn the_shipped_rbac_grants_nothing_cluster_wide_and_never_lists_secrets() {
     let access = required_access(&spec).unwrap();
     assert_eq!(
         access.keys().copied().collect::<Vec<_>>(),
-        ["respond-to-alarms", "rotate-credentials", "sync-cluster"]
+        [
+            crate::alarms::FUNCTION,
+            crate::credentials::FUNCTION,
+            super::FUNCTION
+        ]
     );
     for (function, grants) in &access {
         for g in grants {
