@@ -120,7 +120,8 @@ pub async fn restart_with(
             &PatchParams {
                 field_manager: Some(spec.cluster.field_manager.clone()),
                 ..Default::default()
-            },
+            }
+            .validation_strict(),
             &Patch::Merge(&patch),
         )
         .await
