@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the control plane locally on the embedded default: starts a private local stack
-# (moto, PostgreSQL with TLS, the Kubernetes emulator), seeds it like a real account,
+# (moto, PostgreSQL with TLS, a real kube-apiserver with RBAC), seeds it like a real account,
 # and invokes each function's real binary through a local Lambda Runtime API with the
 # payloads in events/, printing what each did. Stops everything it started on exit.
 set -euo pipefail
@@ -10,7 +10,7 @@ cd "$repo"
 tests/bin/setup.sh
 echo "== build"
 cargo build --locked -p rotate-credentials -p enforce-cold-storage -p sync-cluster \
-  -p respond-to-alarms -p kube-emulator -p platform-tests --bins
+  -p respond-to-alarms -p signoz-control-cli -p platform-tests --bins
 
 export STACK_DIR
 STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/signoz-control-local.XXXXXX")
@@ -29,7 +29,16 @@ source "$STACK_DIR/env"
 export AWS_LAMBDA_LOG_FORMAT=JSON
 aws_() { aws --output json "$@"; }
 target=${CARGO_TARGET_DIR:-$repo/target}/debug
-run() { echo; echo "## $*"; "$target/lambda-run" "$@"; }
+# Each function talks to Kubernetes as its own identity (the group its EKS access entry
+# maps its role to), never as the admin that arranged the cluster.
+run() {
+  local fn=
+  for a in "$@"; do
+    case $a in rotate-credentials|enforce-cold-storage|sync-cluster|respond-to-alarms) fn=$a; break ;; esac
+  done
+  echo; echo "## $*"
+  KUBECONFIG="$STACK_DIR/kube/$fn.kubeconfig" "$target/lambda-run" "$@"
+}
 
 echo "== seed: buckets, secrets, RDS instance, EKS cluster, the platform spec"
 for b in acme-signoz-config acme-signoz-cold acme-signoz-control; do aws_ s3api create-bucket --bucket "$b" \
@@ -73,10 +82,17 @@ export PLATFORM_SPEC=s3://acme-signoz-config/platform.yaml
 export DEPLOYMENT_SPEC=$PLATFORM_SPEC
 "$target/signoz-ttl-api" --port "$ttl_port" --api-key "$api_key" > "$STACK_DIR/ttl-api.log" 2>&1 &
 pids+=($!)
-kubectl create namespace platform > /dev/null
-kubectl create namespace apps > /dev/null
+# The namespaces exist before the deployment's RBAC (its Roles live in them); the
+# functions never create namespaces.
+for ns in platform apps argocd; do kubectl create namespace "$ns" > /dev/null; done
+echo "== the deployment's Kubernetes RBAC, rendered from the spec (signoz-control rbac)"
+"$target/signoz-control" rbac "$STACK_DIR/platform.yaml" | kubectl apply --server-side -f -
+for fn in rotate-credentials enforce-cold-storage sync-cluster respond-to-alarms; do
+  "$target/kube-identity" "$STACK_DIR/kube/$fn.kubeconfig" \
+    "arn:aws:sts::123456789012:assumed-role/acme-prod-$fn/$fn" "signoz-control:acme-prod:$fn"
+done
 # The workloads the spec names: SigNoz itself and the instrumented Python services.
-kubectl -n platform create --validate=false -f - > /dev/null <<'YAML'
+kubectl -n platform create -f - > /dev/null <<'YAML'
 {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "signoz"},
  "spec": {"serviceName": "signoz", "selector": {"matchLabels": {"app": "signoz"}},
   "template": {"metadata": {"labels": {"app": "signoz"}},

@@ -1,12 +1,14 @@
 //! respond-to-alarms end to end: alarms raised in moto's CloudWatch, the EventBridge event
-//! built from what CloudWatch reports, the remediation seen in the Kubernetes emulator,
-//! the fake SigNoz TTL API, Secrets Manager and the state document in moto S3.
+//! built from what CloudWatch reports, the remediation seen on the stack's real
+//! kube-apiserver (each function as its own RBAC identity), the fake SigNoz TTL API,
+//! Secrets Manager and the state document in moto S3.
 
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DynamicObject};
 use platform_tests::create_buckets;
+use platform_tests::kube::{TestCluster, spec_yaml};
 use platform_tests::signoz::{SignozServer, start_signoz};
 use platform_tests::{aws, unique};
 use serde_json::{Value, json};
@@ -14,7 +16,7 @@ use signoz_control::alarms::{self, Context, plan::PolicyState};
 use signoz_control::cluster::objects::scaled_object_resource;
 use signoz_control::cluster::render::scaling::REMEDIATION_ANNOTATION;
 use signoz_control::cold_storage::ttl::TtlPatience;
-use signoz_control::spec::{EXAMPLE_SPEC, SpecLocation};
+use signoz_control::spec::{EXAMPLE_SPEC, SpecLocation, parse_spec};
 
 const API_KEY: &str = "signoz-admin-key-for-alarm-tests";
 const COLLECTOR: &str = "signoz-otel-collector";
@@ -29,9 +31,7 @@ struct Platform {
     app_secret: String,
     signoz: SignozServer,
     deployment: platform_tests::Deployment,
-    emulator: kube_emulator::RunningEmulator,
-    client: kube::Client,
-    _dir: tempfile::TempDir,
+    cluster: TestCluster,
 }
 
 impl Platform {
@@ -69,27 +69,21 @@ impl Platform {
             .replace("signoz/metadata-db/app", &app_secret)
             .replace("varies_by_storage_class", "all_storage_classes_128k")
             .replace("alarm: signoz-", &format!("alarm: {prefix}-"));
-        let spec_text = spec.clone();
+        let cluster = TestCluster::new(parse_spec(&spec).expect("spec")).await;
         s3.put_object()
             .bucket(&config)
             .key("platform.yaml")
-            .body(spec.into_bytes().into())
+            .body(spec_yaml(&cluster.spec).into_bytes().into())
             .send()
             .await
             .expect("spec");
-
-        let emulator =
-            kube_emulator::Emulator::start(kube_emulator::Config::default()).expect("emulator");
-        let client = emulator.client().await.expect("client");
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        emulator.write_kubeconfig(&kubeconfig).unwrap();
         let location = SpecLocation::S3 {
             bucket: config,
             key: "platform.yaml".into(),
         };
-        let deployment = platform_tests::Deployment::for_spec_text(&spec_text, &location);
-        let role = platform_tests::aws_as(signoz_control::alarms::FUNCTION, &deployment).await;
+        let kubeconfig = cluster.kubeconfig(alarms::FUNCTION);
+        let deployment = platform_tests::Deployment::for_spec(&cluster.spec, &location);
+        let role = platform_tests::aws_as(alarms::FUNCTION, &deployment).await;
         let mut ctx = Context::new(&role, location, Some(kubeconfig));
         ctx.cold_storage.ttl_patience = TtlPatience {
             attempts: 3,
@@ -106,9 +100,7 @@ impl Platform {
             state_bucket,
             app_secret,
             signoz,
-            emulator,
-            client,
-            _dir: dir,
+            cluster,
         }
     }
 
@@ -209,8 +201,8 @@ impl Platform {
 
     async fn scaled_object(&self) -> DynamicObject {
         Api::<DynamicObject>::namespaced_with(
-            self.client.clone(),
-            "platform",
+            self.cluster.admin.clone(),
+            &self.cluster.spec.cluster.namespace,
             &scaled_object_resource(),
         )
         .get(COLLECTOR)
@@ -245,7 +237,7 @@ impl Platform {
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
             sdk,
             spec_location: self.ctx.spec_location.clone(),
-            kubeconfig: self.ctx.kubeconfig.clone(),
+            kubeconfig: Some(self.cluster.kubeconfig(signoz_control::cluster::FUNCTION)),
         };
         signoz_control::cluster::handle(&ctx, schedule())
             .await
@@ -264,7 +256,6 @@ impl Platform {
                 .args(["cloudwatch", "delete-alarms", "--alarm-names", &name])
                 .output();
         }
-        self.emulator.shutdown().await;
     }
 }
 

@@ -1,6 +1,7 @@
 //! Credentials: provisioning and rotation against moto (Secrets Manager, RDS), the
-//! stack's PostgreSQL (TLS, scram-sha-256, log_statement=all) and the Kubernetes
-//! emulator, driven the way Secrets Manager drives a rotation.
+//! stack's PostgreSQL (TLS, scram-sha-256, log_statement=all) and the stack's real
+//! kube-apiserver (as rotate-credentials' RBAC identity), driven the way
+//! Secrets Manager drives a rotation.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use kube::Api;
 use platform_tests::database::{
     SeededDatabase, admin_tls, app_passwords, drop_database, seed_database, superuser,
 };
+use platform_tests::kube::{TestCluster, spec_yaml};
 use platform_tests::{PgAdmin, aws, pg_admin, unique};
 use serde_json::json;
 use signoz_control::credentials::secret_store::{AWSCURRENT, AWSPENDING, Version};
@@ -287,7 +289,7 @@ async fn alternating_users_rotate_twice_and_signoz_objects_stay_usable_by_whoeve
     // Everything the functions log during the scenario, as Lambda's JSON lines, at every
     // level (an operator may turn debug logging on).
     let log = LogCapture::default();
-    let (p, emulator, used) = rotate_alternating_users_twice()
+    let (p, _cluster, used) = rotate_alternating_users_twice()
         .with_subscriber(log.subscriber())
         .await;
     let lines = log.text();
@@ -315,38 +317,22 @@ async fn alternating_users_rotate_twice_and_signoz_objects_stay_usable_by_whoeve
         );
     }
     p.cleanup().await;
-    emulator.shutdown().await;
 }
 
 /// Provisions, then rotates twice (the first time through the handler, every step twice,
 /// in both spellings), checking SigNoz's objects, the cluster hand-off and PostgreSQL's log.
 /// Returns the three app secrets it used.
-async fn rotate_alternating_users_twice()
--> (Platform, kube_emulator::RunningEmulator, Vec<AppSecret>) {
-    let p = Platform::new(RotationStrategy::AlternatingUsers, None).await;
-    let emulator = kube_emulator::Emulator::start(kube_emulator::Config::default()).unwrap();
-    let kube = emulator.client().await.unwrap();
-    let mut p = p;
-    p.ctx.cluster = ClusterAccess::Client(kube.clone());
+async fn rotate_alternating_users_twice() -> (Platform, TestCluster, Vec<AppSecret>) {
+    let mut p = Platform::new(RotationStrategy::AlternatingUsers, None).await;
+    // The hand-off goes to the stack's API server as rotate-credentials' own identity.
+    let cluster = TestCluster::new(p.spec.clone()).await;
+    p.spec = cluster.spec.clone();
+    std::fs::write(p.spec_file.path(), spec_yaml(&p.spec)).unwrap();
+    cluster.arrange_workloads().await;
+    p.ctx.cluster = ClusterAccess::Client(cluster.client(credentials::FUNCTION).await);
+    let kube = cluster.admin.clone();
     let ns = p.spec.cluster.namespace.clone();
-    let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(kube.clone())
-        .create(
-            &Default::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-        )
-        .await;
-    let sts: StatefulSet = serde_json::from_value(json!({
-        "metadata": {"name": "signoz", "namespace": ns},
-        "spec": {"serviceName": "signoz", "selector": {"matchLabels": {"app": "signoz"}},
-                 "template": {"metadata": {"labels": {"app": "signoz"}},
-                              "spec": {"containers": [{"name": "signoz", "image": "signoz/signoz"}]}}}
-    }))
-    .unwrap();
     let statefulsets = Api::<StatefulSet>::namespaced(kube.clone(), &ns);
-    statefulsets
-        .create(&Default::default(), &sts)
-        .await
-        .unwrap();
 
     p.provision().await;
     let provisioned = provision_database(&p.ctx, &p.spec, true, Deadline::default())
@@ -474,7 +460,7 @@ async fn rotate_alternating_users_twice()
             "a password reached PostgreSQL's log"
         );
     }
-    (p, emulator, vec![first, second, third])
+    (p, cluster, vec![first, second, third])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -601,10 +587,9 @@ async fn bad_requests_get_typed_errors_and_the_rotation_still_completes_afterwar
     p.cleanup().await;
 }
 
-/// A CA certificate that did not sign the server's certificate: the emulator's own.
+/// A CA certificate that did not sign the server's certificate: the stack's kube client CA.
 fn unrelated_ca_pem() -> String {
-    let emulator = kube_emulator::Emulator::start(kube_emulator::Config::default()).unwrap();
-    emulator.ca_pem().to_string()
+    std::fs::read_to_string(platform_tests::stack_var("KUBE_CLIENT_CA_CERT")).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -772,37 +772,65 @@ fn every_function_is_granted_exactly_the_iam_actions_its_code_calls() {
     );
 }
 
+/// Each function that reaches the cluster gets an EKS access entry mapping its role to its
+/// own Kubernetes group, the one the shipped RBAC binds (`permissions::kubernetes_group`),
+/// and no EKS access policy (they cover built-in API groups only).
 #[test]
-fn exactly_the_functions_that_reach_the_cluster_get_an_eks_access_entry() {
+fn exactly_the_functions_that_reach_the_cluster_get_an_eks_access_entry_to_their_group() {
+    use signoz_control::cluster::permissions::{CLUSTER_FUNCTIONS, kubernetes_group};
     let template = sam_template();
     let manifest = terraform_manifest();
     let sam = sam_functions(&template);
-    let entries: BTreeSet<String> = resources(&template)
+    // The group with the platform's name left as IaC writes it.
+    let mut spec = signoz_control::spec::parse_spec(signoz_control::spec::EXAMPLE_SPEC).unwrap();
+    let mut group = |iac_name: &str, function: &str| {
+        spec.platform.name = iac_name.into();
+        kubernetes_group(&spec, function)
+    };
+    let entries: BTreeMap<String, Value> = resources(&template)
         .filter(|(_, r)| r["Type"] == "AWS::EKS::AccessEntry")
         .map(|(id, r)| {
-            let policies = r["Properties"]["AccessPolicies"]
-                .as_array()
-                .expect("policies");
-            for policy in policies {
-                assert_eq!(
-                    policy["AccessScope"]["Type"], "namespace",
-                    "{id} is namespace-scoped"
-                );
-            }
-            get_att_target(&r["Properties"]["PrincipalArn"])
+            assert!(
+                r["Properties"].get("AccessPolicies").is_none(),
+                "{id}: no access policy"
+            );
+            let role = get_att_target(&r["Properties"]["PrincipalArn"])
                 .expect("the principal is a function role")
                 .trim_end_matches("Role")
-                .to_string()
+                .to_string();
+            (role, r["Properties"]["KubernetesGroups"].clone())
         })
         .collect();
+    let iam_tf =
+        std::fs::read_to_string(repo_root().join("infra/terraform/modules/control-plane/iam.tf"))
+            .unwrap();
+    assert!(
+        iam_tf.contains(&format!(
+            "kubernetes_groups = [\"{}\"]",
+            group("${var.platform_name}", "${each.key}")
+        )),
+        "Terraform maps each role to its function's group"
+    );
+    assert!(
+        !iam_tf.contains("aws_eks_access_policy_association"),
+        "no EKS access policy"
+    );
     for (name, _, module) in FUNCTIONS {
         let reaches_cluster = actions_called_by(module).contains_key("eks:DescribeCluster");
+        assert_eq!(CLUSTER_FUNCTIONS.contains(&name), reaches_cluster, "{name}");
         let (id, _) = &sam[name];
         assert_eq!(
-            entries.contains(id),
+            entries.contains_key(id),
             reaches_cluster,
             "SAM access entry of {name}"
         );
+        if reaches_cluster {
+            assert_eq!(
+                entries[id],
+                serde_json::json!([{ "Fn::Sub": group("${PlatformName}", name) }]),
+                "SAM group of {name}"
+            );
+        }
         assert_eq!(
             manifest["functions"][name]["cluster_access"].as_bool(),
             Some(reaches_cluster),

@@ -274,27 +274,23 @@ async fn cluster_sync_never_logs_the_dsn_it_writes_to_the_cluster() {
         .send()
         .await
         .unwrap();
-    let emulator =
-        kube_emulator::Emulator::start(kube_emulator::Config::default()).expect("emulator");
-    let client = emulator.client().await.expect("client");
+    let mut spec = signoz_control::spec::parse_spec(signoz_control::spec::EXAMPLE_SPEC).unwrap();
+    spec.database.app_secret_name = app_secret.clone();
+    let cluster = platform_tests::kube::TestCluster::new(spec).await;
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    emulator.write_kubeconfig(&kubeconfig).unwrap();
     let spec_path = dir.path().join("platform.yaml");
-    let spec_text =
-        signoz_control::spec::EXAMPLE_SPEC.replace("signoz/metadata-db/app", &app_secret);
-    std::fs::write(&spec_path, &spec_text).unwrap();
+    std::fs::write(&spec_path, platform_tests::kube::spec_yaml(&cluster.spec)).unwrap();
     let location = SpecLocation::Path(spec_path);
     let role = platform_tests::aws_as(
         signoz_control::cluster::FUNCTION,
-        &platform_tests::Deployment::for_spec_text(&spec_text, &location),
+        &platform_tests::Deployment::for_spec(&cluster.spec, &location),
     )
     .await;
     let ctx = signoz_control::cluster::Context {
         s3: signoz_control::aws::s3_client(&role),
         secrets: aws_sdk_secretsmanager::Client::new(&role),
         spec_location: location,
-        kubeconfig: Some(kubeconfig),
+        kubeconfig: Some(cluster.kubeconfig(signoz_control::cluster::FUNCTION)),
         sdk: role,
     };
     let event: Value =
@@ -331,7 +327,7 @@ async fn cluster_sync_never_logs_the_dsn_it_writes_to_the_cluster() {
         .expect_err("a malformed app secret");
     drop(guard);
 
-    let secret = Api::<Secret>::namespaced(client, "platform")
+    let secret = Api::<Secret>::namespaced(cluster.admin.clone(), &cluster.spec.cluster.namespace)
         .get("signoz-metadata-db")
         .await
         .unwrap();
@@ -352,7 +348,6 @@ async fn cluster_sync_never_logs_the_dsn_it_writes_to_the_cluster() {
     assert_error_hides(&malformed, &malformed.to_string(), &planted);
     assert_hides("the answers", &format!("{first}\n{second}"), &planted);
     assert_log_hides(&logs, &planted);
-    emulator.shutdown().await;
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 pub mod database;
 pub mod fault_proxy;
 pub mod iam;
+pub mod kube;
 pub mod runtime_api;
 pub mod signoz;
 pub mod tls_front;

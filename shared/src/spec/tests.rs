@@ -397,3 +397,15 @@ fn the_ttl_api_carrying_the_admin_key_must_be_https_at_an_address_a_lambda_resol
         spec_with(set("retention.ttl_api.url", url)).unwrap_or_else(|e| panic!("{url}: {e}"));
     }
 }
+
+#[test]
+fn a_serialized_spec_loads_back_the_same() {
+    // Tooling writes specs (tests, `signoz-control`): alarm actions keep their input shape.
+    let spec = parse_spec(EXAMPLE_SPEC).unwrap();
+    let text = serde_norway::to_string(&spec).unwrap();
+    assert!(
+        text.contains("scale_collectors:") && text.contains("action: rotate_now"),
+        "{text}"
+    );
+    assert_eq!(parse_spec(&text).unwrap(), spec);
+}

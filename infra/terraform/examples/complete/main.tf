@@ -24,8 +24,8 @@ module "control_plane" {
   create_clickhouse_role    = true
   cluster_oidc_provider_arn = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
 
-  cluster_name      = "acme-prod"
-  cluster_namespace = "platform"
+  cluster_name  = "acme-prod"
+  platform_name = "acme-prod"
 
   vpc_id          = "vpc-0123456789abcdef0"
   vpc_cidr        = "10.20.0.0/16"
@@ -40,4 +40,27 @@ module "control_plane" {
   signoz_retention_standard_ia_days = 30
   signoz_retention_glacier_days     = 90
   signoz_retention_expire_days      = 400
+}
+
+# The functions' Kubernetes RBAC, rendered from the spec:
+#   cargo run -p signoz-control-cli -- rbac infra/platform.yaml > infra/kubernetes/rbac.yaml
+# Applied with the cluster admin's credentials (the identity running Terraform).
+data "aws_eks_cluster" "platform" {
+  name = "acme-prod"
+}
+
+data "aws_eks_cluster_auth" "platform" {
+  name = "acme-prod"
+}
+
+provider "kubernetes" {
+  host                   = data.aws_eks_cluster.platform.endpoint
+  cluster_ca_certificate = base64decode(data.aws_eks_cluster.platform.certificate_authority[0].data)
+  token                  = data.aws_eks_cluster_auth.platform.token
+}
+
+module "cluster_rbac" {
+  source = "../../modules/cluster-rbac"
+
+  manifest_file = "${path.root}/../../../kubernetes/rbac.yaml"
 }

@@ -63,25 +63,15 @@ resource "aws_iam_role_policy" "function" {
   })
 }
 
-# Kubernetes access without kubectl or aws-auth: the narrowest EKS access policy (edit,
-# scoped to the SigNoz namespace) for each function that writes cluster objects.
+# Kubernetes access without kubectl or aws-auth. EKS access policies cover built-in API
+# groups only and cannot be extended, so each function's role is mapped to one Kubernetes
+# group of its own, and the Roles `signoz-control rbac` renders from the platform spec
+# grant that group exactly what the function calls (the cluster-rbac module applies them).
 resource "aws_eks_access_entry" "function" {
   for_each = { for name, f in local.functions : name => f if f.cluster_access }
 
-  cluster_name  = var.cluster_name
-  principal_arn = aws_iam_role.function[each.key].arn
-  type          = "STANDARD"
-}
-
-resource "aws_eks_access_policy_association" "function" {
-  for_each = aws_eks_access_entry.function
-
-  cluster_name  = var.cluster_name
-  principal_arn = each.value.principal_arn
-  policy_arn    = "arn:${local.partition}:eks::aws:cluster-access-policy/AmazonEKSEditPolicy"
-
-  access_scope {
-    type       = "namespace"
-    namespaces = [var.cluster_namespace]
-  }
+  cluster_name      = var.cluster_name
+  principal_arn     = aws_iam_role.function[each.key].arn
+  type              = "STANDARD"
+  kubernetes_groups = ["signoz-control:${var.platform_name}:${each.key}"]
 }

@@ -121,10 +121,14 @@ variable "cluster_name" {
   type        = string
 }
 
-variable "cluster_namespace" {
-  description = "Namespace of SigNoz in the cluster (spec cluster.namespace)."
+variable "platform_name" {
+  description = "The platform's name (spec platform.name): the functions' Kubernetes groups are signoz-control:<platform_name>:<function>."
   type        = string
-  default     = "platform"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.platform_name))
+    error_message = "platform_name must be a DNS label (lowercase letters, digits, dashes; at most 63), as spec platform.name."
+  }
 }
 
 variable "vpc_id" {
