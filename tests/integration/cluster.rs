@@ -690,12 +690,18 @@ async fn handler_syncs_the_cluster_with_the_dsn_from_secrets_manager() {
     let spec_path = dir.path().join("platform.yaml");
     std::fs::write(&spec_path, spec_yaml(spec)).unwrap();
 
+    let location = signoz_control::spec::SpecLocation::Path(spec_path);
+    let role = platform_tests::aws_as(
+        signoz_control::cluster::FUNCTION,
+        &platform_tests::Deployment::for_spec(spec, &location),
+    )
+    .await;
     let ctx = signoz_control::cluster::Context {
-        s3: signoz_control::aws::s3_client(&sdk),
-        secrets: secrets.clone(),
-        spec_location: signoz_control::spec::SpecLocation::Path(spec_path),
+        s3: signoz_control::aws::s3_client(&role),
+        secrets: aws_sdk_secretsmanager::Client::new(&role),
+        spec_location: location,
         kubeconfig: Some(cluster.kubeconfig(FUNCTION)),
-        sdk,
+        sdk: role,
     };
     let mut dry = event("control-sync-cluster.json");
     dry["detail"]["dry_run"] = json!(true);
@@ -800,7 +806,15 @@ async fn eks_access_uses_describe_cluster_and_a_fresh_iam_token() {
         .unwrap()
         .to_string();
 
-    let kubeconfig = signoz_control::cluster::access::eks_kubeconfig(&spec, &sdk)
+    let role = platform_tests::aws_as(
+        signoz_control::cluster::FUNCTION,
+        &platform_tests::Deployment::for_spec(
+            &spec,
+            &signoz_control::spec::SpecLocation::Path("".into()),
+        ),
+    )
+    .await;
+    let kubeconfig = signoz_control::cluster::access::eks_kubeconfig(&spec, &role)
         .await
         .expect("kubeconfig");
     let cluster = kubeconfig.clusters[0].cluster.as_ref().unwrap();

@@ -360,6 +360,45 @@ fn go_durations_parse() {
 }
 
 #[test]
+fn the_ttl_api_carrying_the_admin_key_must_be_https_at_an_address_a_lambda_resolves() {
+    // The old example: cluster DNS and plain HTTP, each reported.
+    assert_eq!(
+        problems(spec_with(set(
+            "retention.ttl_api.url",
+            "http://signoz.platform.svc.cluster.local:8080",
+        ))),
+        [
+            "retention.ttl_api.url: signoz.platform.svc.cluster.local is a cluster-internal name \
+             a Lambda in the VPC cannot resolve: use the HTTPS address of the internal load \
+             balancer in front of SigNoz",
+            "retention.ttl_api.url: must be https: the request carries SigNoz's admin API key \
+             (plain http only to a loopback address), got \
+             http://signoz.platform.svc.cluster.local:8080/",
+        ]
+    );
+    rejects(
+        set("retention.ttl_api.url", "http://signoz.acme-prod.internal"),
+        "retention.ttl_api.url: must be https: the request carries SigNoz's admin API key \
+         (plain http only to a loopback address), got http://signoz.acme-prod.internal/",
+    );
+    rejects(
+        set("retention.ttl_api.url", "https://signoz:8080"),
+        "retention.ttl_api.url: signoz is a cluster-internal name a Lambda in the VPC cannot \
+         resolve: use the HTTPS address of the internal load balancer in front of SigNoz",
+    );
+    // Loopback (the local run's fake SigNoz) and the internal load balancer are accepted.
+    for url in [
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+        "https://signoz.acme-prod.internal",
+        "https://internal-signoz-123.eu-west-1.elb.amazonaws.com",
+    ] {
+        spec_with(set("retention.ttl_api.url", url)).unwrap_or_else(|e| panic!("{url}: {e}"));
+    }
+}
+
+#[test]
 fn a_serialized_spec_loads_back_the_same() {
     // Tooling writes specs (tests, `signoz-control`): alarm actions keep their input shape.
     let spec = parse_spec(EXAMPLE_SPEC).unwrap();
