@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks: builds the functions and a hello-world lambda_runtime baseline with the
-# release profile, starts a private local stack (moto and PostgreSQL; the bench runs its
-# own Kubernetes emulator), runs target/debug/bench, writes tests/bench/RESULTS.md and
+# release profile, starts a private local stack (moto, PostgreSQL, kube-apiserver), runs
+# target/debug/bench, writes tests/bench/RESULTS.md and
 # prints it, and stops everything it started. Extra arguments go to the bench
 # (--init-runs K, --fleet 1,10,100). BENCH_PROFILE=debug gives a quick, meaningless
 # smoke run of the same steps.
@@ -25,9 +25,11 @@ STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/signoz-control-bench.XXXXXX")
 cleanup() { tests/bin/stack.sh stop > /dev/null 2>&1 || true; rm -rf "$STACK_DIR"; }
 trap cleanup EXIT INT TERM
 echo "== local stack ($STACK_DIR)"
-STACK_WITHOUT_KUBE=1 tests/bin/stack.sh start
+tests/bin/stack.sh start
 # shellcheck disable=SC1091
 source "$STACK_DIR/env"
+# Every function acts as its own identity (the bench mints them); never the admin's.
+unset KUBECONFIG
 
 # moto accepts RotateSecret only for a Lambda it knows: register the rotation function.
 (cd "$STACK_DIR" && cp "$target/$profile/rotate-credentials" bootstrap && zip -q -9 rotate.zip bootstrap && rm bootstrap)

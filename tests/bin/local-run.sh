@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the control plane locally on the embedded default: starts a private local stack
-# (moto, PostgreSQL with TLS, the Kubernetes emulator), seeds it like a real account,
+# (moto, PostgreSQL with TLS, a real kube-apiserver with RBAC), seeds it like a real account,
 # and invokes each function's real binary through a local Lambda Runtime API with the
 # payloads in events/, printing what each did. Stops everything it started on exit.
 set -euo pipefail
@@ -10,7 +10,7 @@ cd "$repo"
 tests/bin/setup.sh
 echo "== build"
 cargo build --locked -p rotate-credentials -p enforce-cold-storage -p sync-cluster \
-  -p respond-to-alarms -p kube-emulator -p platform-tests --bins
+  -p respond-to-alarms -p signoz-control-cli -p platform-tests --bins
 
 export STACK_DIR
 STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/signoz-control-local.XXXXXX")
@@ -29,7 +29,16 @@ source "$STACK_DIR/env"
 export AWS_LAMBDA_LOG_FORMAT=JSON
 aws_() { aws --output json "$@"; }
 target=${CARGO_TARGET_DIR:-$repo/target}/debug
-run() { echo; echo "## $*"; "$target/lambda-run" "$@"; }
+# Each function talks to Kubernetes as its own identity (the group its EKS access entry
+# maps its role to), never as the admin that arranged the cluster.
+run() {
+  local fn=
+  for a in "$@"; do
+    case $a in rotate-credentials|enforce-cold-storage|sync-cluster|respond-to-alarms) fn=$a; break ;; esac
+  done
+  echo; echo "## $*"
+  KUBECONFIG="$STACK_DIR/kube/$fn.kubeconfig" "$target/lambda-run" "$@"
+}
 
 echo "== seed: buckets, secrets, RDS instance, EKS cluster, the platform spec"
 for b in acme-signoz-config acme-signoz-cold acme-signoz-control; do aws_ s3api create-bucket --bucket "$b" \
@@ -41,14 +50,17 @@ aws_ rds create-db-instance --db-instance-identifier signoz-metadata --engine po
 master_arn=$(aws_ secretsmanager create-secret --name signoz/metadata-db/master \
   --secret-string "$(python3 -c 'import json,os,sys; print(json.dumps({"engine":"postgres","host":os.environ["PGHOST"],"port":int(os.environ["PGPORT"]),"username":"postgres","password":open(os.environ["PG_SUPERPASSWORD_FILE"]).read().strip(),"dbname":"postgres"}))')" \
   --query ARN --output text)
+# The deployment creates the app secret empty; provisioning writes its first value.
+aws_ secretsmanager create-secret --name signoz/metadata-db/app \
+  --description "SigNoz metadata database credentials" > /dev/null
 api_key="local-admin-key-$(openssl rand -hex 8)"
 aws_ secretsmanager create-secret --name signoz/admin-api-key --secret-string "$api_key" > /dev/null
 # The rotation function itself, so Secrets Manager (moto) accepts it as the rotator.
 (cd "$target" && rm -f "$STACK_DIR/rotate.zip" && python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1], "w").write("rotate-credentials", "bootstrap")' "$STACK_DIR/rotate.zip")
-role_arn=$(aws_ iam create-role --role-name rotate-credentials --query Role.Arn --output text \
+role_arn=$(aws_ iam create-role --role-name signoz-control-rotate-credentials --query Role.Arn --output text \
   --assume-role-policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}')
 export ROTATION_LAMBDA_ARN
-ROTATION_LAMBDA_ARN=$(aws_ lambda create-function --function-name rotate-credentials --runtime provided.al2023 \
+ROTATION_LAMBDA_ARN=$(aws_ lambda create-function --function-name signoz-control-rotate-credentials --runtime provided.al2023 \
   --handler bootstrap --architectures x86_64 --role "$role_arn" \
   --zip-file "fileb://$STACK_DIR/rotate.zip" --query FunctionArn --output text)
 aws_ eks create-cluster --name acme-prod --role-arn arn:aws:iam::123456789012:role/eks \
@@ -59,18 +71,28 @@ aws_ eks create-cluster --name acme-prod --role-arn arn:aws:iam::123456789012:ro
 # that value; with the example's choice every reconcile against moto would rewrite it.
 ttl_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 sed -e "s|master_secret_arn: .*|master_secret_arn: \"$master_arn\"|" \
-    -e "s|url: http://signoz.platform.svc.cluster.local:8080|url: http://127.0.0.1:$ttl_port|" \
+    -e "s|url: https://signoz.acme-prod.internal|url: http://127.0.0.1:$ttl_port|" \
     -e "s|    mode: verify-full|    mode: verify-full\n    ca_file: $STACK_CA_FILE|" \
     -e "s|transition_minimum_object_size: varies_by_storage_class|transition_minimum_object_size: all_storage_classes_128k|" \
     infra/platform.yaml > "$STACK_DIR/platform.yaml"
 aws_ s3 cp "$STACK_DIR/platform.yaml" s3://acme-signoz-config/platform.yaml > /dev/null
 export PLATFORM_SPEC=s3://acme-signoz-config/platform.yaml
+# Each function runs under its deployment role (functions.json rendered for this spec):
+# lambda-run assumes it; the admin's credentials only arranged the world above.
+export DEPLOYMENT_SPEC=$PLATFORM_SPEC
 "$target/signoz-ttl-api" --port "$ttl_port" --api-key "$api_key" > "$STACK_DIR/ttl-api.log" 2>&1 &
 pids+=($!)
-kubectl create namespace platform > /dev/null
-kubectl create namespace apps > /dev/null
+# The namespaces exist before the deployment's RBAC (its Roles live in them); the
+# functions never create namespaces.
+for ns in platform apps argocd; do kubectl create namespace "$ns" > /dev/null; done
+echo "== the deployment's Kubernetes RBAC, rendered from the spec (signoz-control rbac)"
+"$target/signoz-control" rbac "$STACK_DIR/platform.yaml" | kubectl apply --server-side -f -
+for fn in rotate-credentials enforce-cold-storage sync-cluster respond-to-alarms; do
+  "$target/kube-identity" "$STACK_DIR/kube/$fn.kubeconfig" \
+    "arn:aws:sts::123456789012:assumed-role/acme-prod-$fn/$fn" "signoz-control:acme-prod:$fn"
+done
 # The workloads the spec names: SigNoz itself and the instrumented Python services.
-kubectl -n platform create --validate=false -f - > /dev/null <<'YAML'
+kubectl -n platform create -f - > /dev/null <<'YAML'
 {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "signoz"},
  "spec": {"serviceName": "signoz", "selector": {"matchLabels": {"app": "signoz"}},
   "template": {"metadata": {"labels": {"app": "signoz"}},

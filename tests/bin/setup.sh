@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the local run and the tests need, once: Debian packages (PostgreSQL 15,
-# openssl, kubectl if missing), Python packages (moto[server], cargo-lambda, awscli), and
+# openssl, kubectl and etcd if missing), Python packages (moto[server], cargo-lambda, awscli), and
 # checks the Rust toolchain. Idempotent; works as root or as a user with sudo.
 set -euo pipefail
 
@@ -22,6 +22,8 @@ command -v openssl >/dev/null || apt_packages+=(openssl)
 command -v unzip >/dev/null || apt_packages+=(unzip)
 command -v zip >/dev/null || apt_packages+=(zip)
 command -v kubectl >/dev/null || apt_packages+=(kubectl)
+# etcd for the stack's kube-apiserver (unless $KUBEBUILDER_ASSETS brings one).
+[ -x "${KUBEBUILDER_ASSETS:-/nonexistent}/etcd" ] || command -v etcd >/dev/null || apt_packages+=(etcd-server)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${apt_packages[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq

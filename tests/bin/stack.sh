@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The local stack on loopback: moto (AWS APIs), PostgreSQL 15 with TLS only and
-# scram-sha-256, and the Kubernetes API emulator. Each service is tracked by PID.
+# The local stack on loopback: moto (AWS APIs, IAM evaluated), PostgreSQL 15 with TLS only
+# and scram-sha-256, and a real Kubernetes API server (etcd + kube-apiserver, RBAC on, the
+# platform's CRDs installed). Each service is tracked by PID.
 #
 #   tests/bin/stack.sh start    start what is not running (idempotent), write $STACK_DIR/env
 #   tests/bin/stack.sh status   report each service
@@ -48,10 +49,26 @@ make_certs() {
 start_moto() {
   alive "$STACK_DIR/moto.pid" && return
   local port; port=$(free_port)
-  nohup python3 -m moto.server -H 127.0.0.1 -p "$port" > "$STACK_DIR/moto.log" 2>&1 &
+  # IAM evaluated from the fourth call on (tests/bin/moto-iam-server.py): the three calls
+  # below create the admin, the only identity that may arrange the world.
+  INITIAL_NO_AUTH_ACTION_COUNT=3 nohup python3 "$repo/tests/bin/moto-iam-server.py" \
+    -H 127.0.0.1 -p "$port" > "$STACK_DIR/moto.log" 2>&1 &
   echo $! > "$STACK_DIR/moto.pid"
   echo "$port" > "$STACK_DIR/moto.port"
   wait_port 127.0.0.1 "$port" 30 || { echo "stack: moto did not start (see $STACK_DIR/moto.log)" >&2; exit 1; }
+  create_admin "http://127.0.0.1:$port"
+}
+
+# The admin: an IAM user with every permission, its keys in $STACK_DIR/admin.keys.
+create_admin() { # endpoint
+  local unauth=(env AWS_ACCESS_KEY_ID=bootstrap AWS_SECRET_ACCESS_KEY=bootstrap
+    AWS_REGION=eu-west-1 AWS_DEFAULT_REGION=eu-west-1 AWS_ENDPOINT_URL="$1" AWS_MAX_ATTEMPTS=1 aws --output text)
+  "${unauth[@]}" iam create-user --user-name stack-admin > /dev/null
+  "${unauth[@]}" iam put-user-policy --user-name stack-admin --policy-name arrange-the-world \
+    --policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
+  "${unauth[@]}" iam create-access-key --user-name stack-admin \
+    --query 'AccessKey.[AccessKeyId,SecretAccessKey]' > "$STACK_DIR/admin.keys"
+  chmod 600 "$STACK_DIR/admin.keys"
 }
 
 start_postgres() {
@@ -97,27 +114,116 @@ CONF
   head -1 "$data/postmaster.pid" > "$STACK_DIR/postgres.pid"
 }
 
+# The envtest convention: $KUBEBUILDER_ASSETS holds kube-apiserver (and etcd, kubectl);
+# else ../shared/envtest beside the repository; etcd else from PATH (Debian etcd-server).
+kube_asset() { # name
+  local dir
+  for dir in "${KUBEBUILDER_ASSETS:-}" "$repo/../shared/envtest"; do
+    [ -n "$dir" ] && [ -x "$dir/$1" ] && { echo "$dir/$1"; return 0; }
+  done
+  if [ "$1" != kube-apiserver ] && command -v "$1" > /dev/null; then command -v "$1"; return 0; fi
+  echo "stack: no $1 found: set KUBEBUILDER_ASSETS to a folder holding kube-apiserver and etcd" \
+    "(envtest's assets, e.g. from 'setup-envtest use'), or put a kube-apiserver build in" \
+    "../shared/envtest/ beside the repository; etcd comes from Debian's etcd-server (tests/bin/setup.sh)" >&2
+  exit 1
+}
+
+# The CRDs the platform writes: $CRD_DIR, else ../shared/reference/crds (upstream manifests).
+crd_dir() {
+  local dir
+  for dir in "${CRD_DIR:-}" "$repo/../shared/reference/crds"; do
+    [ -n "$dir" ] && ls "$dir"/*.yaml > /dev/null 2>&1 && { echo "$dir"; return 0; }
+  done
+  echo "stack: no CRD manifests: set CRD_DIR to a folder with the KEDA ScaledObject, OpenTelemetry" \
+    "Instrumentation, ArgoCD Application and Flux HelmRelease CRDs (keda.sh_scaledobjects.yaml from" \
+    "kedacore/keda config/crd/bases, opentelemetry.io_instrumentations.yaml from the operator's" \
+    "config/crd/bases, application-crd.yaml from argo-cd manifests/crds, helm.toolkit.fluxcd.io_helmreleases.yaml" \
+    "from fluxcd/helm-controller config/crd/bases)" >&2
+  exit 1
+}
+
+# Identities: the admin (system:masters) arranges the world through $STACK_DIR/kubeconfig;
+# functions authenticate with X.509 client certificates signed by the kube client CA, minted
+# per identity (user + groups, as an EKS access entry maps a role), see tests/support/kube.rs.
+make_kube_pki() {
+  local d=$STACK_DIR/kube
+  [ -f "$d/client-ca.crt" ] && return
+  mkdir -p "$d"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+    -subj "/CN=signoz-control kube client CA" -keyout "$d/client-ca.key" -out "$d/client-ca.crt" 2>/dev/null
+  openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
+  openssl rand -hex 24 > "$d/admin.token"
+  printf '%s,stack-admin,stack-admin,"system:masters"\n' "$(cat "$d/admin.token")" > "$d/tokens.csv"
+  chmod 600 "$d"/*.key "$d/admin.token" "$d/tokens.csv"
+}
+
 start_kube() {
-  alive "$STACK_DIR/kube.pid" && return
-  local bin=${KUBE_EMULATOR_BIN:-${CARGO_TARGET_DIR:-$repo/target}/debug/kube-emulator}
-  if [ ! -x "$bin" ]; then
-    (cd "$repo" && cargo build -q -p kube-emulator --bin kube-emulator)
-  fi
-  local port; port=$(free_port)
-  nohup "$bin" --port "$port" --cert "$STACK_DIR/tls/server.crt" --key "$STACK_DIR/tls/server.key" \
-    --ca "$STACK_DIR/tls/ca.crt" --kubeconfig "$STACK_DIR/kubeconfig" > "$STACK_DIR/kube.log" 2>&1 &
-  echo $! > "$STACK_DIR/kube.pid"
-  echo "$port" > "$STACK_DIR/kube.port"
-  wait_port 127.0.0.1 "$port" 30 || { echo "stack: kube-emulator did not start (see $STACK_DIR/kube.log)" >&2; exit 1; }
+  alive "$STACK_DIR/kube-apiserver.pid" && return
+  local apiserver etcd crds; apiserver=$(kube_asset kube-apiserver); etcd=$(kube_asset etcd); crds=$(crd_dir)
+  make_kube_pki
+  local d=$STACK_DIR/kube etcd_port peer_port port
+  # One audit line per request (who, verb, resource): the bench counts calls from it.
+  printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n' \
+    > "$d/audit-policy.yaml"
+  etcd_port=$(free_port); peer_port=$(free_port); port=$(free_port)
+  nohup "$etcd" --data-dir "$d/etcd" --name stack \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "stack=http://127.0.0.1:$peer_port" --unsafe-no-fsync > "$STACK_DIR/etcd.log" 2>&1 &
+  echo $! > "$STACK_DIR/etcd.pid"; echo "$etcd_port" > "$STACK_DIR/etcd.port"
+  wait_port 127.0.0.1 "$etcd_port" 30 || { echo "stack: etcd did not start (see $STACK_DIR/etcd.log)" >&2; exit 1; }
+  nohup "$apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$port" \
+    --tls-cert-file "$STACK_DIR/tls/server.crt" --tls-private-key-file "$STACK_DIR/tls/server.key" \
+    --client-ca-file "$d/client-ca.crt" --token-auth-file "$d/tokens.csv" \
+    --authorization-mode RBAC --anonymous-auth=false \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$d/sa.pub" --service-account-signing-key-file "$d/sa.key" \
+    --service-cluster-ip-range 10.96.0.0/16 --cert-dir "$d/certs" \
+    --audit-policy-file "$d/audit-policy.yaml" --audit-log-path "$STACK_DIR/kube-audit.log" \
+    > "$STACK_DIR/kube-apiserver.log" 2>&1 &
+  echo $! > "$STACK_DIR/kube-apiserver.pid"; echo "$port" > "$STACK_DIR/kube-apiserver.port"
+  cat > "$STACK_DIR/kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: stack
+  cluster:
+    server: https://127.0.0.1:$port
+    certificate-authority: $STACK_DIR/tls/ca.crt
+users:
+- name: stack-admin
+  user:
+    token: $(cat "$d/admin.token")
+contexts:
+- name: stack
+  context: { cluster: stack, user: stack-admin }
+current-context: stack
+KUBECONFIG
+  chmod 600 "$STACK_DIR/kubeconfig"
+  local kubectl ready=; kubectl=$(kube_asset kubectl)
+  for _ in $(seq 1 300); do
+    if ! alive "$STACK_DIR/kube-apiserver.pid"; then break; fi
+    "$kubectl" --kubeconfig "$STACK_DIR/kubeconfig" get --raw /readyz > /dev/null 2>&1 && { ready=1; break; }
+    sleep 0.1
+  done
+  [ -n "$ready" ] || { echo "stack: kube-apiserver did not become ready (see $STACK_DIR/kube-apiserver.log)" >&2; exit 1; }
+  # Application's CRD is larger than client-side apply's annotation allows: apply server-side.
+  "$kubectl" --kubeconfig "$STACK_DIR/kubeconfig" apply --server-side --field-manager stack -f "$crds" > /dev/null
+  "$kubectl" --kubeconfig "$STACK_DIR/kubeconfig" wait --for condition=established --timeout=60s \
+    -f "$crds" > /dev/null
 }
 
 write_env() {
   cat > "$envfile" <<ENV
 export STACK_DIR='$STACK_DIR'
 export AWS_ENDPOINT_URL='http://127.0.0.1:$(cat "$STACK_DIR/moto.port")'
-export AWS_ACCESS_KEY_ID='testing'
-export AWS_SECRET_ACCESS_KEY='testing'
-export AWS_SESSION_TOKEN='testing'
+# The admin's keys: tests arrange the world with them and run each function under its
+# own role (platform_tests::aws_as); moto evaluates IAM for every call.
+export AWS_ACCESS_KEY_ID='$(cut -f1 "$STACK_DIR/admin.keys")'
+export AWS_SECRET_ACCESS_KEY='$(cut -f2 "$STACK_DIR/admin.keys")'
+unset AWS_SESSION_TOKEN
 export AWS_REGION='eu-west-1'
 export AWS_DEFAULT_REGION='eu-west-1'
 export AWS_EC2_METADATA_DISABLED='true'
@@ -129,8 +235,18 @@ export PG_CA_FILE='$STACK_DIR/tls/ca.crt'
 export PG_LOG_FILE='$STACK_DIR/postgres.log'
 export STACK_CA_FILE='$STACK_DIR/tls/ca.crt'
 ENV
-  if [ -f "$STACK_DIR/kube.pid" ]; then
-    echo "export KUBECONFIG='$STACK_DIR/kubeconfig'" >> "$envfile"
+  if [ -f "$STACK_DIR/kube-apiserver.pid" ]; then
+    # KUBECONFIG is the admin, for people and kubectl; tests read KUBE_ADMIN_KUBECONFIG and
+    # run every function as its own identity (tests/bin/test.sh unsets KUBECONFIG).
+    cat >> "$envfile" <<KENV
+export KUBECONFIG='$STACK_DIR/kubeconfig'
+export KUBE_ADMIN_KUBECONFIG='$STACK_DIR/kubeconfig'
+export KUBE_API_URL='https://127.0.0.1:$(cat "$STACK_DIR/kube-apiserver.port")'
+export KUBE_CA_FILE='$STACK_DIR/tls/ca.crt'
+export KUBE_CLIENT_CA_CERT='$STACK_DIR/kube/client-ca.crt'
+export KUBE_CLIENT_CA_KEY='$STACK_DIR/kube/client-ca.key'
+export KUBE_AUDIT_LOG='$STACK_DIR/kube-audit.log'
+KENV
   fi
 }
 
@@ -151,7 +267,7 @@ stop_one() { # name
 }
 
 status() {
-  for s in moto postgres kube; do
+  for s in moto postgres etcd kube-apiserver; do
     if alive "$STACK_DIR/$s.pid"; then
       echo "$s: running (pid $(cat "$STACK_DIR/$s.pid"), 127.0.0.1:$(cat "$STACK_DIR/$s.port"))"
     else
@@ -165,12 +281,12 @@ case "${1:-}" in
     make_certs
     start_moto
     start_postgres
-    [ "${STACK_WITHOUT_KUBE:-0}" = 1 ] || start_kube
+    start_kube
     write_env
     status
     ;;
   stop)
-    stop_one kube; stop_one moto; stop_one postgres
+    stop_one kube-apiserver; stop_one etcd; stop_one moto; stop_one postgres
     status
     ;;
   status) status ;;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds, starts a private local stack (moto,
-# PostgreSQL with TLS, the Kubernetes emulator) in a temporary directory, runs the whole
+# PostgreSQL with TLS, a real kube-apiserver with RBAC and the platform's CRDs) in a
+# temporary directory, runs the whole
 # workspace's tests against it plus the offline infrastructure checks, and stops the
 # stack whatever happens.
 set -euo pipefail
@@ -20,9 +21,30 @@ echo "== local stack ($STACK_DIR)"
 tests/bin/stack.sh start
 # shellcheck disable=SC1091
 source "$STACK_DIR/env"
+# Tests arrange the cluster as the admin (KUBE_ADMIN_KUBECONFIG) and run every function as
+# its own RBAC identity; nothing may fall back to the admin's kubeconfig.
+unset KUBECONFIG
 
 echo "== tests"
 cargo test --workspace --locked --no-fail-fast
+
+# What ran against the real API server, from its audit log: every request a function
+# identity made (the admin's arranging is not counted).
+python3 - "$STACK_DIR/kube-audit.log" <<'PY'
+import json, sys
+platforms, requests, refused = set(), 0, 0
+for line in open(sys.argv[1]):
+    event = json.loads(line)
+    user = event.get("user", {}).get("username", "")
+    if user == "stack-admin" or user.startswith("system:"):
+        continue
+    requests += 1
+    refused += event.get("responseStatus", {}).get("code") == 403
+    if user.startswith("arn:aws:sts:"):
+        platforms.add(user.rsplit("/", 1)[-1])
+print(f"== real kube-apiserver: {len(platforms)} test platforms, {requests} requests by function "
+      f"identities under the shipped RBAC ({refused} refused with 403, as tests expect)")
+PY
 
 if [ -x tests/bin/check-infra.sh ]; then
   echo "== infrastructure checks"

@@ -1,12 +1,14 @@
 //! respond-to-alarms end to end: alarms raised in moto's CloudWatch, the EventBridge event
-//! built from what CloudWatch reports, the remediation seen in the Kubernetes emulator,
-//! the fake SigNoz TTL API, Secrets Manager and the state document in moto S3.
+//! built from what CloudWatch reports, the remediation seen on the stack's real
+//! kube-apiserver (each function as its own RBAC identity), the fake SigNoz TTL API,
+//! Secrets Manager and the state document in moto S3.
 
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DynamicObject};
 use platform_tests::create_buckets;
+use platform_tests::kube::{TestCluster, spec_yaml};
 use platform_tests::signoz::{SignozServer, start_signoz};
 use platform_tests::{aws, unique};
 use serde_json::{Value, json};
@@ -14,7 +16,7 @@ use signoz_control::alarms::{self, Context, plan::PolicyState};
 use signoz_control::cluster::objects::scaled_object_resource;
 use signoz_control::cluster::render::scaling::REMEDIATION_ANNOTATION;
 use signoz_control::cold_storage::ttl::TtlPatience;
-use signoz_control::spec::{EXAMPLE_SPEC, SpecLocation};
+use signoz_control::spec::{EXAMPLE_SPEC, SpecLocation, parse_spec};
 
 const API_KEY: &str = "signoz-admin-key-for-alarm-tests";
 const COLLECTOR: &str = "signoz-otel-collector";
@@ -28,9 +30,8 @@ struct Platform {
     state_bucket: String,
     app_secret: String,
     signoz: SignozServer,
-    emulator: kube_emulator::RunningEmulator,
-    client: kube::Client,
-    _dir: tempfile::TempDir,
+    deployment: platform_tests::Deployment,
+    cluster: TestCluster,
 }
 
 impl Platform {
@@ -52,34 +53,38 @@ impl Platform {
             .await
             .expect("api key secret");
         let app_secret = format!("{prefix}/app");
+        // The deployment creates the app secret empty; provisioning would fill it.
+        secrets
+            .create_secret()
+            .name(&app_secret)
+            .send()
+            .await
+            .expect("app secret");
         let signoz = start_signoz(API_KEY).await;
         let spec = EXAMPLE_SPEC
             .replace("acme-signoz-cold", &cold)
             .replace("acme-signoz-control", &state_bucket)
-            .replace("http://signoz.platform.svc.cluster.local:8080", &signoz.url)
+            .replace(platform_tests::EXAMPLE_TTL_API_URL, &signoz.url)
             .replace("signoz/admin-api-key", &key_secret)
             .replace("signoz/metadata-db/app", &app_secret)
             .replace("varies_by_storage_class", "all_storage_classes_128k")
             .replace("alarm: signoz-", &format!("alarm: {prefix}-"));
+        let cluster = TestCluster::new(parse_spec(&spec).expect("spec")).await;
         s3.put_object()
             .bucket(&config)
             .key("platform.yaml")
-            .body(spec.into_bytes().into())
+            .body(spec_yaml(&cluster.spec).into_bytes().into())
             .send()
             .await
             .expect("spec");
-
-        let emulator =
-            kube_emulator::Emulator::start(kube_emulator::Config::default()).expect("emulator");
-        let client = emulator.client().await.expect("client");
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        emulator.write_kubeconfig(&kubeconfig).unwrap();
         let location = SpecLocation::S3 {
             bucket: config,
             key: "platform.yaml".into(),
         };
-        let mut ctx = Context::new(&sdk, location, Some(kubeconfig));
+        let kubeconfig = cluster.kubeconfig(alarms::FUNCTION);
+        let deployment = platform_tests::Deployment::for_spec(&cluster.spec, &location);
+        let role = platform_tests::aws_as(alarms::FUNCTION, &deployment).await;
+        let mut ctx = Context::new(&role, location, Some(kubeconfig));
         ctx.cold_storage.ttl_patience = TtlPatience {
             attempts: 3,
             retry_delay: Duration::from_millis(20),
@@ -88,15 +93,14 @@ impl Platform {
         };
         Platform {
             ctx,
+            deployment,
             s3,
             secrets,
             prefix,
             state_bucket,
             app_secret,
             signoz,
-            emulator,
-            client,
-            _dir: dir,
+            cluster,
         }
     }
 
@@ -197,8 +201,8 @@ impl Platform {
 
     async fn scaled_object(&self) -> DynamicObject {
         Api::<DynamicObject>::namespaced_with(
-            self.client.clone(),
-            "platform",
+            self.cluster.admin.clone(),
+            &self.cluster.spec.cluster.namespace,
             &scaled_object_resource(),
         )
         .get(COLLECTOR)
@@ -227,12 +231,13 @@ impl Platform {
 
     /// sync-cluster's scheduled reconcile, as the Lambda would run it.
     async fn scheduled_cluster_sync(&self) -> Value {
+        let sdk = platform_tests::aws_as(signoz_control::cluster::FUNCTION, &self.deployment).await;
         let ctx = signoz_control::cluster::Context {
-            sdk: self.ctx.sdk.clone(),
-            s3: self.s3.clone(),
-            secrets: self.secrets.clone(),
+            s3: signoz_control::aws::s3_client(&sdk),
+            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+            sdk,
             spec_location: self.ctx.spec_location.clone(),
-            kubeconfig: self.ctx.kubeconfig.clone(),
+            kubeconfig: Some(self.cluster.kubeconfig(signoz_control::cluster::FUNCTION)),
         };
         signoz_control::cluster::handle(&ctx, schedule())
             .await
@@ -251,7 +256,6 @@ impl Platform {
                 .args(["cloudwatch", "delete-alarms", "--alarm-names", &name])
                 .output();
         }
-        self.emulator.shutdown().await;
     }
 }
 
@@ -505,12 +509,12 @@ async fn disk_alarm_moves_data_to_cold_sooner_and_ok_restores_the_hot_days() {
 async fn failed_logins_start_one_rotation_and_none_while_one_is_pending() {
     let p = Platform::new().await;
     p.secrets
-        .create_secret()
-        .name(&p.app_secret)
+        .put_secret_value()
+        .secret_id(&p.app_secret)
         .secret_string(r#"{"username":"signoz_app","password":"not-a-real-one"}"#)
         .send()
         .await
-        .expect("app secret");
+        .expect("app secret value");
     // Configure rotation; moto stages AWSPENDING on a new version, as a running rotation.
     let rotation_lambda = platform_tests::ensure_rotation_lambda();
     p.secrets
@@ -690,18 +694,20 @@ async fn a_one_shot_remedy_that_failed_is_retried_not_dropped_as_a_duplicate() {
         json!({ "reconcile": "cold_storage" }),
         "{retried}"
     );
-    let rules = p
-        .s3
-        .get_bucket_lifecycle_configuration()
-        .bucket(&cold)
-        .send()
-        .await
-        .map(|l| l.rules().len())
-        .unwrap_or(0);
+    let rules =
+        p.s3.get_bucket_lifecycle_configuration()
+            .bucket(&cold)
+            .send()
+            .await
+            .map(|l| l.rules().len())
+            .unwrap_or(0);
     assert!(rules >= 1, "the lifecycle is back");
     // Now it took effect, the same event is a duplicate.
     let again = p.respond(raised, t0 + minutes(2)).await;
-    assert_eq!(again["policies"][0]["decision"]["why"], "duplicate", "{again}");
+    assert_eq!(
+        again["policies"][0]["decision"]["why"], "duplicate",
+        "{again}"
+    );
     p.cleanup().await;
 }
 
@@ -713,19 +719,31 @@ async fn an_alarm_left_in_insufficient_data_or_deleted_stops_blocking_the_revert
         let queue = p.put_alarm("collector-queue-pressure");
         let memory = p.put_alarm("collector-memory-pressure");
         let t0 = Timestamp::now();
-        let answer = p.respond(p.set_state(&queue, "ALARM", "queue high").await, t0).await;
-        assert_eq!(decision(&answer), "escalate", "{answer}");
-        p.respond(p.set_state(&memory, "ALARM", "memory high").await, t0 + minutes(1))
-            .await;
         let answer = p
-            .respond(p.set_state(&queue, "OK", "queue normal").await, t0 + minutes(20))
+            .respond(p.set_state(&queue, "ALARM", "queue high").await, t0)
             .await;
-        assert_eq!(answer["policies"][0]["decision"]["why"], "other_alarm_active");
+        assert_eq!(decision(&answer), "escalate", "{answer}");
+        p.respond(
+            p.set_state(&memory, "ALARM", "memory high").await,
+            t0 + minutes(1),
+        )
+        .await;
+        let answer = p
+            .respond(
+                p.set_state(&queue, "OK", "queue normal").await,
+                t0 + minutes(20),
+            )
+            .await;
+        assert_eq!(
+            answer["policies"][0]["decision"]["why"],
+            "other_alarm_active"
+        );
         // The other alarm stops reporting, or is deleted: no OK will ever come.
         if deleted {
             cloudwatch(&["delete-alarms", "--alarm-names", &memory]);
         } else {
-            p.set_state(&memory, "INSUFFICIENT_DATA", "no datapoints").await;
+            p.set_state(&memory, "INSUFFICIENT_DATA", "no datapoints")
+                .await;
         }
         let answer = p.respond(schedule(), t0 + minutes(50)).await;
         assert_eq!(decision(&answer), "revert", "deleted {deleted}: {answer}");
@@ -746,7 +764,11 @@ async fn an_alarm_that_stays_in_alarm_escalates_once_per_cooldown_up_to_the_ceil
     assert_eq!(p.max_replicas().await, 12);
     // CloudWatch sends no further event while the alarm stays in ALARM: the schedule acts.
     let answer = p.respond(schedule(), t0 + minutes(5)).await;
-    assert_eq!(answer["policies"], json!([]), "within the cooldown: {answer}");
+    assert_eq!(
+        answer["policies"],
+        json!([]),
+        "within the cooldown: {answer}"
+    );
     assert_eq!(p.max_replicas().await, 12);
     for (round, expected) in [(1, 14), (2, 16), (3, 18), (4, 20), (5, 20)] {
         p.respond(schedule(), t0 + minutes(16 * round)).await;
@@ -800,21 +822,23 @@ async fn enforce_cold_storage_racing_respond_to_alarms_never_undoes_the_override
         .unwrap()
         .0
         .unwrap();
-    let expiration = p
-        .s3
-        .get_bucket_lifecycle_configuration()
-        .bucket(&cold)
-        .send()
-        .await
-        .unwrap()
-        .rules()
-        .iter()
-        .find(|r| r.id() == Some("signoz-cold-tiers"))
-        .and_then(|r| r.expiration())
-        .and_then(|e| e.days())
-        .unwrap();
+    let expiration =
+        p.s3.get_bucket_lifecycle_configuration()
+            .bucket(&cold)
+            .send()
+            .await
+            .unwrap()
+            .rules()
+            .iter()
+            .find(|r| r.id() == Some("signoz-cold-tiers"))
+            .and_then(|r| r.expiration())
+            .and_then(|e| e.days())
+            .unwrap();
     let longest = memory.cold_days.values().max().copied().unwrap();
     assert!(longest >= 367, "{memory:?}");
-    assert!(expiration as u32 >= longest + 7, "{expiration} vs {memory:?}");
+    assert!(
+        expiration as u32 >= longest + 7,
+        "{expiration} vs {memory:?}"
+    );
     p.cleanup().await;
 }

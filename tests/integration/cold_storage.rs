@@ -14,7 +14,7 @@ use aws_sdk_s3::types::{
 };
 use platform_tests::create_buckets;
 use platform_tests::signoz::{SignozServer, start_signoz};
-use platform_tests::{aws, unique};
+use platform_tests::{Deployment, aws, aws_as, unique};
 use serde_json::{Value, json};
 use signoz_control::cold_storage::plan::{
     self, ABORT_RULE_ID, DENY_INSECURE_SID, NONCURRENT_RULE_ID, TIER_RULE_ID,
@@ -85,9 +85,20 @@ impl Platform {
             .await
             .unwrap();
         let signoz = start_signoz(API_KEY).await;
+        let location = SpecLocation::S3 {
+            bucket: config_bucket.clone(),
+            key: "platform.yaml".into(),
+        };
+        let deployment = Deployment {
+            cold_bucket: cold.clone(),
+            state_bucket: state_bucket.clone(),
+            ttl_api_key_secret: secret.clone(),
+            ..Deployment::for_spec_text(EXAMPLE_SPEC, &location)
+        };
+        let role = aws_as(cold_storage::FUNCTION, &deployment).await;
         let writes = Arc::new(AtomicUsize::new(0));
         let counted = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&config)
+            aws_sdk_s3::config::Builder::from(&role)
                 .force_path_style(true)
                 .interceptor(CountWrites {
                     bucket: cold.clone(),
@@ -95,11 +106,7 @@ impl Platform {
                 })
                 .build(),
         );
-        let location = SpecLocation::S3 {
-            bucket: config_bucket.clone(),
-            key: "platform.yaml".into(),
-        };
-        let mut ctx = Context::new(&config, location);
+        let mut ctx = Context::new(&role, location);
         ctx.s3 = counted;
         ctx.ttl_patience = TtlPatience {
             attempts: 3,
@@ -129,10 +136,7 @@ impl Platform {
         let text = EXAMPLE_SPEC
             .replace("acme-signoz-cold", &self.cold)
             .replace("acme-signoz-control", &self.state_bucket)
-            .replace(
-                "http://signoz.platform.svc.cluster.local:8080",
-                &self.signoz.url,
-            )
+            .replace(platform_tests::EXAMPLE_TTL_API_URL, &self.signoz.url)
             .replace("signoz/admin-api-key", &self.secret)
             .replace("varies_by_storage_class", "all_storage_classes_128k");
         let text = edit(text);
@@ -317,7 +321,10 @@ async fn apply_reads_back_as_planned_and_a_second_run_writes_nothing() {
         Some(1)
     );
     assert_eq!(
-        noncurrent.expiration().unwrap().expired_object_delete_marker(),
+        noncurrent
+            .expiration()
+            .unwrap()
+            .expired_object_delete_marker(),
         Some(true)
     );
     assert_eq!(rule(&o, "access-logs-expire"), &foreign_rule());
@@ -338,7 +345,10 @@ async fn apply_reads_back_as_planned_and_a_second_run_writes_nothing() {
         statements[1]["Condition"]["Bool"]["aws:SecureTransport"],
         "false"
     );
-    assert!(plan::plan_bucket_posture(&p.loaded_spec().await, &o, &p.memory().await.unwrap()).is_empty());
+    assert!(
+        plan::plan_bucket_posture(&p.loaded_spec().await, &o, &p.memory().await.unwrap())
+            .is_empty()
+    );
 
     // TTLs: every signal at its total and hot days; logs through v2 (the current schema).
     p.signoz.with(|s| {
@@ -585,7 +595,11 @@ async fn an_unsafe_lifecycle_blocks_only_the_lifecycle_and_the_rest_is_repaired(
         .build()
         .unwrap();
     put_foreign_lifecycle(&p, vec![cleanup.clone()]).await;
-    let err = p.reconcile().await.expect_err("unsafe lifecycle").to_string();
+    let err = p
+        .reconcile()
+        .await
+        .expect_err("unsafe lifecycle")
+        .to_string();
     assert!(
         err.contains("\"cleanup\"") && err.contains("after 10 days"),
         "{err}"
@@ -604,7 +618,10 @@ async fn an_unsafe_lifecycle_blocks_only_the_lifecycle_and_the_rest_is_repaired(
     );
     assert_eq!(p.writes(), 3);
     // The TTLs still converge: they do not depend on the lifecycle.
-    assert_eq!(p.signoz.with(|s| s.in_force_days("metrics")), (395, Some(30)));
+    assert_eq!(
+        p.signoz.with(|s| s.in_force_days("metrics")),
+        (395, Some(30))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -623,7 +640,11 @@ async fn a_foreign_date_expiration_under_the_prefix_blocks_the_lifecycle() {
         .build()
         .unwrap();
     put_foreign_lifecycle(&p, vec![on_a_date]).await;
-    let err = p.reconcile().await.expect_err("date expiration").to_string();
+    let err = p
+        .reconcile()
+        .await
+        .expect_err("date expiration")
+        .to_string();
     assert!(
         err.contains("\"purge-2027\"") && err.contains("2027-01-01"),
         "{err}"
@@ -643,7 +664,10 @@ async fn the_remembered_maximum_holds_when_retention_is_shortened() {
     })
     .await;
     let summary = p.reconcile().await.expect("safe expiration written");
-    assert_eq!(p.signoz.with(|s| s.in_force_days("metrics")), (200, Some(30)));
+    assert_eq!(
+        p.signoz.with(|s| s.in_force_days("metrics")),
+        (200, Some(30))
+    );
     assert_eq!(
         p.expiration().await,
         Some(372),
@@ -669,7 +693,10 @@ async fn adopting_a_cluster_that_keeps_data_longer_never_expires_below_it() {
     assert_eq!(p.expiration().await, Some(577));
     assert_eq!(p.memory().await.unwrap().cold_days["metrics"], 570);
     // SigNoz is brought to the spec's retention for new parts.
-    assert_eq!(p.signoz.with(|s| s.in_force_days("metrics")), (395, Some(30)));
+    assert_eq!(
+        p.signoz.with(|s| s.in_force_days("metrics")),
+        (395, Some(30))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -732,13 +759,12 @@ async fn kms_encryption_sets_the_bucket_key_and_a_second_run_writes_nothing() {
     })
     .await;
     p.reconcile().await.expect("kms");
-    let out = p
-        .s3
-        .get_bucket_encryption()
-        .bucket(&p.cold)
-        .send()
-        .await
-        .unwrap();
+    let out =
+        p.s3.get_bucket_encryption()
+            .bucket(&p.cold)
+            .send()
+            .await
+            .unwrap();
     let rule = &out.server_side_encryption_configuration().unwrap().rules()[0];
     let default = rule.apply_server_side_encryption_by_default().unwrap();
     assert_eq!(default.sse_algorithm().as_str(), "aws:kms");
@@ -789,12 +815,21 @@ async fn dry_run_prints_the_plan_and_cost_and_writes_nothing_to_the_bucket() {
         let (s3, bucket) = (p.s3.clone(), p.state_bucket.clone());
         let key = format!("state/{key}");
         async move {
-            let out = s3.get_object().bucket(bucket).key(key).send().await.unwrap();
+            let out = s3
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
             String::from_utf8(out.body.collect().await.unwrap().into_bytes().to_vec()).unwrap()
         }
     };
     let chart = read(cold_storage::COST_CHART_KEY).await;
-    assert!(chart.starts_with("<svg") && chart.contains("steady state"), "{chart}");
+    assert!(
+        chart.starts_with("<svg") && chart.contains("steady state"),
+        "{chart}"
+    );
     let plan: Value = serde_json::from_str(&read(cold_storage::PLAN_KEY).await).unwrap();
     assert_eq!(plan["planned_changes"], summary["planned_changes"]);
 }

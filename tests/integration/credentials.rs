@@ -1,6 +1,7 @@
 //! Credentials: provisioning and rotation against moto (Secrets Manager, RDS), the
-//! stack's PostgreSQL (TLS, scram-sha-256, log_statement=all) and the Kubernetes
-//! emulator, driven the way Secrets Manager drives a rotation.
+//! stack's PostgreSQL (TLS, scram-sha-256, log_statement=all) and the stack's real
+//! kube-apiserver (as rotate-credentials' RBAC identity), driven the way
+//! Secrets Manager drives a rotation.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use kube::Api;
 use platform_tests::database::{
     SeededDatabase, admin_tls, app_passwords, drop_database, seed_database, superuser,
 };
+use platform_tests::kube::{TestCluster, spec_yaml};
 use platform_tests::{PgAdmin, aws, pg_admin, unique};
 use serde_json::json;
 use signoz_control::credentials::secret_store::{AWSCURRENT, AWSPENDING, Version};
@@ -27,7 +29,8 @@ use signoz_control::events::{RotationRequest, RotationStep};
 use signoz_control::spec::{DatabaseTls, PlatformSpec, RotationStrategy, SpecLocation, TlsMode};
 use tracing::instrument::WithSubscriber;
 
-const UNDEPLOYED_LAMBDA: &str = "arn:aws:lambda:eu-west-1:123456789012:function:rotate-credentials";
+const UNDEPLOYED_LAMBDA: &str =
+    "arn:aws:lambda:eu-west-1:123456789012:function:signoz-control-rotate-credentials";
 const STEPS: [RotationStep; 4] = [
     RotationStep::CreateSecret,
     RotationStep::SetSecret,
@@ -58,10 +61,13 @@ impl Platform {
             spec_file,
         } = seed_database(&sdk, "cred", strategy, master_secret_name).await;
         let sm = aws_sdk_secretsmanager::Client::new(&sdk);
-        let mut ctx = Context::new(sdk);
+        let location = SpecLocation::Path(spec_file.path().into());
+        let deployment = platform_tests::Deployment::for_spec(&spec, &location);
+        let mut ctx =
+            Context::new(platform_tests::aws_as(credentials::FUNCTION, &deployment).await);
         ctx.cluster = ClusterAccess::Disabled;
         ctx.rotation_lambda_arn = Some(UNDEPLOYED_LAMBDA.into());
-        ctx.spec_location = Some(SpecLocation::Path(spec_file.path().into()));
+        ctx.spec_location = Some(location);
         Platform {
             spec,
             ctx,
@@ -97,7 +103,11 @@ impl Platform {
             )
             .send()
             .await;
-        let versions = self.ctx.secrets.describe(secret).await.unwrap().unwrap();
+        let versions = SecretStore::new(self.sm.clone())
+            .describe(secret)
+            .await
+            .unwrap()
+            .unwrap();
         versions
             .version_with(AWSPENDING)
             .expect("a pending version")
@@ -110,15 +120,32 @@ impl Platform {
         self.provision_spec(&self.spec).await
     }
 
+    /// The context of the deployment whose app secret `spec` names, when that is not this
+    /// platform's: each deployment's role reaches only its own app secret.
+    async fn ctx_for(&self, spec: &PlatformSpec) -> Option<Context> {
+        if spec.database.app_secret_name == self.spec.database.app_secret_name {
+            return None;
+        }
+        let location = SpecLocation::Path(self.spec_file.path().into());
+        let deployment = platform_tests::Deployment::for_spec(spec, &location);
+        let mut ctx =
+            Context::new(platform_tests::aws_as(credentials::FUNCTION, &deployment).await);
+        ctx.cluster = ClusterAccess::Disabled;
+        ctx.rotation_lambda_arn = self.ctx.rotation_lambda_arn.clone();
+        ctx.spec_location = Some(location);
+        Some(ctx)
+    }
+
     async fn provision_spec(&self, spec: &PlatformSpec) -> Option<credentials::ProvisionOutcome> {
-        match provision_database(&self.ctx, spec, false, Deadline::default()).await {
+        let other = self.ctx_for(spec).await;
+        let ctx = other.as_ref().unwrap_or(&self.ctx);
+        match provision_database(ctx, spec, false, Deadline::default()).await {
             Ok(outcome) => Some(outcome),
             Err(Error::SecretsManager {
                 op: "RotateSecret",
                 reason,
             }) if reason.contains("Resource not found") => {
-                let versions = self
-                    .ctx
+                let versions = ctx
                     .secrets
                     .describe(&spec.database.app_secret_name)
                     .await
@@ -152,8 +179,9 @@ impl Platform {
         token: &str,
         deadline: Deadline,
     ) -> Result<credentials::StepOutcome, Error> {
+        let other = self.ctx_for(spec).await;
         run_rotation_step(
-            &self.ctx,
+            other.as_ref().unwrap_or(&self.ctx),
             spec,
             &RotationRequest {
                 step,
@@ -179,7 +207,11 @@ impl Platform {
     }
 
     async fn secret_of(&self, secret: &str, version: Version<'_>) -> Option<AppSecret> {
-        let text = self.ctx.secrets.read(secret, version).await.unwrap()?;
+        // What the test observes, read with the admin's credentials.
+        let text = SecretStore::new(self.sm.clone())
+            .read(secret, version)
+            .await
+            .unwrap()?;
         Some(AppSecret::parse(secret, &text).unwrap())
     }
 
@@ -257,7 +289,7 @@ async fn alternating_users_rotate_twice_and_signoz_objects_stay_usable_by_whoeve
     // Everything the functions log during the scenario, as Lambda's JSON lines, at every
     // level (an operator may turn debug logging on).
     let log = LogCapture::default();
-    let (p, emulator, used) = rotate_alternating_users_twice()
+    let (p, _cluster, used) = rotate_alternating_users_twice()
         .with_subscriber(log.subscriber())
         .await;
     let lines = log.text();
@@ -285,38 +317,22 @@ async fn alternating_users_rotate_twice_and_signoz_objects_stay_usable_by_whoeve
         );
     }
     p.cleanup().await;
-    emulator.shutdown().await;
 }
 
 /// Provisions, then rotates twice (the first time through the handler, every step twice,
 /// in both spellings), checking SigNoz's objects, the cluster hand-off and PostgreSQL's log.
 /// Returns the three app secrets it used.
-async fn rotate_alternating_users_twice()
--> (Platform, kube_emulator::RunningEmulator, Vec<AppSecret>) {
-    let p = Platform::new(RotationStrategy::AlternatingUsers, None).await;
-    let emulator = kube_emulator::Emulator::start(kube_emulator::Config::default()).unwrap();
-    let kube = emulator.client().await.unwrap();
-    let mut p = p;
-    p.ctx.cluster = ClusterAccess::Client(kube.clone());
+async fn rotate_alternating_users_twice() -> (Platform, TestCluster, Vec<AppSecret>) {
+    let mut p = Platform::new(RotationStrategy::AlternatingUsers, None).await;
+    // The hand-off goes to the stack's API server as rotate-credentials' own identity.
+    let cluster = TestCluster::new(p.spec.clone()).await;
+    p.spec = cluster.spec.clone();
+    std::fs::write(p.spec_file.path(), spec_yaml(&p.spec)).unwrap();
+    cluster.arrange_workloads().await;
+    p.ctx.cluster = ClusterAccess::Client(cluster.client(credentials::FUNCTION).await);
+    let kube = cluster.admin.clone();
     let ns = p.spec.cluster.namespace.clone();
-    let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(kube.clone())
-        .create(
-            &Default::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-        )
-        .await;
-    let sts: StatefulSet = serde_json::from_value(json!({
-        "metadata": {"name": "signoz", "namespace": ns},
-        "spec": {"serviceName": "signoz", "selector": {"matchLabels": {"app": "signoz"}},
-                 "template": {"metadata": {"labels": {"app": "signoz"}},
-                              "spec": {"containers": [{"name": "signoz", "image": "signoz/signoz"}]}}}
-    }))
-    .unwrap();
     let statefulsets = Api::<StatefulSet>::namespaced(kube.clone(), &ns);
-    statefulsets
-        .create(&Default::default(), &sts)
-        .await
-        .unwrap();
 
     p.provision().await;
     let provisioned = provision_database(&p.ctx, &p.spec, true, Deadline::default())
@@ -444,7 +460,7 @@ async fn rotate_alternating_users_twice()
             "a password reached PostgreSQL's log"
         );
     }
-    (p, emulator, vec![first, second, third])
+    (p, cluster, vec![first, second, third])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -514,9 +530,7 @@ async fn bad_requests_get_typed_errors_and_the_rotation_still_completes_afterwar
         .send()
         .await
         .unwrap();
-    let version = p
-        .ctx
-        .secrets
+    let version = SecretStore::new(p.sm.clone())
         .describe(&plain)
         .await
         .unwrap()
@@ -524,18 +538,17 @@ async fn bad_requests_get_typed_errors_and_the_rotation_still_completes_afterwar
         .version_with(AWSCURRENT)
         .unwrap()
         .to_string();
-    let disabled = run_rotation_step(
-        &p.ctx,
-        &p.spec,
-        &RotationRequest {
-            step: RotationStep::CreateSecret,
-            secret_id: plain.clone(),
-            token: version,
-            rotation_token: None,
-        },
-        Deadline::default(),
-    )
-    .await;
+    // The deployment of that secret (its role reaches only it) gets a rotation event.
+    let mut plain_spec = p.spec.clone();
+    plain_spec.database.app_secret_name = plain.clone();
+    let disabled = p
+        .step_of(
+            &plain_spec,
+            RotationStep::CreateSecret,
+            &version,
+            Deadline::default(),
+        )
+        .await;
     assert!(
         matches!(disabled, Err(Error::RotationDisabled { .. })),
         "{disabled:?}"
@@ -574,10 +587,9 @@ async fn bad_requests_get_typed_errors_and_the_rotation_still_completes_afterwar
     p.cleanup().await;
 }
 
-/// A CA certificate that did not sign the server's certificate: the emulator's own.
+/// A CA certificate that did not sign the server's certificate: the stack's kube client CA.
 fn unrelated_ca_pem() -> String {
-    let emulator = kube_emulator::Emulator::start(kube_emulator::Config::default()).unwrap();
-    emulator.ca_pem().to_string()
+    std::fs::read_to_string(platform_tests::stack_var("KUBE_CLIENT_CA_CERT")).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -963,6 +975,12 @@ async fn two_app_secrets_on_one_owner_role_rotate_concurrently_without_corruptin
     let mut other = p.spec.clone();
     other.database.app_secret_name = format!("{}-other", p.spec.database.app_secret_name);
     other.database.username = format!("{}_other", p.spec.database.username);
+    // Its deployment creates its app secret empty, as this platform's did.
+    p.sm.create_secret()
+        .name(&other.database.app_secret_name)
+        .send()
+        .await
+        .unwrap();
     let specs = [&p.spec, &other];
     for spec in specs {
         p.provision_spec(spec).await;
@@ -1011,7 +1029,11 @@ async fn two_app_secrets_on_one_owner_role_rotate_concurrently_without_corruptin
                 .secret_of(secret_name, Version::Stage(AWSCURRENT))
                 .await
                 .unwrap();
-            let versions = p.ctx.secrets.describe(secret_name).await.unwrap().unwrap();
+            let versions = SecretStore::new(p.sm.clone())
+                .describe(secret_name)
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(versions.version_with(AWSCURRENT), Some(tokens[i].as_str()));
             assert_eq!(versions.version_with(AWSPENDING), None);
             let client = p.login(&current).await.unwrap_or_else(|e| {

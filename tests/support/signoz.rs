@@ -174,7 +174,8 @@ impl Signoz {
             if s.status != "pending" || s.done_at.is_none_or(|t| t > now) {
                 continue;
             }
-            let ok = end == JobEnd::Success && (s.volume.is_empty() || self.volumes.contains(&s.volume));
+            let ok =
+                end == JobEnd::Success && (s.volume.is_empty() || self.volumes.contains(&s.volume));
             let unit = if s.in_days { DAY } else { 1 };
             let (signal, ttl, cold) = (s.signal.clone(), s.ttl * unit, s.cold);
             self.settings[i].status = if ok { "success" } else { "failed" };
@@ -210,7 +211,9 @@ impl Signoz {
 
     /// Hot days in force for a signal (panics when nothing moves to cold).
     pub fn hot_days(&mut self, signal: &str) -> i64 {
-        self.in_force_days(signal).1.expect("a cold move is in force")
+        self.in_force_days(signal)
+            .1
+            .expect("a cold move is in force")
     }
 
     /// Sets a signal's retention as someone in the SigNoz UI (or an earlier owner) did:
@@ -278,7 +281,8 @@ impl Signoz {
 
     /// The custom retention rules of the last logs row.
     pub fn log_conditions(&self) -> Value {
-        self.last("logs").map_or(json!([]), |s| s.conditions.clone())
+        self.last("logs")
+            .map_or(json!([]), |s| s.conditions.clone())
     }
 
     /// Holds the next `n` POSTs until [`Signoz::release_posts`].
@@ -290,7 +294,8 @@ impl Signoz {
     /// Lets the held POSTs through.
     pub fn release_posts(&mut self) {
         self.held_posts = 0;
-        self.gate.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+        self.gate
+            .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
     }
 
     /// Whether a POST is being held now.
@@ -379,7 +384,13 @@ impl Signoz {
         let v2 = match path.as_str() {
             "/api/v1/settings/ttl" => false,
             "/api/v2/settings/ttl" if self.v2_routes => true,
-            _ => return (404, "text/plain; charset=utf-8", "404 page not found\n".into()),
+            _ => {
+                return (
+                    404,
+                    "text/plain; charset=utf-8",
+                    "404 page not found\n".into(),
+                );
+            }
         };
         if method != "GET" && method != "POST" {
             return (405, "text/plain; charset=utf-8", String::new());
@@ -407,10 +418,15 @@ impl Signoz {
     fn get_v1(&self, q: &BTreeMap<String, String>) -> Answer {
         // parseGetTTL
         let signal = match q.get("type").map(String::as_str) {
-            None | Some("") => return handle_error(400, "type param cannot be empty from the query"),
+            None | Some("") => {
+                return handle_error(400, "type param cannot be empty from the query");
+            }
             Some(t) if SIGNALS.contains(&t) => t,
             Some(t) => {
-                return handle_error(400, &format!("type param should be metrics|traces|logs, got {t}"));
+                return handle_error(
+                    400,
+                    &format!("type param should be metrics|traces|logs, got {t}"),
+                );
             }
         };
         write_json(self.v1_item(signal))
@@ -443,7 +459,10 @@ impl Signoz {
             (format!("{signal}_ttl_duration_hrs"), del),
             (format!("{signal}_move_ttl_duration_hrs"), mv),
             (format!("expected_{signal}_ttl_duration_hrs"), expected),
-            (format!("expected_{signal}_move_ttl_duration_hrs"), expected_move),
+            (
+                format!("expected_{signal}_move_ttl_duration_hrs"),
+                expected_move,
+            ),
         ] {
             if value != 0 {
                 item.insert(field, json!(value));
@@ -456,13 +475,23 @@ impl Signoz {
     /// `parseTTLParams` then `SetTTL`.
     fn post_v1(&mut self, q: &BTreeMap<String, String>) -> Answer {
         let get = |k: &str| q.get(k).map(String::as_str).unwrap_or_default();
-        let (signal, duration, cold_storage, to_cold) =
-            (get("type"), get("duration"), get("coldStorage"), get("toColdDuration"));
+        let (signal, duration, cold_storage, to_cold) = (
+            get("type"),
+            get("duration"),
+            get("coldStorage"),
+            get("toColdDuration"),
+        );
         if signal.is_empty() || duration.is_empty() {
-            return handle_error(400, "type and duration param cannot be empty from the query");
+            return handle_error(
+                400,
+                "type and duration param cannot be empty from the query",
+            );
         }
         if !SIGNALS.contains(&signal) {
-            return handle_error(400, &format!("type param should be metrics|traces|logs, got {signal}"));
+            return handle_error(
+                400,
+                &format!("type param should be metrics|traces|logs, got {signal}"),
+            );
         }
         let Some(del) = parse_go_duration(duration).filter(|d| *d > 0.0) else {
             return handle_error(400, &format!("not a valid TTL duration {duration}"));
@@ -471,11 +500,17 @@ impl Signoz {
         if !cold_storage.is_empty() {
             match parse_go_duration(to_cold).filter(|d| *d > 0.0) {
                 Some(c) if c >= del => {
-                    return handle_error(400, "delete TTL should be greater than cold storage move TTL");
+                    return handle_error(
+                        400,
+                        "delete TTL should be greater than cold storage move TTL",
+                    );
                 }
                 Some(c) => cold = c,
                 None => {
-                    return handle_error(400, &format!("not a valid toCold TTL duration {to_cold}"));
+                    return handle_error(
+                        400,
+                        &format!("not a valid toCold TTL duration {to_cold}"),
+                    );
                 }
             }
         }
@@ -525,8 +560,12 @@ impl Signoz {
         if self.logs_schema == LogsSchema::Legacy {
             let item = self.v1_item("logs");
             let hours = |k: &str| item.get(k).and_then(Value::as_i64).unwrap_or(0);
-            let mut out = json!({"version": "v1", "status": item["status"], "cold_storage_ttl_days": -1});
-            for k in ["expected_logs_ttl_duration_hrs", "expected_logs_move_ttl_duration_hrs"] {
+            let mut out =
+                json!({"version": "v1", "status": item["status"], "cold_storage_ttl_days": -1});
+            for k in [
+                "expected_logs_ttl_duration_hrs",
+                "expected_logs_move_ttl_duration_hrs",
+            ] {
                 if hours(k) != 0 {
                     out[k] = json!(hours(k));
                 }
@@ -604,7 +643,11 @@ impl Signoz {
         if self.last("logs").is_some_and(|s| s.status == "pending") {
             return fail("custom retention TTL is already running".into());
         }
-        let cold = if !volume.is_empty() && cold_days > 0 { cold_days } else { -1 };
+        let cold = if !volume.is_empty() && cold_days > 0 {
+            cold_days
+        } else {
+            -1
+        };
         self.posts += 1;
         let ok = self.job_end != JobEnd::Failure && (cold == -1 || self.volumes.contains(&volume));
         self.settings.push(Setting {
@@ -627,7 +670,11 @@ impl Signoz {
             "logs".into(),
             InForce {
                 delete: days * DAY,
-                to_cold: if cold == -1 { previous.to_cold } else { Some(cold * DAY) },
+                to_cold: if cold == -1 {
+                    previous.to_cold
+                } else {
+                    Some(cold * DAY)
+                },
             },
         );
         write_json(json!({"message": "custom retention TTL has been successfully set up"}))

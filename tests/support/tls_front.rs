@@ -1,5 +1,6 @@
-//! HTTPS in front of a plain-HTTP server (moto): a TLS terminator with a fresh CA of its
-//! own, so a test can reach moto the way a function reaches AWS, over verified TLS.
+//! HTTPS in front of a plain-HTTP server (moto): a TLS terminator presenting the stack's
+//! own server certificate (its local CA, which no default trust store holds), so a test
+//! can reach moto the way a function reaches AWS, over verified TLS.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,11 +26,20 @@ impl TlsFront {
             .unwrap_or(upstream)
             .trim_end_matches('/')
             .to_string();
-        let material = kube_emulator::tls::self_signed().expect("test CA and certificate");
-        let mut config = kube_emulator::tls::server_config(&material)
-            .expect("TLS server configuration")
-            .as_ref()
-            .clone();
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let tls = std::path::PathBuf::from(crate::stack_var("STACK_DIR")).join("tls");
+        let chain = CertificateDer::pem_file_iter(tls.join("server.crt"))
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .expect("the stack's server certificate");
+        let key = PrivateKeyDer::from_pem_file(tls.join("server.key")).expect("its key");
+        let ca_pem =
+            std::fs::read_to_string(crate::stack_var("STACK_CA_FILE")).expect("the stack's CA");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|b| Ok(b.with_no_client_auth().with_single_cert(chain, key)?))
+            .expect("TLS server configuration");
         // The bytes are relayed as they are, and moto speaks HTTP/1.1 only.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
@@ -54,7 +64,7 @@ impl TlsFront {
         });
         TlsFront {
             url: format!("https://localhost:{port}"),
-            ca_pem: material.ca_pem,
+            ca_pem,
             handshake_failures,
             task,
         }

@@ -77,6 +77,9 @@ pub async fn reconcile_cluster(ctx: &Context, spec: &PlatformSpec) -> crate::Res
         false,
     )
     .await?;
+    if let Some(failure) = report.failure() {
+        return Err(failure.into());
+    }
     Ok(crate::cluster::sync::report_json(&report))
 }
 

@@ -40,7 +40,9 @@ pub fn http_client() -> Result<reqwest::Client, Error> {
     if let Some(path) = std::env::var_os(crate::aws::CA_BUNDLE_ENV).filter(|v| !v.is_empty()) {
         let pem = std::fs::read(&path)
             .map_err(|e| failed(format!("{}: {e}", std::path::Path::new(&path).display())))?;
-        certs.extend(reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| failed(e.to_string()))?);
+        certs.extend(
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| failed(e.to_string()))?,
+        );
     }
     reqwest::Client::builder()
         .tls_certs_only(certs)
@@ -99,7 +101,8 @@ pub async fn describe_alarms(
         .endpoint_url()
         .map(str::to_string)
         .unwrap_or_else(|| format!("https://monitoring.{region}.amazonaws.com"));
-    let url = url::Url::parse(&endpoint).map_err(|e| failed(format!("endpoint {endpoint}: {e}")))?;
+    let url =
+        url::Url::parse(&endpoint).map_err(|e| failed(format!("endpoint {endpoint}: {e}")))?;
     let host = match url.port() {
         Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
         None => url.host_str().unwrap_or_default().to_string(),
@@ -171,8 +174,11 @@ pub async fn describe_alarms(
             let message = answer["message"]
                 .as_str()
                 .or_else(|| answer["Message"].as_str())
-                .unwrap_or_default();
-            return Err(failed(format!("DescribeAlarms: HTTP {status} {code}: {message}")));
+                .map(str::to_string)
+                .unwrap_or_else(|| text.chars().take(300).collect());
+            return Err(failed(format!(
+                "DescribeAlarms: HTTP {status} {code}: {message}"
+            )));
         }
         found.extend(parse(&answer));
     }

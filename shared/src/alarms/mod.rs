@@ -20,8 +20,7 @@ use crate::state::{StateError, StateStore};
 use cloudwatch::CurrentAlarms;
 use overrides::{describe_step, max_step, state_key};
 use plan::{
-    Decision, Ignored, PolicyState, Recorded, Remedy, Scheduled, plan_alarm_response,
-    plan_schedule,
+    Decision, Ignored, PolicyState, Recorded, Remedy, Scheduled, plan_alarm_response, plan_schedule,
 };
 
 /// Name of the Lambda function this module serves.
@@ -181,7 +180,9 @@ async fn respond_to_change(
         let key = state_key(&policy.name);
         // An OK reverts only if no other alarm of the policy still holds the level: ask
         // CloudWatch about those, an event may never come for them.
-        let current = if change.state == crate::events::AlarmState::Ok && plan::holds_a_level(&policy.action) {
+        let current = if change.state == crate::events::AlarmState::Ok
+            && plan::holds_a_level(&policy.action)
+        {
             let (state, _) = store.load::<PolicyState>(&key).await.map_err(Error::from)?;
             let names = alarms_to_check(state.as_ref(), Some(&change.alarm_name));
             Some(ctx.current_alarms(&names).await?)
@@ -203,15 +204,9 @@ async fn respond_to_change(
                 match decision {
                     // A one-shot remedy is only claimed now; it is recorded once it worked.
                     Decision::Trigger { .. } => Some(view.claimed(policy, change, now)),
-                    d if d.is_recorded() => Some(view.after(&recorded(
-                        policy,
-                        spec,
-                        Some(change),
-                        None,
-                        d,
-                        &view,
-                        now,
-                    ))),
+                    d if d.is_recorded() => {
+                        Some(view.after(&recorded(policy, spec, Some(change), None, d, &view, now)))
+                    }
                     _ => None,
                 }
             })
@@ -251,8 +246,7 @@ async fn respond_to_change(
                 .await
                 .map_err(Error::from)?;
         }
-        let mut response =
-            json!({ "policy": policy.name, "decision": decision, "effect": effect });
+        let mut response = json!({ "policy": policy.name, "decision": decision, "effect": effect });
         if let Some(report) = overrides::remedy_report(policy, spec, &memory, &decision) {
             response["report"] = json!(report);
         }
@@ -340,9 +334,7 @@ async fn run_schedule(
             "why": scheduled.why,
             "effect": effect,
         });
-        if let Some(report) =
-            overrides::remedy_report(policy, spec, &memory, &scheduled.decision)
-        {
+        if let Some(report) = overrides::remedy_report(policy, spec, &memory, &scheduled.decision) {
             response["report"] = json!(report);
         }
         responses.push(response);

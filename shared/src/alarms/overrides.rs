@@ -288,7 +288,10 @@ pub fn remedy_report(
         names
             .iter()
             .zip(by_signal(r))
-            .map(|(name, s)| s.cold_days().max(memory.cold_days.get(*name).copied().unwrap_or(0)))
+            .map(|(name, s)| {
+                s.cold_days()
+                    .max(memory.cold_days.get(*name).copied().unwrap_or(0))
+            })
             .collect()
     };
     let pairs = |a: Vec<u32>, b: Vec<u32>| -> String {

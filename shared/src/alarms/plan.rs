@@ -387,7 +387,12 @@ impl PolicyState {
     }
 
     /// The state with a one-shot remedy claimed for `change` (nothing else recorded yet).
-    pub fn claimed(&self, policy: &AlarmPolicy, change: &AlarmChange, now: Timestamp) -> PolicyState {
+    pub fn claimed(
+        &self,
+        policy: &AlarmPolicy,
+        change: &AlarmChange,
+        now: Timestamp,
+    ) -> PolicyState {
         let mut next = self.clone();
         next.policy = policy.name.clone();
         next.in_flight = Some(InFlight {

@@ -179,7 +179,11 @@ fn insufficient_data_holds_a_level_only_within_the_bound() {
     assert_eq!(plan_schedule(&p, &state, 5, at(16)), None);
     let later = plan_schedule(&p, &state, 5, at(18)).expect("past the bound");
     assert_eq!(later.decision, Decision::Revert { from: 1 });
-    assert!(later.why.contains("INSUFFICIENT_DATA past the bound"), "{}", later.why);
+    assert!(
+        later.why.contains("INSUFFICIENT_DATA past the bound"),
+        "{}",
+        later.why
+    );
 }
 
 #[test]
@@ -214,14 +218,22 @@ fn a_deleted_alarm_no_longer_holds_the_level() {
         Some(Decision::Revert { from: 1 })
     );
     // Without asking CloudWatch the stale marks would hold the level for ever.
-    assert_eq!(plan_schedule(&p, &state, 5, at(10_000)).map(|s| s.decision), Some(Decision::Escalate { from: 1, to: 2 }));
+    assert_eq!(
+        plan_schedule(&p, &state, 5, at(10_000)).map(|s| s.decision),
+        Some(Decision::Escalate { from: 1, to: 2 })
+    );
 }
 
 #[test]
 fn the_schedule_escalates_once_per_cooldown_while_an_alarm_stays_in_alarm() {
     let p = policy("collector-pressure");
     let mut state = None;
-    run(&p, &mut state, &[(change(QUEUE, AlarmState::Alarm, 0), at(0))], 2);
+    run(
+        &p,
+        &mut state,
+        &[(change(QUEUE, AlarmState::Alarm, 0), at(0))],
+        2,
+    );
     let mut state = state.unwrap();
     assert_eq!(plan_schedule(&p, &state, 2, at(10)), None, "cooling down");
     let s = plan_schedule(&p, &state, 2, at(15)).expect("after the cooldown");
@@ -238,7 +250,14 @@ fn the_schedule_escalates_once_per_cooldown_while_an_alarm_stays_in_alarm() {
     });
     assert_eq!(state.cooldown_until, Some(at(30)));
     assert_eq!(state.last_escalation.as_ref().unwrap().alarm, QUEUE);
-    assert!(state.history.last().unwrap().reason.contains("still in ALARM"));
+    assert!(
+        state
+            .history
+            .last()
+            .unwrap()
+            .reason
+            .contains("still in ALARM")
+    );
     assert_eq!(plan_schedule(&p, &state, 2, at(60)), None, "at the ceiling");
 }
 
@@ -257,9 +276,15 @@ fn a_one_shot_remedy_is_recorded_only_once_it_took_effect() {
         Decision::Ignore(Ignored::InProgress)
     );
     let released = claimed.released(&event).unwrap();
-    assert_eq!(plan_alarm_response(&p, &event, Some(&released), 0, at(1)), trigger);
+    assert_eq!(
+        plan_alarm_response(&p, &event, Some(&released), 0, at(1)),
+        trigger
+    );
     // A claim whose invocation died expires.
-    assert_eq!(plan_alarm_response(&p, &event, Some(&claimed), 0, at(2)), trigger);
+    assert_eq!(
+        plan_alarm_response(&p, &event, Some(&claimed), 0, at(2)),
+        trigger
+    );
     // Once it took effect the same event is a duplicate, and the cooldown runs.
     let done = claimed.after(&Recorded {
         policy: &p,
@@ -288,9 +313,18 @@ fn the_disk_remedy_says_what_it_does_and_bounds_the_floor_it_raises() {
         &Decision::Escalate { from: 0, to: 1 },
     )
     .unwrap();
-    assert!(report.contains("traces 7 -> 5, logs 7 -> 5, metrics 30 -> 28"), "{report}");
-    assert!(report.contains("only parts written from now on"), "{report}");
-    assert!(report.contains("does not free the hot disk now"), "{report}");
+    assert!(
+        report.contains("traces 7 -> 5, logs 7 -> 5, metrics 30 -> 28"),
+        "{report}"
+    );
+    assert!(
+        report.contains("only parts written from now on"),
+        "{report}"
+    );
+    assert!(
+        report.contains("does not free the hot disk now"),
+        "{report}"
+    );
     assert!(report.contains("metrics 365 -> 367"), "{report}");
     assert!(report.contains("at most 393"), "{report}");
     // And the bound holds: no step leaves a signal needing more than 393 days.
@@ -299,7 +333,13 @@ fn the_disk_remedy_says_what_it_does_and_bounds_the_floor_it_raises() {
         let lowered = lowered_retention(&s, m, limit);
         assert!(lowered.metrics.cold_days() <= 393);
     }
-    let revert = super::overrides::remedy_report(&p, &s, &RetentionHighWater::default(), &Decision::Revert { from: 1 }).unwrap();
+    let revert = super::overrides::remedy_report(
+        &p,
+        &s,
+        &RetentionHighWater::default(),
+        &Decision::Revert { from: 1 },
+    )
+    .unwrap();
     assert!(revert.contains("restores hot days"), "{revert}");
 }
 

@@ -4,7 +4,8 @@
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::Value;
 
-use super::Error;
+use super::{Call, Error};
+
 use super::objects::{DesiredObject, MANAGED_BY, MANAGED_BY_LABEL, PLATFORM_LABEL, owner_selector};
 
 /// What applying one object did (or, in a dry run, would do).
@@ -64,7 +65,7 @@ pub async fn read_live(
     api_for(client, &desired.resource, desired.namespace.as_deref())
         .get_opt(&desired.name)
         .await
-        .map_err(|source| Error::kube(format!("reading {}", desired.id()), source))
+        .map_err(|source| desired.call("get").failed(source))
 }
 
 /// [`apply_object`] when the live object was already read.
@@ -93,8 +94,6 @@ pub async fn apply_over_live(
     }
     let outcome = match &live {
         None if !desired.owned => return Ok(ApplyOutcome::Missing),
-        // Its namespace may not exist yet either, so a server-side dry run cannot tell more.
-        None if dry_run => return Ok(ApplyOutcome::Created),
         None => ApplyOutcome::Created,
         Some(live) => {
             let live = serde_json::to_value(live).unwrap_or(Value::Null);
@@ -111,7 +110,9 @@ pub async fn apply_over_live(
             ApplyOutcome::Updated { changes }
         }
     };
-    let mut params = PatchParams::apply(field_manager);
+    // Strict: a field the server does not know fails loudly instead of being dropped (a
+    // real server refuses an apply outside a CRD's schema with HTTP 500 whatever this says).
+    let mut params = PatchParams::apply(field_manager).validation_strict();
     if dry_run {
         params = params.dry_run();
     }
@@ -123,7 +124,7 @@ pub async fn apply_over_live(
         Err(kube::Error::Api(status)) if status.is_conflict() => Ok(ApplyOutcome::Conflict {
             message: status.message.clone(),
         }),
-        Err(source) => Err(Error::kube(format!("applying {}", desired.id()), source)),
+        Err(source) => Err(desired.call("patch").failed(source)),
     }
 }
 
@@ -213,44 +214,40 @@ fn keyed_by_name(items: &[Value]) -> bool {
         .all(|i| i.get("name").is_some_and(Value::is_string))
 }
 
-/// Deletes objects of `resource` carrying our ownership labels that are not in `keep`
-/// (names). Returns the `Kind/ns/name` of each deleted (or, in a dry run, to be deleted).
+/// Deletes objects of `resource` in `namespace` carrying our ownership labels that are
+/// not in `keep` (names). Returns the `Kind/ns/name` of each deleted (or, in a dry run, to
+/// be deleted).
 pub async fn prune_objects(
     client: &kube::Client,
     platform: &str,
     resource: &ApiResource,
-    keep: &[(Option<String>, String)],
+    namespace: &str,
+    keep: &[&str],
     dry_run: bool,
 ) -> Result<Vec<String>, Error> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
-    let listed = api
-        .list(&ListParams::default().labels(&owner_selector(platform)))
-        .await;
-    let listed = match listed {
-        Ok(list) => list,
-        // A kind whose CRD is not installed has nothing of ours to prune.
-        Err(kube::Error::Api(status)) if status.is_not_found() => return Ok(Vec::new()),
-        Err(source) => return Err(Error::kube(format!("listing {}", resource.kind), source)),
+    let api = api_for(client, resource, Some(namespace));
+    let call = |verb, name| Call {
+        verb,
+        resource,
+        namespace: Some(namespace),
+        name,
     };
+    let listed = api
+        .list_metadata(&ListParams::default().labels(&owner_selector(platform)))
+        .await
+        .map_err(|source| call("list", None).failed(source))?;
     let mut pruned = Vec::new();
     for object in listed.items {
         let name = object.metadata.name.clone().unwrap_or_default();
-        let namespace = object.metadata.namespace.clone();
-        if keep.iter().any(|(ns, n)| *ns == namespace && *n == name) {
+        if keep.contains(&name.as_str()) {
             continue;
         }
-        let id = format!(
-            "{}/{}/{}",
-            resource.kind,
-            namespace.as_deref().unwrap_or(""),
-            name
-        );
+        let id = format!("{}/{namespace}/{name}", resource.kind);
         if !dry_run {
-            let scoped = api_for(client, resource, namespace.as_deref());
-            match scoped.delete(&name, &DeleteParams::default()).await {
+            match api.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(status)) if status.is_not_found() => {}
-                Err(source) => return Err(Error::kube(format!("pruning {id}"), source)),
+                Err(source) => return Err(call("delete", Some(&name)).failed(source)),
             }
         }
         tracing::info!(object = %id, before = "present", after = "deleted", dry_run, "pruned object the spec no longer wants");

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod apply;
 pub mod objects;
+pub mod permissions;
 pub mod render;
 pub mod restart;
 pub mod secret;
@@ -39,12 +40,46 @@ pub enum Error {
     /// The IAM token could not be minted (no credentials; retry does not help).
     #[error("minting the EKS token: {detail}")]
     Token { detail: String },
-    /// A Kubernetes API call failed.
+    /// A Kubernetes API call failed (retry may help for 5xx, 429 and 409).
     #[error("{action}: {source}")]
     Kube {
         action: String,
         #[source]
         source: kube::Error,
+    },
+    /// RBAC refused a call: the function's group lacks a rule (retry does not help).
+    #[error(
+        "forbidden: {user} cannot {verb} {resource}{named} in {scope}: apply the RBAC rendered from this spec (`signoz-control rbac`)"
+    )]
+    Forbidden {
+        user: String,
+        verb: String,
+        /// `group/plural` (`keda.sh/scaledobjects`), or the plural of a core kind.
+        resource: String,
+        named: String,
+        scope: String,
+    },
+    /// The kind's CRD is not installed: the server answers a plain-text 404 (retry does not help).
+    #[error("the API server does not serve {kind} ({api_version}): install the CRD {crd}")]
+    KindNotServed {
+        kind: String,
+        api_version: String,
+        crd: String,
+    },
+    /// The object's namespace does not exist; the functions never create namespaces.
+    #[error(
+        "namespace {namespace} does not exist (needed by {object}): create it, then apply the RBAC"
+    )]
+    NamespaceMissing { namespace: String, object: String },
+    /// The server refused the object's content: a field not in the CRD's schema or a wrong
+    /// type (HTTP 500 from server-side apply), or a schema rule (HTTP 422).
+    #[error("the API server rejected {object}: {detail}")]
+    Rejected { object: String, detail: String },
+    /// Some objects of a reconcile failed; every other object was still applied.
+    #[error("{} cluster object(s) failed: {}", failures.len(), failures.join("; "))]
+    Incomplete {
+        failures: Vec<String>,
+        retryable: bool,
     },
     /// Another field manager owns a field we want (retry does not help until it lets go).
     #[error("{object}: field owned by another manager: {message}")]
@@ -66,6 +101,106 @@ pub enum Error {
     SecretsManager { secret: String, detail: String },
 }
 
+/// One Kubernetes API call, to name it when it fails.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub verb: &'static str,
+    pub resource: &'a kube::api::ApiResource,
+    pub namespace: Option<&'a str>,
+    pub name: Option<&'a str>,
+}
+
+impl Call<'_> {
+    /// `Kind/namespace/name` (or `Kind/namespace` for a list).
+    pub fn id(&self) -> String {
+        let mut id = format!("{}/{}", self.resource.kind, self.namespace.unwrap_or(""));
+        if let Some(name) = self.name {
+            id.push('/');
+            id.push_str(name);
+        }
+        id
+    }
+
+    /// What the server's answer means for this call: RBAC, a missing CRD or namespace, a
+    /// rejected field, or a plain API error.
+    pub fn failed(&self, source: kube::Error) -> Error {
+        let kube::Error::Api(status) = &source else {
+            return Error::kube(format!("{} {}", self.verb, self.id()), source);
+        };
+        let resource = if self.resource.group.is_empty() {
+            self.resource.plural.clone()
+        } else {
+            format!("{}/{}", self.resource.group, self.resource.plural)
+        };
+        match status.code {
+            403 => {
+                // `User "u" cannot patch resource "scaledobjects" in API group "keda.sh" in the namespace "p"`
+                let quoted = |after: &str| {
+                    let rest = &status.message[status.message.find(after)? + after.len()..];
+                    rest.split('"').next().map(str::to_string)
+                };
+                let verb = status
+                    .message
+                    .split(" cannot ")
+                    .nth(1)
+                    .and_then(|rest| rest.split(' ').next())
+                    .unwrap_or(self.verb);
+                let resource = match (quoted("resource \""), quoted("API group \"")) {
+                    (Some(plural), Some(group)) if !group.is_empty() => format!("{group}/{plural}"),
+                    (Some(plural), _) => plural,
+                    _ => resource,
+                };
+                let namespace = quoted("the namespace \"").or(self.namespace.map(str::to_string));
+                Error::Forbidden {
+                    user: quoted("User \"").unwrap_or_else(|| "this identity".into()),
+                    verb: verb.to_string(),
+                    resource,
+                    named: self.name.map(|n| format!(" {n:?}")).unwrap_or_default(),
+                    scope: namespace
+                        .map(|ns| format!("namespace {ns}"))
+                        .unwrap_or_else(|| "the cluster scope".into()),
+                }
+            }
+            // A JSON Status says what is missing; a bare `404 page not found` is a path the
+            // server does not serve: the kind's CRD is not installed.
+            404 if status.reason != "NotFound" => Error::KindNotServed {
+                kind: self.resource.kind.clone(),
+                api_version: self.resource.api_version.clone(),
+                crd: format!("{}.{}", self.resource.plural, self.resource.group),
+            },
+            404 if status
+                .details
+                .as_ref()
+                .is_some_and(|d| d.kind == "namespaces") =>
+            {
+                Error::NamespaceMissing {
+                    namespace: self.namespace.unwrap_or_default().to_string(),
+                    object: self.id(),
+                }
+            }
+            422 => Error::Rejected {
+                object: self.id(),
+                detail: status.message.clone(),
+            },
+            500 if status
+                .message
+                .contains("failed to create typed patch object") =>
+            {
+                Error::Rejected {
+                    object: self.id(),
+                    // `... (ns/name; group/version, Kind=K): .spec.x: field not declared in schema`
+                    detail: status
+                        .message
+                        .split_once("): ")
+                        .map_or(status.message.as_str(), |(_, field)| field)
+                        .to_string(),
+                }
+            }
+            _ => Error::kube(format!("{} {}", self.verb, self.id()), source),
+        }
+    }
+}
+
 impl Error {
     fn kube(action: impl Into<String>, source: kube::Error) -> Self {
         Error::Kube {
@@ -84,8 +219,13 @@ impl Error {
                 }
                 _ => true,
             },
+            Error::Incomplete { retryable, .. } => *retryable,
             Error::Kubeconfig { .. }
             | Error::Token { .. }
+            | Error::Forbidden { .. }
+            | Error::KindNotServed { .. }
+            | Error::NamespaceMissing { .. }
+            | Error::Rejected { .. }
             | Error::Conflict { .. }
             | Error::UnsupportedWorkload { .. }
             | Error::Invalid { .. }
@@ -146,6 +286,12 @@ pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
     let replicas = crate::alarms::overrides::read_replica_override(&store, &spec).await?;
     let report =
         sync::sync_cluster_with(&client, &spec, replicas.as_ref(), dsn.as_ref(), dry_run).await?;
+    if let Some(failure) = report.failure() {
+        // Every other object was reconciled; the invocation still fails so it is retried
+        // and alarmed on.
+        tracing::error!(report = %sync::report_json(&report), "cluster reconcile incomplete");
+        return Err(failure.into());
+    }
     if trigger.kind() == TriggerKind::Schedule && !report.in_sync() {
         tracing::warn!(report = %sync::report_json(&report), "cluster drifted from the spec");
     }

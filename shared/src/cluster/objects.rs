@@ -46,6 +46,16 @@ impl DesiredObject {
         )
     }
 
+    /// A call on this object, to name it when it fails.
+    pub fn call(&self, verb: &'static str) -> super::Call<'_> {
+        super::Call {
+            verb,
+            resource: &self.resource,
+            namespace: self.namespace.as_deref(),
+            name: Some(&self.name),
+        }
+    }
+
     /// The body with the hash of itself in an annotation, so a later reconcile that finds
     /// the same hash and fields on the server can skip the write.
     pub fn body_with_hash(&self) -> Value {

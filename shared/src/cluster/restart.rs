@@ -3,9 +3,10 @@
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
-use super::Error;
 use super::apply::api_for;
 use super::objects::workload_resource;
+use super::render::workload_namespace;
+use super::{Call, Error};
 use crate::spec::{PlatformSpec, WorkloadRef};
 
 /// The annotation `kubectl rollout restart` sets; the controller rolls pods when it changes.
@@ -41,6 +42,12 @@ pub async fn restart_workloads_once(
     restart_with(client, spec, workloads, reason, mode, false).await
 }
 
+/// `Kind/namespace/name` of a workload the spec names (namespace defaulting to the cluster's).
+pub fn workload_id(spec: &PlatformSpec, workload: &WorkloadRef) -> String {
+    let namespace = workload_namespace(spec, &workload.namespace);
+    format!("{}/{namespace}/{}", workload.kind, workload.name)
+}
+
 /// When a restart happens.
 #[derive(Debug, Clone, Copy)]
 pub enum RestartMode {
@@ -71,16 +78,19 @@ pub async fn restart_with(
                 kind: workload.kind.clone(),
                 name: workload.name.clone(),
             })?;
-        let namespace = workload
-            .namespace
-            .as_deref()
-            .unwrap_or(&spec.cluster.namespace);
-        let id = format!("{}/{}/{}", workload.kind, namespace, workload.name);
+        let namespace = workload_namespace(spec, &workload.namespace);
+        let id = workload_id(spec, workload);
         let api = api_for(client, &resource, Some(namespace));
+        let call = |verb| Call {
+            verb,
+            resource: &resource,
+            namespace: Some(namespace),
+            name: Some(&workload.name),
+        };
         let Some(live) = api
             .get_opt(&workload.name)
             .await
-            .map_err(|source| Error::kube(format!("reading {id}"), source))?
+            .map_err(|source| call("get").failed(source))?
         else {
             tracing::warn!(workload = %id, "workload to restart does not exist; skipped");
             continue;
@@ -110,11 +120,12 @@ pub async fn restart_with(
             &PatchParams {
                 field_manager: Some(spec.cluster.field_manager.clone()),
                 ..Default::default()
-            },
+            }
+            .validation_strict(),
             &Patch::Merge(&patch),
         )
         .await
-        .map_err(|source| Error::kube(format!("restarting {id}"), source))?;
+        .map_err(|source| call("patch").failed(source))?;
         tracing::info!(workload = %id, before = ?before, after = %reason, restarted_at = %now, "restarted workload");
         restarted.push(id);
     }

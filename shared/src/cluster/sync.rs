@@ -1,34 +1,28 @@
 //! One reconcile of the cluster: apply what the spec renders, release and prune what it no
 //! longer wants, restart what changed (once per change).
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::Error;
 use super::apply::{
-    ApplyOutcome, FieldChange, apply_object, apply_over_live, prune_objects, read_live,
+    ApplyOutcome, FieldChange, api_for, apply_object, apply_over_live, prune_objects, read_live,
 };
-use super::objects::{
-    DesiredObject, argocd_application_resource, configmap_resource, content_hash,
-    helm_release_resource, instrumentation_resource, scaled_object_resource, secret_resource,
-    workload_resource,
-};
+use super::objects::{DesiredObject, content_hash};
+use super::permissions::{prune_scopes, release_scopes};
 use super::render::instrumentation::{
     INSTRUMENTED_LABEL, first_container, render_workload_optin, workload_fields,
 };
 use super::render::render_owned_objects;
 use super::render::scaling::render_scaled_object_with;
-use super::restart::{RESTARTED_FOR_ANNOTATION, RestartMode, restart_with};
+use super::restart::{RESTARTED_FOR_ANNOTATION, RestartMode, restart_with, workload_id};
 use super::secret::{data_changed, render_database_secret};
+use super::{Call, Error};
 use crate::alarms::overrides::ReplicaOverride;
 use crate::spec::{PlatformSpec, WorkloadRef};
 
 /// Pod-template annotation holding the instrumentation a workload last restarted for.
 pub const INSTRUMENTATION_RESTART_ANNOTATION: &str = "signoz-control-plane/instrumentation-hash";
-/// Kinds of workloads we may have opted in.
-const WORKLOAD_KINDS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
 
 /// The DSN to hand to the cluster and the Secrets Manager version it came from.
 #[derive(Debug, Clone)]
@@ -51,6 +45,16 @@ pub struct SyncReport {
     pub pruned: Vec<String>,
     pub conflicts: Vec<ConflictReport>,
     pub restarted: Vec<String>,
+    /// Objects whose call failed; every other object was still reconciled.
+    pub failed: Vec<FailedObject>,
+}
+
+/// An object (or a list scope, `Kind/namespace`) whose API call failed, and why.
+#[derive(Debug, Serialize)]
+pub struct FailedObject {
+    pub object: String,
+    pub error: String,
+    pub retryable: bool,
 }
 
 /// An object that differed from the spec, and where.
@@ -76,6 +80,28 @@ impl SyncReport {
             && self.released_workloads.is_empty()
             && self.conflicts.is_empty()
             && self.restarted.is_empty()
+            && self.failed.is_empty()
+    }
+
+    /// The error of the whole reconcile when any object failed (after all were tried).
+    pub fn failure(&self) -> Option<Error> {
+        (!self.failed.is_empty()).then(|| Error::Incomplete {
+            failures: self
+                .failed
+                .iter()
+                .map(|f| format!("{}: {}", f.object, f.error))
+                .collect(),
+            retryable: self.failed.iter().any(|f| f.retryable),
+        })
+    }
+
+    fn fail(&mut self, object: String, error: Error) {
+        tracing::error!(object = %object, error = %error, retryable = error.retryable(), "cluster object failed");
+        self.failed.push(FailedObject {
+            object,
+            retryable: error.retryable(),
+            error: error.to_string(),
+        });
     }
 
     fn record(&mut self, object: &DesiredObject, outcome: &ApplyOutcome) {
@@ -113,7 +139,7 @@ impl SyncReport {
 }
 
 /// Reconciles the cluster with the spec. `dsn` is `None` when the DSN is unknown (the
-/// Secret is then neither written nor pruned).
+/// Secret is then not written).
 pub async fn sync_cluster(
     client: &kube::Client,
     spec: &PlatformSpec,
@@ -124,6 +150,8 @@ pub async fn sync_cluster(
 }
 
 /// [`sync_cluster`] keeping an alarm policy's replica override in force (see `alarms`).
+/// One object that fails does not stop the others: its error is in `report.failed`
+/// (see [`SyncReport::failure`]); only a spec that cannot render fails the whole call.
 pub async fn sync_cluster_with(
     client: &kube::Client,
     spec: &PlatformSpec,
@@ -138,26 +166,29 @@ pub async fn sync_cluster_with(
         ..Default::default()
     };
 
-    let mut owned = render_owned_objects(spec)?;
-    if replicas.is_some() {
-        for object in owned
-            .iter_mut()
-            .filter(|o| o.resource.kind == "ScaledObject")
-        {
-            *object = render_scaled_object_with(spec, replicas);
-        }
+    // The DSN Secret first: SigNoz's credentials reach the cluster even when another
+    // object (a CRD not installed, say) fails.
+    let mut owned: Vec<DesiredObject> = dsn
+        .map(|source| render_database_secret(spec, &source.dsn))
+        .into_iter()
+        .collect();
+    for object in render_owned_objects(spec)? {
+        owned.push(match object.resource.kind.as_str() {
+            "ScaledObject" if replicas.is_some() => render_scaled_object_with(spec, replicas),
+            _ => object,
+        });
     }
-    if let Some(source) = dsn {
-        owned.push(render_database_secret(spec, &source.dsn));
-    }
-    ensure_namespaces(client, &owned, &mut report).await?;
-    let mut dsn_changed = false;
+    let mut dsn_handed_off = None;
     for object in &owned {
-        let outcome = apply_object(client, manager, object, dry_run).await?;
-        if object.resource.kind == "Secret" {
-            dsn_changed = data_changed(&outcome);
+        match apply_object(client, manager, object, dry_run).await {
+            Ok(outcome) => {
+                if object.resource.kind == "Secret" {
+                    dsn_handed_off = Some(data_changed(&outcome));
+                }
+                report.record(object, &outcome);
+            }
+            Err(error) => report.fail(object.id(), error),
         }
-        report.record(object, &outcome);
     }
 
     // Opt-in fields on the listed workloads, and the restart fingerprint of each: the
@@ -171,19 +202,15 @@ pub async fn sync_cluster_with(
     let mut wanted = Vec::new();
     for workload in &spec.instrumentation.workloads {
         let probe = render_workload_optin(spec, workload, None)?;
-        let live = read_live(client, &probe).await?;
-        let container = live
-            .as_ref()
-            .and_then(|l| first_container(&l.data))
-            .map(str::to_string);
-        let object = render_workload_optin(spec, workload, container.as_deref())?;
-        let outcome = apply_over_live(client, manager, &object, live, dry_run).await?;
+        wanted.push(probe.id());
+        let (object, outcome) = match opt_in_workload(client, spec, workload, dry_run).await {
+            Ok(done) => done,
+            Err(error) => {
+                report.fail(probe.id(), error);
+                continue;
+            }
+        };
         report.record(&object, &outcome);
-        wanted.push((
-            object.resource.kind.clone(),
-            object.namespace.clone(),
-            object.name.clone(),
-        ));
         if !matches!(
             outcome,
             ApplyOutcome::Missing | ApplyOutcome::Conflict { .. }
@@ -197,34 +224,42 @@ pub async fn sync_cluster_with(
     }
 
     // Workloads we opted in earlier and the spec no longer lists: give our fields back.
-    for kind in WORKLOAD_KINDS {
-        let Some(resource) = workload_resource(kind) else {
-            continue;
-        };
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        let labelled = api
-            .list(&ListParams::default().labels(&format!("{INSTRUMENTED_LABEL}={platform}")))
-            .await
-            .map_err(|source| Error::kube(format!("listing {kind}s"), source))?;
-        for live in labelled.items {
-            let name = live.metadata.name.clone().unwrap_or_default();
-            let namespace = live.metadata.namespace.clone().unwrap_or_default();
-            if wanted
-                .iter()
-                .any(|(k, ns, n)| k == kind && ns.as_deref() == Some(&namespace) && *n == name)
-            {
+    for (resource, namespace) in release_scopes(spec) {
+        let selector = format!("{INSTRUMENTED_LABEL}={platform}");
+        let listed = api_for(client, &resource, Some(&namespace))
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await;
+        let listed = match listed {
+            Ok(list) => list,
+            Err(source) => {
+                let call = Call {
+                    verb: "list",
+                    resource: &resource,
+                    namespace: Some(&namespace),
+                    name: None,
+                };
+                report.fail(call.id(), call.failed(source));
                 continue;
             }
-            let release = workload_fields(spec, kind, &namespace, &name, None)?;
+        };
+        for live in listed.items {
+            let name = live.metadata.name.clone().unwrap_or_default();
+            let release = workload_fields(spec, &resource.kind, &namespace, &name, None)?;
+            if wanted.contains(&release.id()) {
+                continue;
+            }
             if !dry_run {
-                let api = super::apply::api_for(client, &resource, Some(&namespace));
-                api.patch(
-                    &name,
-                    &PatchParams::apply(manager),
-                    &Patch::Apply(&release.body),
-                )
-                .await
-                .map_err(|source| Error::kube(format!("releasing {}", release.id()), source))?;
+                let applied = api_for(client, &resource, Some(&namespace))
+                    .patch(
+                        &name,
+                        &PatchParams::apply(manager).validation_strict(),
+                        &Patch::Apply(&release.body),
+                    )
+                    .await;
+                if let Err(source) = applied {
+                    report.fail(release.id(), release.call("patch").failed(source));
+                    continue;
+                }
             }
             tracing::info!(workload = %release.id(), before = "instrumented", after = "released", dry_run, "removed our instrumentation fields");
             report.released_workloads.push(release.id());
@@ -232,97 +267,66 @@ pub async fn sync_cluster_with(
         }
     }
 
-    // Prune our objects the spec no longer wants, per kind we create.
-    let mut kinds = vec![
-        configmap_resource(),
-        scaled_object_resource(),
-        instrumentation_resource(),
-        argocd_application_resource(),
-        helm_release_resource(),
-    ];
-    if dsn.is_some() {
-        kinds.push(secret_resource());
-    }
-    for resource in &kinds {
-        let keep: Vec<(Option<String>, String)> = owned
+    // Prune our objects the spec no longer wants, per kind and namespace we place them in.
+    for (resource, namespace) in prune_scopes(spec)? {
+        let keep: Vec<&str> = owned
             .iter()
-            .filter(|o| o.resource.kind == resource.kind)
-            .map(|o| (o.namespace.clone(), o.name.clone()))
+            .filter(|o| {
+                o.resource.kind == resource.kind && o.namespace.as_deref() == Some(&namespace)
+            })
+            .map(|o| o.name.as_str())
             .collect();
-        report
-            .pruned
-            .extend(prune_objects(client, platform, resource, &keep, dry_run).await?);
+        match prune_objects(client, platform, &resource, &namespace, &keep, dry_run).await {
+            Ok(pruned) => report.pruned.extend(pruned),
+            Err(error) => report.fail(format!("{}/{namespace}", resource.kind), error),
+        }
     }
 
     for (workload, reason) in restart_plan {
-        let restarted = restart_with(
-            client,
-            spec,
-            std::slice::from_ref(&workload),
-            &reason,
-            RestartMode::OncePer(INSTRUMENTATION_RESTART_ANNOTATION),
-            dry_run,
-        )
-        .await?;
-        report.restarted.extend(restarted);
+        let mode = RestartMode::OncePer(INSTRUMENTATION_RESTART_ANNOTATION);
+        let one = std::slice::from_ref(&workload);
+        match restart_with(client, spec, one, &reason, mode, dry_run).await {
+            Ok(restarted) => report.restarted.extend(restarted),
+            Err(error) => report.fail(workload_id(spec, &workload), error),
+        }
     }
-    if let Some(source) = dsn {
+    // Restart onto the DSN only once the Secret holding it was applied.
+    if let (Some(source), Some(data_changed)) = (dsn, dsn_handed_off) {
         let reason = format!("credentials-version-{}", source.version_id);
         let mode = RestartMode::OncePer(RESTARTED_FOR_ANNOTATION);
-        let restarted =
-            restart_with(client, spec, &spec.database.restart, &reason, mode, dry_run).await?;
-        if dsn_changed || !restarted.is_empty() {
-            tracing::info!(dsn_changed, restarted = ?restarted, "database secret hand-off");
+        for workload in &spec.database.restart {
+            let one = std::slice::from_ref(workload);
+            match restart_with(client, spec, one, &reason, mode, dry_run).await {
+                Ok(restarted) => {
+                    if data_changed || !restarted.is_empty() {
+                        tracing::info!(data_changed, restarted = ?restarted, "database secret hand-off");
+                    }
+                    report.restarted.extend(restarted);
+                }
+                Err(error) => report.fail(workload_id(spec, workload), error),
+            }
         }
-        report.restarted.extend(restarted);
     }
     Ok(report)
 }
 
-/// Creates the namespaces our objects go into when missing (a fresh cluster, where ArgoCD
-/// has not synced yet). Namespaces are never labelled ours, so never pruned.
-async fn ensure_namespaces(
+/// Applies our opt-in fields to one workload we instrument (never creating it).
+async fn opt_in_workload(
     client: &kube::Client,
-    owned: &[DesiredObject],
-    report: &mut SyncReport,
-) -> Result<(), Error> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let mut namespaces: Vec<&str> = owned
-        .iter()
-        .filter_map(|o| o.namespace.as_deref())
-        .collect();
-    namespaces.sort_unstable();
-    namespaces.dedup();
-    for name in namespaces {
-        let found = api
-            .get_opt(name)
-            .await
-            .map_err(|source| Error::kube(format!("reading Namespace/{name}"), source))?;
-        if found.is_some() {
-            continue;
-        }
-        if !report.dry_run {
-            let body: Namespace =
-                serde_json::from_value(serde_json::json!({ "metadata": { "name": name } }))
-                    .expect("a namespace body");
-            match api.create(&PostParams::default(), &body).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.is_already_exists() => {}
-                Err(source) => {
-                    return Err(Error::kube(format!("creating Namespace/{name}"), source));
-                }
-            }
-        }
-        tracing::info!(
-            namespace = name,
-            before = "absent",
-            after = "created",
-            dry_run = report.dry_run,
-            "created namespace"
-        );
-        report.created.push(format!("Namespace//{name}"));
-    }
-    Ok(())
+    spec: &PlatformSpec,
+    workload: &crate::spec::InstrumentedWorkload,
+    dry_run: bool,
+) -> Result<(DesiredObject, ApplyOutcome), Error> {
+    let probe = render_workload_optin(spec, workload, None)?;
+    let live = read_live(client, &probe).await?;
+    let container = live
+        .as_ref()
+        .and_then(|l| first_container(&l.data))
+        .map(str::to_string);
+    let object = render_workload_optin(spec, workload, container.as_deref())?;
+    let outcome =
+        apply_over_live(client, &spec.cluster.field_manager, &object, live, dry_run).await?;
+    Ok((object, outcome))
 }
 
 fn workload_ref(object: &DesiredObject) -> WorkloadRef {

@@ -614,3 +614,110 @@ fn only_a_write_of_the_configured_spec_triggers_a_sync() {
         &written("other.yaml")
     ));
 }
+
+/// Answers recorded from the real kube-apiserver (v1.36, `../shared/envtest`), sent through
+/// kube-rs's own response handling, and what each becomes.
+#[tokio::test]
+async fn real_server_answers_become_typed_errors_that_name_the_problem() {
+    use super::Error;
+    let spec = example_spec();
+    let object = render_scaled_object(&spec);
+    let answer = |status: u16, body: &'static str, json: bool| {
+        let object = object.clone();
+        async move {
+            let (client, mut handle) = mock_client();
+            let serve = tokio::spawn(async move {
+                let (_, send) = handle.next_request().await.expect("GET");
+                let mut response = Response::builder().status(status);
+                if json {
+                    response = response.header("content-type", "application/json");
+                }
+                send.send_response(response.body(Body::from(body.as_bytes().to_vec())).unwrap());
+            });
+            let err = apply_object(&client, "m", &object, false)
+                .await
+                .unwrap_err();
+            serve.await.unwrap();
+            err
+        }
+    };
+    let forbidden = answer(403, r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"scaledobjects.keda.sh \"signoz-otel-collector\" is forbidden: User \"arn:aws:sts::1:assumed-role/sync-cluster/x\" cannot get resource \"scaledobjects\" in API group \"keda.sh\" in the namespace \"platform\"","reason":"Forbidden","details":{"name":"signoz-otel-collector","group":"keda.sh","kind":"scaledobjects"},"code":403}"#, true).await;
+    assert!(
+        matches!(&forbidden, Error::Forbidden { verb, resource, scope, .. }
+            if verb == "get" && resource == "keda.sh/scaledobjects" && scope == "namespace platform"),
+        "{forbidden:?}"
+    );
+    assert!(!forbidden.retryable());
+    assert!(
+        forbidden.to_string().contains("signoz-control rbac"),
+        "{forbidden}"
+    );
+
+    let missing_crd = answer(404, "404 page not found\n", false).await;
+    assert!(
+        matches!(&missing_crd, Error::KindNotServed { crd, .. } if crd == "scaledobjects.keda.sh"),
+        "{missing_crd:?}"
+    );
+    assert!(!missing_crd.retryable());
+
+    let throttled = answer(429, r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Too many requests, please try again later.","reason":"TooManyRequests","code":429}"#, true).await;
+    assert!(
+        matches!(throttled, Error::Kube { .. }) && throttled.retryable(),
+        "{throttled:?}"
+    );
+}
+
+#[test]
+fn the_shipped_rbac_grants_nothing_cluster_wide_and_never_lists_secrets() {
+    use super::permissions::{kubernetes_group, render_rbac, required_access};
+    let spec = example_spec();
+    let access = required_access(&spec).unwrap();
+    assert_eq!(
+        access.keys().copied().collect::<Vec<_>>(),
+        [
+            crate::alarms::FUNCTION,
+            crate::credentials::FUNCTION,
+            super::FUNCTION
+        ]
+    );
+    for (function, grants) in &access {
+        for g in grants {
+            assert!(!g.namespace.is_empty(), "{function}: cluster-wide {g:?}");
+            if g.resource == "secrets" {
+                assert!(!g.verbs.contains("list"), "{function} lists Secrets");
+                assert!(
+                    g.names.is_empty()
+                        == (g.verbs.iter().copied().collect::<Vec<_>>() == ["create"]),
+                    "{function}: Secret reads and writes are limited by name: {g:?}"
+                );
+            }
+        }
+    }
+    // respond-to-alarms writes only the ScaledObject (the example has no cluster reconcile policy).
+    let alarms = &access["respond-to-alarms"];
+    assert!(
+        alarms.iter().all(|g| g.resource == "scaledobjects"),
+        "{alarms:?}"
+    );
+    // A cluster reconcile policy gives it what the sync needs.
+    let mut with_sync = spec.clone();
+    with_sync.alarms.policies[2].action =
+        crate::spec::AlarmAction::ReconcileNow(crate::spec::ReconcileNow {
+            target: crate::spec::ReconcileTarget::Cluster,
+        });
+    let wider = required_access(&with_sync).unwrap();
+    assert_eq!(wider["respond-to-alarms"], wider["sync-cluster"]);
+    // Every Role is bound to its function's group only.
+    for manifest in render_rbac(&spec).unwrap() {
+        if manifest["kind"] == "RoleBinding" {
+            let function = manifest["metadata"]["labels"]["app.kubernetes.io/component"]
+                .as_str()
+                .unwrap();
+            assert_eq!(
+                manifest["subjects"][0]["name"],
+                kubernetes_group(&spec, function)
+            );
+            assert_eq!(manifest["subjects"].as_array().unwrap().len(), 1);
+        }
+    }
+}

@@ -156,16 +156,19 @@ async fn read_intelligent_tiering(
         // configuration in it is read as none.
         if let Err(e) = &result
             && let Some(raw) = e.raw_response().filter(|r| r.status().is_success())
-            && !raw
-                .body()
-                .bytes()
-                .is_some_and(|b| String::from_utf8_lossy(b).contains("<IntelligentTieringConfiguration>"))
+            && !raw.body().bytes().is_some_and(|b| {
+                String::from_utf8_lossy(b).contains("<IntelligentTieringConfiguration>")
+            })
         {
             break;
         }
         let page = read(bucket, "ListBucketIntelligentTieringConfigurations", result)?;
         let Some(page) = page else { break };
-        configurations.extend(page.intelligent_tiering_configuration_list().iter().cloned());
+        configurations.extend(
+            page.intelligent_tiering_configuration_list()
+                .iter()
+                .cloned(),
+        );
         match (page.is_truncated(), page.next_continuation_token()) {
             (Some(true), Some(next)) => token = Some(next.to_string()),
             _ => break,
@@ -214,7 +217,8 @@ pub async fn apply_bucket_change(
                 .set_kms_master_key_id(e.kms_key_id.clone())
                 .build()
                 .expect("algorithm is set");
-            let rule = ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(default);
+            let rule = ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(default);
             // BucketKeyEnabled only means something with aws:kms; leave it out for AES256.
             let rule = if e.algorithm == "aws:kms" {
                 rule.bucket_key_enabled(e.bucket_key_enabled)

@@ -76,9 +76,19 @@ fn tiers(c: &ColdStorage, p: &CostModel) -> Vec<(&'static str, u32, u32, f64)> {
     let ia = c.transitions.get("STANDARD_IA").copied();
     let gir = c.transitions.get("GLACIER_IR").copied();
     let end = u32::MAX;
-    let mut out = vec![("STANDARD", 0, ia.or(gir).unwrap_or(end), p.standard_gb_month)];
+    let mut out = vec![(
+        "STANDARD",
+        0,
+        ia.or(gir).unwrap_or(end),
+        p.standard_gb_month,
+    )];
     if let Some(ia) = ia {
-        out.push(("STANDARD_IA", ia, gir.unwrap_or(end), p.standard_ia_gb_month));
+        out.push((
+            "STANDARD_IA",
+            ia,
+            gir.unwrap_or(end),
+            p.standard_ia_gb_month,
+        ));
     }
     if let Some(gir) = gir {
         out.push(("GLACIER_IR", gir, end, p.glacier_ir_gb_month));
@@ -87,24 +97,29 @@ fn tiers(c: &ColdStorage, p: &CostModel) -> Vec<(&'static str, u32, u32, f64)> {
 }
 
 fn small_share(p: &CostModel) -> f64 {
-    p.small_object_share.unwrap_or(if p.average_object_kb < SMALL_OBJECT_KB {
-        1.0
-    } else {
-        0.0
-    })
+    p.small_object_share
+        .unwrap_or(if p.average_object_kb < SMALL_OBJECT_KB {
+            1.0
+        } else {
+            0.0
+        })
 }
 
 fn flows(r: &Retention, p: &CostModel) -> Vec<SignalFlow> {
     let small = small_share(p);
     let d = &p.daily_ingest_gb;
-    [(d.traces, r.traces), (d.logs, r.logs), (d.metrics, r.metrics)]
-        .into_iter()
-        .map(|(gb, s)| SignalFlow {
-            large_gb: gb * (1.0 - small),
-            small_gb: gb * small,
-            cold_days: s.cold_days(),
-        })
-        .collect()
+    [
+        (d.traces, r.traces),
+        (d.logs, r.logs),
+        (d.metrics, r.metrics),
+    ]
+    .into_iter()
+    .map(|(gb, s)| SignalFlow {
+        large_gb: gb * (1.0 - small),
+        small_gb: gb * small,
+        cold_days: s.cold_days(),
+    })
+    .collect()
 }
 
 /// Days in `[from, to)` that fall in `[lo, hi)`.

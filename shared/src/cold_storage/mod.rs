@@ -300,7 +300,15 @@ pub async fn handle_at(ctx: &Context, payload: Value, now: Timestamp) -> crate::
 /// Reconciles the bucket and TTLs now, as the schedule would (respond-to-alarms calls it).
 pub async fn reconcile_now(ctx: &Context, trigger: &str, now: Timestamp) -> crate::Result<Value> {
     let loaded = load_spec(&ctx.spec_location, &ctx.s3).await?;
-    reconcile(ctx, &loaded, Scope::BucketAndTtls, ctx.dry_run, trigger, now).await
+    reconcile(
+        ctx,
+        &loaded,
+        Scope::BucketAndTtls,
+        ctx.dry_run,
+        trigger,
+        now,
+    )
+    .await
 }
 
 /// The spec as it applies now: the hot days lowered by alarm policies in force. Those
@@ -324,7 +332,9 @@ async fn effective_spec(
 
 /// What SigNoz reports for every signal, and the cold days those reports need (or why
 /// they cannot be trusted).
-async fn observe_ttls(api: &TtlApi<'_>) -> Result<(Vec<ObservedTtl>, Vec<ColdDaysNeeded>, Vec<String>), Error> {
+async fn observe_ttls(
+    api: &TtlApi<'_>,
+) -> Result<(Vec<ObservedTtl>, Vec<ColdDaysNeeded>, Vec<String>), Error> {
     let mut observed = Vec::new();
     for signal in ["traces", "metrics", "logs"] {
         observed.push(api.observe(signal).await?);
@@ -355,7 +365,9 @@ async fn acquire_lease(
 ) -> Result<RetentionHighWater, Error> {
     let deadline = std::time::Instant::now() + LEASE_WAIT;
     loop {
-        let (doc, version) = state.load::<RetentionHighWater>(RetentionHighWater::KEY).await?;
+        let (doc, version) = state
+            .load::<RetentionHighWater>(RetentionHighWater::KEY)
+            .await?;
         let doc = doc.unwrap_or_default();
         if let Some(lease) = doc.leased_to_other(holder, now).cloned() {
             if std::time::Instant::now() >= deadline {
@@ -390,15 +402,18 @@ async fn update_leased(
 ) -> Result<RetentionHighWater, Error> {
     let mut result = None;
     state
-        .update(RetentionHighWater::KEY, |current: Option<&RetentionHighWater>| {
-            let doc = current.cloned().unwrap_or_default();
-            let mut next = doc.raised_by(needed).unwrap_or_else(|| doc.clone());
-            if release && next.lease.as_ref().is_some_and(|l| l.holder == holder) {
-                next.lease = None;
-            }
-            result = Some(next.clone());
-            (next != doc).then_some(next)
-        })
+        .update(
+            RetentionHighWater::KEY,
+            |current: Option<&RetentionHighWater>| {
+                let doc = current.cloned().unwrap_or_default();
+                let mut next = doc.raised_by(needed).unwrap_or_else(|| doc.clone());
+                if release && next.lease.as_ref().is_some_and(|l| l.holder == holder) {
+                    next.lease = None;
+                }
+                result = Some(next.clone());
+                (next != doc).then_some(next)
+            },
+        )
         .await?;
     Ok(result.expect("update calls the change at least once"))
 }
@@ -458,7 +473,9 @@ async fn reconcile(
         "expiration_days": plan::expiration_days(&spec, &memory),
         "remembered_cold_days": memory.cold_days,
     });
-    let mut warnings: Vec<String> = plan::expiration_raised(&spec, &memory).into_iter().collect();
+    let mut warnings: Vec<String> = plan::expiration_raised(&spec, &memory)
+        .into_iter()
+        .collect();
     if let Some(why) = &overrides {
         summary["alarm_overrides"] = json!(why);
     }
@@ -484,7 +501,13 @@ async fn reconcile(
             tracing::info!(table = %table, "monthly S3 cost of the cold tiers");
             summary["cost"] = json!(curve);
             summary["cost"]["table"] = json!(table);
-            store_report(&state, COST_CHART_KEY, cost::cost_chart_svg(&curve), "image/svg+xml").await;
+            store_report(
+                &state,
+                COST_CHART_KEY,
+                cost::cost_chart_svg(&curve),
+                "image/svg+xml",
+            )
+            .await;
         }
         store_report(&state, PLAN_KEY, format!("{summary:#}"), "application/json").await;
         tracing::info!(plan = %summary, "dry run: nothing written");
@@ -508,7 +531,16 @@ async fn reconcile(
     if learned.is_some() || lifecycle_planned || ttls_to_post {
         let holder = lease_holder(trigger, now);
         let outcome = leased_writes(
-            ctx, &state, loaded, scope, &observed, &needed, &holder, api.as_ref(), now, &mut reports,
+            ctx,
+            &state,
+            loaded,
+            scope,
+            &observed,
+            &needed,
+            &holder,
+            api.as_ref(),
+            now,
+            &mut reports,
         )
         .await;
         let released = update_leased(&state, &holder, &[], true).await;
@@ -516,7 +548,9 @@ async fn reconcile(
         released?;
         summary["expiration_days"] = json!(plan::expiration_days(&leased.spec, &leased.memory));
         summary["remembered_cold_days"] = json!(leased.memory.cold_days);
-        warnings = plan::expiration_raised(&leased.spec, &leased.memory).into_iter().collect();
+        warnings = plan::expiration_raised(&leased.spec, &leased.memory)
+            .into_iter()
+            .collect();
         if let Some(why) = leased.overrides {
             summary["alarm_overrides"] = json!(why);
         }
@@ -630,7 +664,8 @@ async fn converge_ttls(
 ) -> Result<Vec<TtlReport>, Error> {
     let (jobs, _) = state.load::<TtlJobs>(TtlJobs::KEY).await?;
     let jobs = jobs.unwrap_or_default();
-    let stuck_after = SignedDuration::from_mins(i64::from(spec.retention.ttl_api.stuck_after_minutes));
+    let stuck_after =
+        SignedDuration::from_mins(i64::from(spec.retention.ttl_api.stuck_after_minutes));
     let mut next = jobs.clone();
     let mut reports = Vec::new();
     for target in targets {
@@ -638,7 +673,9 @@ async fn converge_ttls(
             continue;
         };
         let job = jobs.signals.get(target.signal).cloned().unwrap_or_default();
-        let (report, record) = api.converge(*target, observed, &job, now, stuck_after).await?;
+        let (report, record) = api
+            .converge(*target, observed, &job, now, stuck_after)
+            .await?;
         if record == ttl::TtlJob::default() {
             next.signals.remove(target.signal);
         } else {

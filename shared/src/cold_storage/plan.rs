@@ -68,7 +68,8 @@ impl DefaultEncryption {
         };
         self.algorithm == observed.algorithm
             && same_key
-            && (self.algorithm != "aws:kms" || self.bucket_key_enabled == observed.bucket_key_enabled)
+            && (self.algorithm != "aws:kms"
+                || self.bucket_key_enabled == observed.bucket_key_enabled)
     }
 }
 
@@ -206,7 +207,10 @@ fn signals(r: &spec::Retention) -> [(&'static str, spec::SignalRetention); 3] {
 
 /// The expiration S3 needs so it never deletes an object ClickHouse references: the
 /// longest cold period of the spec or the memory, plus the margin; with that signal.
-pub fn required_expiration(spec: &PlatformSpec, memory: &RetentionHighWater) -> (u32, &'static str) {
+pub fn required_expiration(
+    spec: &PlatformSpec,
+    memory: &RetentionHighWater,
+) -> (u32, &'static str) {
     let (signal, s) = spec::longest_cold_days(&spec.retention);
     let (mut signal, mut days) = (signal, s.cold_days());
     for (name, _) in signals(&spec.retention) {
@@ -279,7 +283,11 @@ pub fn lifecycle_conflicts(
     observed: &ObservedBucket,
 ) -> Vec<String> {
     let mut reasons = static_reasons(spec);
-    reasons.extend(foreign_rule_conflicts(spec, memory, &observed.lifecycle_rules));
+    reasons.extend(foreign_rule_conflicts(
+        spec,
+        memory,
+        &observed.lifecycle_rules,
+    ));
     reasons.extend(archive_tier_conflicts(spec, &observed.intelligent_tiering));
     reasons
 }

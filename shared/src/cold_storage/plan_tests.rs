@@ -310,10 +310,7 @@ fn kms_asks_for_the_bucket_key_and_compares_key_arns_not_strings() {
         true,
     ));
     assert!(plan_bucket_posture(&spec, &observed, &none()).is_empty());
-    observed.encryption = Some(kms(
-        "arn:aws:kms:eu-west-1:123456789012:alias/other",
-        true,
-    ));
+    observed.encryption = Some(kms("arn:aws:kms:eu-west-1:123456789012:alias/other", true));
     assert_eq!(
         resources(&plan_bucket_posture(&spec, &observed, &none())),
         ["encryption"]
@@ -342,9 +339,7 @@ fn kms_asks_for_the_bucket_key_and_compares_key_arns_not_strings() {
 
 #[test]
 fn date_expirations_and_archive_tiers_under_the_prefix_are_conflicts() {
-    use aws_sdk_s3::types::{
-        IntelligentTieringAccessTier, IntelligentTieringFilter, Tiering,
-    };
+    use aws_sdk_s3::types::{IntelligentTieringAccessTier, IntelligentTieringFilter, Tiering};
     let spec = example();
     let dated = LifecycleRule::builder()
         .id("purge")
@@ -434,7 +429,12 @@ fn steady_state_cost_of_the_example_is_hand_checked() {
     assert_eq!(tier(first, "STANDARD_IA"), (0.0, 0.0));
     assert_eq!(first.transitions_usd, 0.0);
     assert!(curve.assumptions.iter().any(|a| a.contains("under 128 KB")));
-    assert!(curve.assumptions.iter().any(|a| a.contains("not until the expiration")));
+    assert!(
+        curve
+            .assumptions
+            .iter()
+            .any(|a| a.contains("not until the expiration"))
+    );
 }
 
 #[test]
@@ -466,20 +466,26 @@ fn small_objects_stay_in_standard_whatever_the_setting() {
 fn money_is_in_cents_and_the_chart_marks_the_steady_state() {
     let curve = cost_of(&example());
     for m in &curve.months {
-        for usd in m
-            .tiers
-            .iter()
-            .map(|t| t.usd)
-            .chain([m.transitions_usd, m.retrieval_usd, m.total_usd])
+        for usd in
+            m.tiers
+                .iter()
+                .map(|t| t.usd)
+                .chain([m.transitions_usd, m.retrieval_usd, m.total_usd])
         {
             assert_eq!((usd * 100.0).round() / 100.0, usd, "month {}", m.month);
         }
     }
     let svg = cost_chart_svg(&curve);
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-    assert!(svg.contains("steady state from month 14: $37.90/month"), "{svg}");
+    assert!(
+        svg.contains("steady state from month 14: $37.90/month"),
+        "{svg}"
+    );
     assert_eq!(svg.matches("<rect").count(), 14 * 4 + 4, "bars and legend");
     let table = cost_table(&curve);
-    assert!(table.contains("14 (steady state)") && table.contains("$37.90"), "{table}");
+    assert!(
+        table.contains("14 (steady state)") && table.contains("$37.90"),
+        "{table}"
+    );
     assert!(table.lines().count() <= 8, "a short table:\n{table}");
 }

@@ -326,7 +326,10 @@ impl Answer {
     fn json(&self, signal: &str) -> Result<Value, Error> {
         serde_json::from_str(&self.body).map_err(|e| Error::TtlApiUnavailable {
             signal: signal.into(),
-            reason: format!("SigNoz answered HTTP {} with a body that is not JSON: {e}", self.status),
+            reason: format!(
+                "SigNoz answered HTTP {} with a body that is not JSON: {e}",
+                self.status
+            ),
         })
     }
 
@@ -352,23 +355,24 @@ impl TtlApi<'_> {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Answer, Error> {
+        // Without the URL: the query carries nothing secret, but keep errors short.
+        let transport = |e: reqwest::Error| Error::TtlApiUnavailable {
+            signal: signal.into(),
+            reason: e.without_url().to_string(),
+        };
         let base = format!("{}{path}", self.base_url.trim_end_matches('/'));
         let url = url::Url::parse_with_params(&base, query).map_err(|e| Error::TtlApiRejected {
             signal: signal.into(),
             status: 0,
             message: format!("invalid TTL API URL: {e}"),
         })?;
-        let mut request = self
+        let request = self
             .http
             .request(method, url)
             .header("SIGNOZ-API-KEY", self.api_key);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        // Without the URL: the query carries nothing secret, but keep errors short.
-        let transport = |e: reqwest::Error| Error::TtlApiUnavailable {
-            signal: signal.into(),
-            reason: e.without_url().to_string(),
+        let request = match body {
+            Some(body) => request.json(body),
+            None => request,
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
@@ -407,7 +411,13 @@ impl TtlApi<'_> {
     /// `GET /api/v1/settings/ttl?type=<signal>` (`GetTTL`).
     async fn observe_v1(&self, signal: &'static str) -> Result<ObservedTtl, Error> {
         let a = self
-            .call(signal, reqwest::Method::GET, "/api/v1/settings/ttl", &[("type", signal)], None)
+            .call(
+                signal,
+                reqwest::Method::GET,
+                "/api/v1/settings/ttl",
+                &[("type", signal)],
+                None,
+            )
             .await?;
         if !a.ok() {
             return Err(Self::refused(signal, &a));
@@ -441,7 +451,13 @@ impl TtlApi<'_> {
     async fn observe_v2(&self) -> Result<Option<ObservedTtl>, Error> {
         let signal = "logs";
         let a = self
-            .call(signal, reqwest::Method::GET, "/api/v2/settings/ttl", &[], None)
+            .call(
+                signal,
+                reqwest::Method::GET,
+                "/api/v2/settings/ttl",
+                &[],
+                None,
+            )
             .await?;
         if a.status == 404 {
             return Ok(None);
@@ -482,7 +498,12 @@ impl TtlApi<'_> {
     }
 
     /// Sends `target` once: `Ok(None)` when SigNoz says a job is running.
-    async fn post(&self, api: ApiVersion, target: &TtlTarget, conditions: &Value) -> Result<Option<Answer>, Error> {
+    async fn post(
+        &self,
+        api: ApiVersion,
+        target: &TtlTarget,
+        conditions: &Value,
+    ) -> Result<Option<Answer>, Error> {
         let signal = target.signal;
         let a = match api {
             ApiVersion::V1 => {
@@ -510,8 +531,14 @@ impl TtlApi<'_> {
                     "coldStorageDurationDays": target.hot_days,
                     "ttlConditions": conditions,
                 });
-                self.call(signal, reqwest::Method::POST, "/api/v2/settings/ttl", &[], Some(&body))
-                    .await?
+                self.call(
+                    signal,
+                    reqwest::Method::POST,
+                    "/api/v2/settings/ttl",
+                    &[],
+                    Some(&body),
+                )
+                .await?
             }
         };
         if already_running(api, &a) {
@@ -574,7 +601,11 @@ impl TtlApi<'_> {
         let answer = loop {
             attempt += 1;
             match self.post(api, &target, &observed.conditions).await? {
-                Some(a) if a.status == 500 && a.message().contains("SetTTLV2 only supported") && api == ApiVersion::V1 => {
+                Some(a)
+                    if a.status == 500
+                        && a.message().contains("SetTTLV2 only supported")
+                        && api == ApiVersion::V1 =>
+                {
                     // The logs table gained `_retention_days` since we asked: v2 it is.
                     tracing::info!(signal, "SigNoz wants logs through /api/v2/settings/ttl");
                     api = ApiVersion::V2;
@@ -601,7 +632,10 @@ impl TtlApi<'_> {
             let message = answer.message();
             if answer.status == 400 && api == ApiVersion::V2 && message.contains("error setting") {
                 // SetTTLV2 ran its ALTERs and one failed: the row is marked failed.
-                return Ok((report(api, TtlOutcome::Failed { reason: message }, &verified), next));
+                return Ok((
+                    report(api, TtlOutcome::Failed { reason: message }, &verified),
+                    next,
+                ));
             }
             return Err(Self::refused(signal, &answer));
         }
@@ -633,7 +667,8 @@ impl TtlApi<'_> {
                 status: "pending".into(),
             },
             JobStatus::Failed => TtlOutcome::Failed {
-                reason: "SigNoz marked the TTL job failed (an ALTER of one of its tables failed)".into(),
+                reason: "SigNoz marked the TTL job failed (an ALTER of one of its tables failed)"
+                    .into(),
             },
             JobStatus::Success if read_back.matches(&target) => {
                 next.sent = None;
@@ -652,13 +687,21 @@ impl TtlApi<'_> {
         Ok((report(api, outcome, &verified), next))
     }
 
-    async fn observe_as(&self, api: ApiVersion, signal: &'static str) -> Result<ObservedTtl, Error> {
+    async fn observe_as(
+        &self,
+        api: ApiVersion,
+        signal: &'static str,
+    ) -> Result<ObservedTtl, Error> {
         match api {
             ApiVersion::V1 => self.observe_v1(signal).await,
-            ApiVersion::V2 => self.observe_v2().await?.ok_or_else(|| Error::TtlApiUnavailable {
-                signal: signal.into(),
-                reason: "SigNoz stopped reporting the v2 TTL API after accepting a v2 request".into(),
-            }),
+            ApiVersion::V2 => self
+                .observe_v2()
+                .await?
+                .ok_or_else(|| Error::TtlApiUnavailable {
+                    signal: signal.into(),
+                    reason: "SigNoz stopped reporting the v2 TTL API after accepting a v2 request"
+                        .into(),
+                }),
         }
     }
 }
@@ -782,7 +825,10 @@ mod tests {
         };
         assert_eq!(v2.message(), "custom retention TTL is already running");
         assert!(already_running(ApiVersion::V2, &v2));
-        assert!(!already_running(ApiVersion::V1, &v2), "v1 says 409, not 400");
+        assert!(
+            !already_running(ApiVersion::V1, &v2),
+            "v1 says 409, not 400"
+        );
         let plain = Answer {
             status: 404,
             body: "404 page not found\n".into(),
@@ -798,11 +844,17 @@ mod tests {
             api: ApiVersion::V1,
             at: Timestamp::UNIX_EPOCH,
         };
-        assert_eq!(verify(&sent, &observed(720, Some(168))).as_deref(), Some("converged"));
+        assert_eq!(
+            verify(&sent, &observed(720, Some(168))).as_deref(),
+            Some("converged")
+        );
         let mut pending = observed(360, None);
         pending.status = JobStatus::Pending;
         assert_eq!(verify(&sent, &pending), None);
         let other = verify(&sent, &observed(1440, Some(168))).unwrap();
-        assert!(other.starts_with("diverged") && other.contains("60"), "{other}");
+        assert!(
+            other.starts_with("diverged") && other.contains("60"),
+            "{other}"
+        );
     }
 }

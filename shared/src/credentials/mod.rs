@@ -132,7 +132,7 @@ pub enum ClusterAccess {
     /// `crate::cluster::connect`: `KUBECONFIG` if set, else EKS from the spec.
     #[default]
     FromSpec,
-    /// A given client (tests, the local run with the emulator).
+    /// A given client (tests: the function's own identity on the stack's API server).
     Client(kube::Client),
     /// No hand-off (a database-only local run); logged as a warning.
     Disabled,

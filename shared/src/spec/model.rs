@@ -529,8 +529,7 @@ impl AlarmPolicy {
 ///
 /// In YAML an action with settings is a one-key map (`{scale_collectors: {step: 2, ...}}`)
 /// and one without is a plain string (`rotate_now`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AlarmAction {
     /// Raise KEDA's replica bounds by `step` per ALARM, never past `ceiling`.
     ScaleCollectors(ScaleCollectors),
@@ -576,6 +575,30 @@ const ALARM_ACTIONS: &[&str] = &[
     "rotate_now",
     "notify_only",
 ];
+
+/// Written back in the same shape it is read in (a name, or a one-key map), so a spec
+/// serialized by the tooling loads again.
+impl Serialize for AlarmAction {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        fn one<S: serde::Serializer, T: Serialize>(
+            serializer: S,
+            name: &str,
+            settings: &T,
+        ) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = serializer.serialize_map(Some(1))?;
+            map.serialize_entry(name, settings)?;
+            map.end()
+        }
+        match self {
+            AlarmAction::ScaleCollectors(s) => one(serializer, "scale_collectors", s),
+            AlarmAction::MoveToColdSooner(s) => one(serializer, "move_to_cold_sooner", s),
+            AlarmAction::ReconcileNow(s) => one(serializer, "reconcile_now", s),
+            AlarmAction::RotateNow => serializer.serialize_str("rotate_now"),
+            AlarmAction::NotifyOnly => serializer.serialize_str("notify_only"),
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for AlarmAction {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

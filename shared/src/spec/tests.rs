@@ -387,7 +387,10 @@ fn the_state_documents_never_sit_under_the_cold_lifecycle() {
         *at(doc, "state.bucket") = "acme-signoz-cold".into();
         *at(doc, "cold_storage.prefix") = "".into();
     }));
-    assert!(got[0].starts_with("state.prefix: must not overlap"), "{got:?}");
+    assert!(
+        got[0].starts_with("state.prefix: must not overlap"),
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -434,12 +437,22 @@ fn the_cost_model_takes_shares_and_object_sizes_it_can_use() {
     );
     let spec = spec_with(|doc| {
         let cost = at(doc, "cold_storage.cost");
-        for price in ["standard_gb_month", "standard_ia_gb_month", "glacier_ir_gb_month"] {
+        for price in [
+            "standard_gb_month",
+            "standard_ia_gb_month",
+            "glacier_ir_gb_month",
+        ] {
             cost.as_mapping_mut().unwrap().remove(price);
         }
     })
     .expect("prices default");
-    assert_eq!(spec.cold_storage.cost.unwrap().glacier_ir_transition_per_1000, 0.02);
+    assert_eq!(
+        spec.cold_storage
+            .cost
+            .unwrap()
+            .glacier_ir_transition_per_1000,
+        0.02
+    );
 }
 
 #[test]
@@ -456,4 +469,55 @@ fn a_stuck_ttl_job_bound_is_sensible() {
     })
     .unwrap();
     assert_eq!(spec.retention.ttl_api.stuck_after_minutes, 60);
+}
+
+#[test]
+fn the_ttl_api_carrying_the_admin_key_must_be_https_at_an_address_a_lambda_resolves() {
+    // The old example: cluster DNS and plain HTTP, each reported.
+    assert_eq!(
+        problems(spec_with(set(
+            "retention.ttl_api.url",
+            "http://signoz.platform.svc.cluster.local:8080",
+        ))),
+        [
+            "retention.ttl_api.url: signoz.platform.svc.cluster.local is a cluster-internal name \
+             a Lambda in the VPC cannot resolve: use the HTTPS address of the internal load \
+             balancer in front of SigNoz",
+            "retention.ttl_api.url: must be https: the request carries SigNoz's admin API key \
+             (plain http only to a loopback address), got \
+             http://signoz.platform.svc.cluster.local:8080/",
+        ]
+    );
+    rejects(
+        set("retention.ttl_api.url", "http://signoz.acme-prod.internal"),
+        "retention.ttl_api.url: must be https: the request carries SigNoz's admin API key \
+         (plain http only to a loopback address), got http://signoz.acme-prod.internal/",
+    );
+    rejects(
+        set("retention.ttl_api.url", "https://signoz:8080"),
+        "retention.ttl_api.url: signoz is a cluster-internal name a Lambda in the VPC cannot \
+         resolve: use the HTTPS address of the internal load balancer in front of SigNoz",
+    );
+    // Loopback (the local run's fake SigNoz) and the internal load balancer are accepted.
+    for url in [
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+        "https://signoz.acme-prod.internal",
+        "https://internal-signoz-123.eu-west-1.elb.amazonaws.com",
+    ] {
+        spec_with(set("retention.ttl_api.url", url)).unwrap_or_else(|e| panic!("{url}: {e}"));
+    }
+}
+
+#[test]
+fn a_serialized_spec_loads_back_the_same() {
+    // Tooling writes specs (tests, `signoz-control`): alarm actions keep their input shape.
+    let spec = parse_spec(EXAMPLE_SPEC).unwrap();
+    let text = serde_norway::to_string(&spec).unwrap();
+    assert!(
+        text.contains("scale_collectors:") && text.contains("action: rotate_now"),
+        "{text}"
+    );
+    assert_eq!(parse_spec(&text).unwrap(), spec);
 }

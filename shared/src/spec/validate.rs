@@ -409,7 +409,9 @@ fn validate_retention(p: &mut Problems, r: &Retention) {
             ),
         );
     }
-    p.http_url("retention.ttl_api.url", &r.ttl_api.url);
+    if let Some(url) = p.http_url("retention.ttl_api.url", &r.ttl_api.url) {
+        validate_keyed_url(p, "retention.ttl_api.url", &url);
+    }
     p.non_empty(
         "retention.ttl_api.api_key_secret",
         &r.ttl_api.api_key_secret,
@@ -420,6 +422,40 @@ fn validate_retention(p: &mut Problems, r: &Retention) {
         5,
         10_080,
     );
+}
+
+/// A URL the functions send a secret to (SigNoz's admin API key): HTTPS, at an address a
+/// Lambda in the VPC resolves. Cluster DNS (`*.svc`, `*.cluster.local`) resolves only
+/// inside the cluster; plain HTTP is allowed to a loopback address only (local runs).
+fn validate_keyed_url(p: &mut Problems, path: &str, url: &url::Url) {
+    let host = url.host_str().unwrap_or_default().trim_end_matches('.');
+    let cluster_internal = host.ends_with(".svc")
+        || host.ends_with(".cluster.local")
+        || host == "cluster.local"
+        || (!host.contains('.') && !host.contains(':') && host != "localhost");
+    if cluster_internal {
+        p.add(
+            path,
+            format!(
+                "{host} is a cluster-internal name a Lambda in the VPC cannot resolve: use the \
+                 HTTPS address of the internal load balancer in front of SigNoz"
+            ),
+        );
+    }
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if url.scheme() != "https" && !loopback {
+        p.add(
+            path,
+            format!(
+                "must be https: the request carries SigNoz's admin API key (plain http only \
+                 to a loopback address), got {url}"
+            ),
+        );
+    }
 }
 
 /// The longest time any signal keeps a part in S3, and which signal sets it.

@@ -152,7 +152,7 @@ impl Bench {
         extra: &[(String, String)],
     ) -> Result<Run, BoxError> {
         let (observer, marks) = self.meter.observer();
-        let mut env = self.stack.function_env(platform);
+        let mut env = self.stack.function_env(function, platform);
         env.extend_from_slice(extra);
         let options = RunOptions {
             env,
@@ -192,6 +192,7 @@ async fn main() -> Result<(), BoxError> {
     let meter = Meter {
         log,
         pg_log: std::env::var_os("PG_LOG_FILE").map(PathBuf::from),
+        kube_audit_log: std::env::var_os("KUBE_AUDIT_LOG").map(PathBuf::from),
     };
     let bench = Bench { args, stack, meter };
     let tag = format!("{:x}", std::process::id());
@@ -456,7 +457,7 @@ async fn end_to_end(
     p: &Platform,
 ) -> Result<(String, Vec<(String, u64, String)>), BoxError> {
     let mut out = String::from(
-        "## End to end against the local stack\n\nOne process per function run, events handed in order like warm invocations. Wall time is from handing the event out to the answer; calls are counted by proxies in front of moto, the Kubernetes emulator and the fake SigNoz TTL API, SQL statements from PostgreSQL's statement log. Reads are GET/HEAD/LIST and Get/Describe/List operations, writes the rest.\n\n",
+        "## End to end against the local stack\n\nOne process per function run, events handed in order like warm invocations. Wall time is from handing the event out to the answer; calls are counted by proxies in front of moto and the fake SigNoz TTL API, Kubernetes calls from the kube-apiserver's audit log (the function identities' requests), SQL statements from PostgreSQL's statement log. Reads are GET/HEAD/LIST and Get/Describe/List operations, writes the rest.\n\n",
     );
     let mut peak = Vec::new();
 
@@ -623,6 +624,6 @@ async fn fleet(bench: &Bench, tag: &str) -> Result<String, BoxError> {
     ))
 }
 
-const FOOTNOTES: &str = "## Notes\n\n- Kubernetes is reached through `KUBECONFIG` over plain HTTP to a counting proxy in front of the emulator, so the cluster calls cost no TLS handshake and no EKS `DescribeCluster` (production adds one EKS read and a TLS handshake per process).\n- moto answers in-process Python on loopback; wall times measure our code plus moto, not AWS latency.\n- Init: the functions build the AWS SDK configuration and their SDK clients (Secrets Manager and S3; RDS is built on first use). The SDK's HTTPS client trusts the five Amazon Trust Services roots compiled into the binary (`shared/src/amazon-trust-services.pem`), so init reads no certificate file; smithy still builds a TLS configuration once per client at construction (`validate_base_client_config`). Region and credentials come from the environment, as on Lambda, without building the rest of the default chains (STS web identity, IMDS, profiles). perf on a symbolised build (`cargo build --profile profiling`) puts the rest of the gap in loading the larger binary (27–31 k relative relocations in a 12–16 MiB PIE against 2.2 k in the baseline) and in each SDK crate's first client (its endpoint partition table and runtime plugins). The `AWS_CA_BUNDLE` rows show the price of that setting when it names the system bundle: it is parsed once per client.
+const FOOTNOTES: &str = "## Notes\n\n- Kubernetes is the stack's real kube-apiserver, reached through `KUBECONFIG` over TLS as each function's own identity (a client certificate in the group the shipped RBAC binds), so the cluster calls include a TLS handshake per process but no EKS `DescribeCluster` (production adds that one EKS read).\n- moto answers in-process Python on loopback; wall times measure our code plus moto, not AWS latency.\n- Init: the functions build the AWS SDK configuration and their SDK clients (Secrets Manager and S3; RDS is built on first use). The SDK's HTTPS client trusts the five Amazon Trust Services roots compiled into the binary (`shared/src/amazon-trust-services.pem`), so init reads no certificate file; smithy still builds a TLS configuration once per client at construction (`validate_base_client_config`). Region and credentials come from the environment, as on Lambda, without building the rest of the default chains (STS web identity, IMDS, profiles). perf on a symbolised build (`cargo build --profile profiling`) puts the rest of the gap in loading the larger binary (27–31 k relative relocations in a 12–16 MiB PIE against 2.2 k in the baseline) and in each SDK crate's first client (its endpoint partition table and runtime plugins). The `AWS_CA_BUNDLE` rows show the price of that setting when it names the system bundle: it is parsed once per client.
 - The bench harness (runtime API, proxies) is a debug build; its per-request overhead adds equally to the baseline and the functions.
 - AWS-LC is not in the dependency tree (every rustls user is ring-backed), so its jitter-entropy start-up cost does not apply and no AWS-LC variant was measured.\n";

@@ -1,6 +1,7 @@
-//! Per-invocation counters: API calls through the counting proxies and SQL statements in
-//! PostgreSQL's statement log (`log_statement = all`), snapshotted by the runtime API's
-//! observer as each event is handed out and answered.
+//! Per-invocation counters: API calls through the counting proxies, Kubernetes calls in
+//! the API server's audit log (one line per request) and SQL statements in PostgreSQL's
+//! statement log (`log_statement = all`), snapshotted by the runtime API's observer as
+//! each event is handed out and answered.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -16,6 +17,7 @@ use crate::proxy::{Call, CallLog};
 pub struct Mark {
     calls: usize,
     sql_bytes: u64,
+    audit_bytes: u64,
 }
 
 /// What one invocation did to the stack.
@@ -71,6 +73,13 @@ pub type Windows = Arc<Mutex<Vec<(Mark, Mark)>>>;
 pub struct Meter {
     pub log: CallLog,
     pub pg_log: Option<PathBuf>,
+    pub kube_audit_log: Option<PathBuf>,
+}
+
+fn file_len(path: &Option<PathBuf>) -> u64 {
+    path.as_ref()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map_or(0, |m| m.len())
 }
 
 impl Meter {
@@ -78,17 +87,18 @@ impl Meter {
     pub fn mark(&self) -> Mark {
         Mark {
             calls: self.log.lock().unwrap().len(),
-            sql_bytes: self
-                .pg_log
-                .as_ref()
-                .and_then(|p| std::fs::metadata(p).ok())
-                .map_or(0, |m| m.len()),
+            sql_bytes: file_len(&self.pg_log),
+            audit_bytes: file_len(&self.kube_audit_log),
         }
     }
 
     /// What happened between two marks.
     pub fn between(&self, from: Mark, to: Mark) -> Usage {
-        let calls = self.log.lock().unwrap()[from.calls..to.calls].to_vec();
+        let mut calls = self.log.lock().unwrap()[from.calls..to.calls].to_vec();
+        if let Some(path) = &self.kube_audit_log {
+            let text = read_range(path, from.audit_bytes, to.audit_bytes).unwrap_or_default();
+            calls.extend(text.lines().filter_map(audited_call));
+        }
         let mut usage = Usage {
             calls,
             ..Usage::default()
@@ -124,6 +134,27 @@ impl Meter {
         });
         (observer, marks)
     }
+}
+
+/// A function's request in one audit line (the admin arranging the world is not counted):
+/// `get scaledobjects`, `patch deployments`…; reads are get/list/watch and dry runs.
+fn audited_call(line: &str) -> Option<Call> {
+    let event: serde_json::Value = serde_json::from_str(line).ok()?;
+    if event["user"]["username"] == "stack-admin"
+        || event["user"]["username"].as_str()?.starts_with("system:")
+    {
+        return None;
+    }
+    let verb = event["verb"].as_str()?;
+    let resource = event["objectRef"]["resource"].as_str().unwrap_or("-");
+    let dry_run = event["requestURI"]
+        .as_str()
+        .is_some_and(|u| u.contains("dryRun="));
+    Some(Call {
+        service: "kube".into(),
+        operation: format!("{verb} {resource}"),
+        write: !matches!(verb, "get" | "list" | "watch") && !dry_run,
+    })
 }
 
 fn read_range(path: &PathBuf, from: u64, to: u64) -> std::io::Result<String> {
@@ -165,6 +196,53 @@ fn statement_kind(line: &str) -> Option<SqlKind> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_functions_audited_request_is_a_call_and_the_admins_is_not() {
+        // Lines as the stack's kube-apiserver writes them (audit level Metadata).
+        let line = |user: &str, verb: &str, uri: &str| {
+            format!(
+                r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","stage":"ResponseComplete","requestURI":"{uri}","verb":"{verb}","user":{{"username":"{user}","groups":["g"]}},"objectRef":{{"resource":"scaledobjects","namespace":"p","name":"s","apiGroup":"keda.sh","apiVersion":"v1alpha1"}},"responseStatus":{{"code":200}}}}"#
+            )
+        };
+        let apply = audited_call(&line(
+            "arn:aws:sts::1:assumed-role/sync-cluster/x",
+            "patch",
+            "/apis/keda.sh/v1alpha1/namespaces/p/scaledobjects/s?fieldManager=m",
+        ))
+        .unwrap();
+        assert_eq!(
+            (
+                apply.service.as_str(),
+                apply.operation.as_str(),
+                apply.write
+            ),
+            ("kube", "patch scaledobjects", true)
+        );
+        let dry = audited_call(&line(
+            "u",
+            "patch",
+            "/apis/keda.sh/v1alpha1/namespaces/p/scaledobjects/s?dryRun=All",
+        ))
+        .unwrap();
+        assert!(!dry.write);
+        let read = audited_call(&line(
+            "u",
+            "get",
+            "/apis/keda.sh/v1alpha1/namespaces/p/scaledobjects/s",
+        ))
+        .unwrap();
+        assert!(!read.write);
+        assert!(audited_call(&line("stack-admin", "create", "/api/v1/namespaces")).is_none());
+        assert!(
+            audited_call(&line(
+                "system:apiserver",
+                "get",
+                "/api/v1/namespaces/default"
+            ))
+            .is_none()
+        );
+    }
+
     use super::*;
 
     #[test]

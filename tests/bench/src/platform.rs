@@ -1,15 +1,13 @@
-//! The bench's stack and its platforms: moto and PostgreSQL from the local stack, a
-//! private Kubernetes emulator, counting proxies in front of each, and per-platform
-//! seeding (buckets, secrets, RDS instance, namespaces, workloads, a fake SigNoz, the spec
-//! uploaded to S3) so N platforms can live side by side without touching each other.
+//! The bench's stack and its platforms: moto, PostgreSQL and the real kube-apiserver from
+//! the local stack, counting proxies in front of moto and each fake SigNoz (Kubernetes
+//! calls are counted from the API server's audit log), and per-platform seeding (buckets,
+//! secrets, RDS instance, namespaces, RBAC, workloads, a fake SigNoz, the spec uploaded to
+//! S3) so N platforms can live side by side without touching each other.
 
 use std::path::PathBuf;
 
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Namespace;
-use kube::Api;
-use kube::api::PostParams;
+use platform_tests::kube::TestCluster;
 use platform_tests::signoz::{SignozServer, start_signoz};
 use platform_tests::{PgAdmin, pg_admin};
 use serde_json::json;
@@ -26,14 +24,10 @@ pub struct Stack {
     pub s3: aws_sdk_s3::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     rds: aws_sdk_rds::Client,
-    kube: kube::Client,
+    kube_admin: kube::Client,
     pub log: CallLog,
     pub pg: PgAdmin,
     moto_proxy: CountingProxy,
-    _kube_proxy: CountingProxy,
-    _emulator: kube_emulator::RunningEmulator,
-    /// Kubeconfig reaching the emulator through its counting proxy.
-    kubeconfig: PathBuf,
     pub workdir: PathBuf,
 }
 
@@ -42,53 +36,41 @@ pub struct Platform {
     pub spec: PlatformSpec,
     /// `s3://<id>-config/platform.yaml`.
     pub spec_uri: String,
+    /// Its namespaces, RBAC and the functions' identities on the stack's API server.
+    cluster: TestCluster,
     _signoz: SignozServer,
     _signoz_proxy: CountingProxy,
 }
 
 impl Stack {
-    /// Connects to the local stack's moto and PostgreSQL and starts a private emulator
-    /// (plain HTTP, so a proxy can count its requests; kube-rs speaks TLS in production).
+    /// Connects to the local stack's moto, PostgreSQL and API server.
     pub async fn start(workdir: PathBuf, log: CallLog) -> Result<Stack, BoxError> {
         let sdk = platform_tests::aws().await;
         let moto = platform_tests::stack_var("AWS_ENDPOINT_URL");
-        let emulator = kube_emulator::Emulator::start(kube_emulator::Config {
-            plain_http: true,
-            ..Default::default()
-        })?;
-        let kube = emulator.client().await?;
-        let plain = emulator
-            .plain_url()
-            .ok_or("emulator has no plain-HTTP port")?;
         let moto_proxy = CountingProxy::start("moto", &moto, log.clone()).await?;
-        let kube_proxy = CountingProxy::start("kube", &plain, log.clone()).await?;
-        let kubeconfig = workdir.join("kubeconfig");
-        let yaml = emulator
-            .kubeconfig_yaml()
-            .replace(&emulator.url(), &kube_proxy.url);
-        std::fs::write(&kubeconfig, yaml)?;
         Ok(Stack {
             s3: signoz_control::aws::s3_client(&sdk),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
             rds: aws_sdk_rds::Client::new(&sdk),
-            kube,
+            kube_admin: platform_tests::kube::admin().await,
             log,
             pg: pg_admin(),
             moto_proxy,
-            _kube_proxy: kube_proxy,
-            _emulator: emulator,
-            kubeconfig,
             workdir,
         })
     }
 
-    /// The environment a function process gets for `platform`: AWS and Kubernetes
-    /// through the counting proxies, and the platform's spec.
-    pub fn function_env(&self, platform: &Platform) -> Vec<(String, String)> {
+    /// The environment `function`'s process gets for `platform`: AWS through the counting
+    /// proxy, Kubernetes as the function's own identity (TLS, client certificate), and the
+    /// platform's spec.
+    pub fn function_env(&self, function: &str, platform: &Platform) -> Vec<(String, String)> {
         let mut env = vec![
             ("AWS_ENDPOINT_URL".into(), self.moto_proxy.url.clone()),
             ("PLATFORM_SPEC".into(), platform.spec_uri.clone()),
-            ("KUBECONFIG".into(), self.kubeconfig.display().to_string()),
+            (
+                "KUBECONFIG".into(),
+                platform.cluster.kubeconfig(function).display().to_string(),
+            ),
         ];
         if let Ok(arn) = std::env::var("ROTATION_LAMBDA_ARN") {
             env.push(("ROTATION_LAMBDA_ARN".into(), arn));
@@ -139,18 +121,18 @@ impl Stack {
         spec.retention.ttl_api.url = signoz_proxy.url.clone();
 
         let (platform_ns, apps_ns) = (format!("{id}-platform"), format!("{id}-apps"));
-        spec.cluster.namespace = platform_ns.clone();
+        spec.cluster.namespace = platform_ns;
         if let Some(argocd) = spec.cluster.delivery.argocd.as_mut() {
             argocd.namespace = format!("{id}-argocd");
         }
         for w in &mut spec.instrumentation.workloads {
             w.namespace = Some(apps_ns.clone());
         }
-        self.seed_workloads(&platform_ns, &apps_ns, &spec).await?;
-
         if database {
             self.seed_database(id, &mut spec).await?;
         }
+        let cluster = TestCluster::arrange(self.kube_admin.clone(), spec.clone()).await;
+        cluster.arrange_workloads().await;
         // JSON is YAML and round-trips the spec exactly.
         self.s3
             .put_object()
@@ -162,44 +144,10 @@ impl Stack {
         Ok(Platform {
             spec,
             spec_uri: format!("s3://{config_bucket}/platform.yaml"),
+            cluster,
             _signoz: signoz,
             _signoz_proxy: signoz_proxy,
         })
-    }
-
-    /// SigNoz's StatefulSet and the instrumented Deployments the spec names.
-    async fn seed_workloads(
-        &self,
-        platform_ns: &str,
-        apps_ns: &str,
-        spec: &PlatformSpec,
-    ) -> Result<(), BoxError> {
-        let namespaces: Api<Namespace> = Api::all(self.kube.clone());
-        for ns in [platform_ns, apps_ns] {
-            let body = serde_json::from_value(json!({"metadata": {"name": ns}}))?;
-            namespaces.create(&PostParams::default(), &body).await?;
-        }
-        let template = |name: &str, image: &str| {
-            json!({"selector": {"matchLabels": {"app": name}},
-                   "template": {"metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{"name": name, "image": image}]}}})
-        };
-        let mut sts = template("signoz", "signoz/signoz:v0.131.0");
-        sts["serviceName"] = json!("signoz");
-        let sts: StatefulSet =
-            serde_json::from_value(json!({"metadata": {"name": "signoz"}, "spec": sts}))?;
-        Api::<StatefulSet>::namespaced(self.kube.clone(), platform_ns)
-            .create(&PostParams::default(), &sts)
-            .await?;
-        let deployments: Api<Deployment> = Api::namespaced(self.kube.clone(), apps_ns);
-        for w in &spec.instrumentation.workloads {
-            let d: Deployment = serde_json::from_value(json!({
-                "metadata": {"name": w.name},
-                "spec": template(&w.name, &format!("acme/{}:1.0", w.name)),
-            }))?;
-            deployments.create(&PostParams::default(), &d).await?;
-        }
-        Ok(())
     }
 
     /// An RDS instance that passes the posture checks and a master secret holding the

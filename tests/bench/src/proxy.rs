@@ -1,5 +1,5 @@
-//! A counting HTTP proxy on loopback: forwards every request to one upstream (moto, the
-//! Kubernetes emulator's plain-HTTP port, a fake SigNoz) and records which API operation
+//! A counting HTTP proxy on loopback: forwards every request to one upstream (moto, a
+//! fake SigNoz) and records which API operation
 //! it was and whether it reads or writes, so the bench can count an invocation's calls.
 
 use std::convert::Infallible;
@@ -140,8 +140,8 @@ async fn forward(
 
 /// What a request is: the service from its SigV4 credential scope (else `default`), the
 /// operation from `X-Amz-Target` or `Action=` (JSON and query protocols) or from the
-/// method and path (S3, Kubernetes, SigNoz); reads are Get/Describe/List/Head operations
-/// and GET/HEAD requests, and a Kubernetes dry run.
+/// method and path (S3, SigNoz); reads are Get/Describe/List/Head operations and
+/// GET/HEAD requests.
 pub fn classify(
     default: &str,
     method: &str,
@@ -173,14 +173,12 @@ pub fn classify(
     let read = matches!(method, "GET" | "HEAD");
     let operation = match service.as_str() {
         "s3" => s3_operation(method, path, query),
-        "kube" => kube_operation(method, path, query, header("content-type")),
         _ => format!("{method} {path}"),
     };
-    let dry_run = form_value(query, "dryRun").is_some();
     Call {
         service,
         operation,
-        write: !read && !dry_run,
+        write: !read,
     }
 }
 
@@ -201,42 +199,6 @@ fn s3_operation(method: &str, path: &str, query: &str) -> String {
         Some(sub) => format!("{method} ?{sub}"),
         None if path.trim_matches('/').contains('/') => format!("{method} object"),
         None => format!("{method} bucket"),
-    }
-}
-
-/// `get statefulsets`, `list secrets`, `apply deployments`, `create namespaces` …
-fn kube_operation(method: &str, path: &str, query: &str, content_type: Option<&str>) -> String {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    // /api/v1/... or /apis/<group>/<version>/...
-    let rest = match segments.first() {
-        Some(&"api") => segments.get(2..).unwrap_or(&[]),
-        Some(&"apis") => segments.get(3..).unwrap_or(&[]),
-        _ => return format!("{method} {path}"),
-    };
-    let rest = match rest {
-        ["namespaces", _, tail @ ..] if !tail.is_empty() => tail,
-        other => other,
-    };
-    let (resource, named, sub) = match rest {
-        [] => return format!("discover {path}"),
-        [r] => (*r, false, None),
-        [r, _] => (*r, true, None),
-        [r, _, s, ..] => (*r, true, Some(*s)),
-    };
-    let verb = match method {
-        "GET" if form_value(query, "watch").is_some() => "watch",
-        "GET" if named => "get",
-        "GET" => "list",
-        "POST" => "create",
-        "PUT" => "update",
-        "DELETE" => "delete",
-        "PATCH" if content_type.is_some_and(|c| c.contains("apply-patch")) => "apply",
-        "PATCH" => "patch",
-        other => other,
-    };
-    match sub {
-        Some(s) => format!("{verb} {resource}/{s}"),
-        None => format!("{verb} {resource}"),
     }
 }
 
@@ -309,48 +271,5 @@ mod tests {
             b"",
         );
         assert_eq!((get.operation.as_str(), get.write), ("GET object", false));
-    }
-
-    #[test]
-    fn kube_calls_are_named_by_verb_and_resource_and_dry_runs_do_not_write() {
-        let apply = headers(&[("content-type", "application/apply-patch+yaml")]);
-        let call = classify(
-            "kube",
-            "PATCH",
-            "/apis/apps/v1/namespaces/p/statefulsets/signoz?fieldManager=x",
-            &apply,
-            b"{}",
-        );
-        assert_eq!(
-            (call.operation.as_str(), call.write),
-            ("apply statefulsets", true)
-        );
-        let dry = classify(
-            "kube",
-            "PATCH",
-            "/apis/apps/v1/namespaces/p/statefulsets/signoz?dryRun=All",
-            &apply,
-            b"{}",
-        );
-        assert!(!dry.write);
-        let list = classify(
-            "kube",
-            "GET",
-            "/api/v1/secrets?labelSelector=a%3Db",
-            &headers(&[]),
-            b"",
-        );
-        assert_eq!(
-            (list.operation.as_str(), list.write),
-            ("list secrets", false)
-        );
-        let scale = classify(
-            "kube",
-            "GET",
-            "/apis/apps/v1/namespaces/p/deployments/api/scale",
-            &headers(&[]),
-            b"",
-        );
-        assert_eq!(scale.operation, "get deployments/scale");
     }
 }

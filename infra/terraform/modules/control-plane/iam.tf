@@ -11,8 +11,10 @@ data "aws_iam_policy_document" "lambda_assume" {
 resource "aws_iam_role" "function" {
   for_each = local.functions
 
-  name               = "${var.name_prefix}-${each.key}"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+  name                 = "${var.name_prefix}-${each.key}"
+  assume_role_policy   = data.aws_iam_policy_document.lambda_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = var.tags
 }
 
 # Logs and the ENIs of a function in a VPC (what SAM adds for VpcConfig).
@@ -47,34 +49,29 @@ resource "aws_iam_role_policy" "function" {
   role = aws_iam_role.function[each.key].id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [for s in each.value.statements : {
-      Sid      = s.sid
-      Effect   = "Allow"
-      Action   = s.actions
-      Resource = local.resource_arns[s.resources]
-    }]
+    Statement = [for s in each.value.statements : merge(
+      {
+        Sid      = s.sid
+        Effect   = "Allow"
+        Action   = s.actions
+        Resource = local.resource_arns[s.resources]
+      },
+      length(lookup(s, "conditions", [])) == 0 ? {} : {
+        Condition = { for c in s.conditions : c.test => { (c.variable) = local.condition_values[c.values] } }
+      },
+    )]
   })
 }
 
-# Kubernetes access without kubectl or aws-auth: the narrowest EKS access policy (edit,
-# scoped to the SigNoz namespace) for each function that writes cluster objects.
+# Kubernetes access without kubectl or aws-auth. EKS access policies cover built-in API
+# groups only and cannot be extended, so each function's role is mapped to one Kubernetes
+# group of its own, and the Roles `signoz-control rbac` renders from the platform spec
+# grant that group exactly what the function calls (the cluster-rbac module applies them).
 resource "aws_eks_access_entry" "function" {
   for_each = { for name, f in local.functions : name => f if f.cluster_access }
 
-  cluster_name  = var.cluster_name
-  principal_arn = aws_iam_role.function[each.key].arn
-  type          = "STANDARD"
-}
-
-resource "aws_eks_access_policy_association" "function" {
-  for_each = aws_eks_access_entry.function
-
-  cluster_name  = var.cluster_name
-  principal_arn = each.value.principal_arn
-  policy_arn    = "arn:${local.partition}:eks::aws:cluster-access-policy/AmazonEKSEditPolicy"
-
-  access_scope {
-    type       = "namespace"
-    namespaces = [var.cluster_namespace]
-  }
+  cluster_name      = var.cluster_name
+  principal_arn     = aws_iam_role.function[each.key].arn
+  type              = "STANDARD"
+  kubernetes_groups = ["signoz-control:${var.platform_name}:${each.key}"]
 }
