@@ -307,16 +307,26 @@ pub fn cost_table(curve: &CostCurve) -> String {
 
 /// An SVG chart of the monthly bill per class (stacked bars), the steady state marked.
 pub fn cost_chart_svg(curve: &CostCurve) -> String {
-    let (width, height, left, bottom, top) = (720.0, 360.0, 70.0, 50.0, 40.0);
+    let (width, height, left, bottom, top) = (840.0, 380.0, 70.0, 50.0, 56.0);
     let plot_h = height - bottom - top;
     let n = curve.months.len().max(1) as f64;
-    let bar_w = (width - left - 150.0) / n;
-    let max = curve
+    let bar_w = (width - left - 230.0) / n;
+    let highest = curve
         .months
         .iter()
         .map(|m| m.total_usd)
         .fold(0.0_f64, f64::max)
         .max(0.01);
+    // Round tick steps (1, 2, 2.5 or 5 times a power of ten), four or five of them.
+    let rough = highest / 4.0;
+    let power = 10f64.powf(rough.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * power)
+        .find(|s| *s >= rough)
+        .unwrap_or(10.0 * power);
+    let ticks = (highest / step).ceil().max(1.0) as u32;
+    let max = step * f64::from(ticks);
     let scale = plot_h / max;
     let colours = ["#4e79a7", "#f28e2b", "#59a14f", "#bab0ac"];
     let mut svg = format!(
@@ -328,8 +338,8 @@ pub fn cost_chart_svg(curve: &CostCurve) -> String {
         "<line x1=\"{left}\" y1=\"{base}\" x2=\"{}\" y2=\"{base}\" stroke=\"#333\"/>",
         left + bar_w * n
     );
-    for tick in 0..=4 {
-        let v = max * f64::from(tick) / 4.0;
+    for tick in 0..=ticks {
+        let v = step * f64::from(tick);
         let y = base - v * scale;
         let _ = writeln!(
             svg,
@@ -368,9 +378,10 @@ pub fn cost_chart_svg(curve: &CostCurve) -> String {
     let steady_x = left + bar_w * (f64::from(curve.steady_state_month) - 1.0);
     let _ = writeln!(
         svg,
-        "<line x1=\"{steady_x:.1}\" y1=\"{top}\" x2=\"{steady_x:.1}\" y2=\"{base}\" stroke=\"#c00\" stroke-dasharray=\"4 3\"/>\n<text x=\"{:.1}\" y=\"{}\" fill=\"#c00\" text-anchor=\"end\">steady state from month {}: ${:.2}/month</text>",
-        steady_x - 4.0,
-        top + 10.0,
+        "<line x1=\"{steady_x:.1}\" y1=\"{}\" x2=\"{steady_x:.1}\" y2=\"{base}\" stroke=\"#c00\" stroke-dasharray=\"4 3\"/>\n<text x=\"{:.1}\" y=\"{}\" fill=\"#c00\" text-anchor=\"end\">steady state from month {}: ${:.2}/month</text>",
+        top - 14.0,
+        steady_x + bar_w,
+        top - 18.0,
         curve.steady_state_month,
         curve.steady_state.total_usd
     );
