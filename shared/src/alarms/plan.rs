@@ -357,9 +357,10 @@ pub struct Recorded<'a> {
 }
 
 impl PolicyState {
-    /// This state with the marks of the other alarms as CloudWatch reports them now:
-    /// a newer state replaces the mark, a deleted alarm loses it. `except` keeps its
-    /// mark (the alarm whose event is being handled).
+    /// This state with the marks that may hold the level (ALARM, INSUFFICIENT_DATA) as
+    /// CloudWatch reports those alarms now: a newer state replaces the mark, a deleted
+    /// alarm loses it. OK marks, and `except` (the alarm whose event is being handled),
+    /// stay as they are.
     pub fn with_current(
         &self,
         current: &super::cloudwatch::CurrentAlarms,
@@ -367,7 +368,7 @@ impl PolicyState {
     ) -> PolicyState {
         let mut next = self.clone();
         next.alarms.retain(|name, mark| {
-            if Some(name.as_str()) == except {
+            if Some(name.as_str()) == except || mark.state == AlarmState::Ok {
                 return true;
             }
             match current.get(name) {

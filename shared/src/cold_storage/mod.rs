@@ -438,8 +438,18 @@ async fn reconcile(
     let observed = apply::observe_bucket(&ctx.s3, bucket).await?;
     let changes = plan::plan_bucket_posture(&spec, &observed, &memory);
     let lifecycle_planned = changes.iter().any(|c| c.resource == "lifecycle");
+    // Access, encryption, versioning and the TLS-only policy never wait on SigNoz or on
+    // the retention: repaired first, whatever happens to the lifecycle.
+    let mut applied: Vec<plan::BucketChange> = Vec::new();
+    if !dry_run {
+        for change in changes.iter().filter(|c| c.resource != "lifecycle") {
+            apply::apply_bucket_change(&ctx.s3, bucket, change).await?;
+            applied.push(change.clone());
+        }
+    }
+    let repaired: Vec<&'static str> = applied.iter().map(|c| c.resource).collect();
 
-    // What SigNoz keeps decides the expiration: ask it before anything is decided.
+    // What SigNoz keeps decides the expiration: ask it before the lifecycle is decided.
     let api_key = if scope == Scope::BucketAndTtls || lifecycle_planned {
         Some(read_api_key(ctx, &spec.retention.ttl_api.api_key_secret).await?)
     } else {
@@ -514,13 +524,6 @@ async fn reconcile(
         return Ok(summary);
     }
 
-    // Access, encryption, versioning and the TLS-only policy never wait on retention.
-    let mut applied = Vec::new();
-    for change in changes.iter().filter(|c| c.resource != "lifecycle") {
-        apply::apply_bucket_change(&ctx.s3, bucket, change).await?;
-        applied.push(change);
-    }
-    let repaired: Vec<&'static str> = applied.iter().map(|c| c.resource).collect();
     let ttls_to_post = observations.iter().any(|o| {
         targets
             .iter()
@@ -560,7 +563,7 @@ async fn reconcile(
         // Nothing to write: still report, verify what earlier runs sent, time pending jobs.
         reports = converge_ttls(api, &state, &targets, &observations, now, &spec).await?;
     }
-    let mut all = report(&applied.into_iter().cloned().collect::<Vec<_>>());
+    let mut all = report(&applied);
     all.extend(lifecycle_applied.iter().map(|c: &plan::BucketChange| {
         json!({ "resource": c.resource, "before": c.before, "after": c.after })
     }));
