@@ -216,21 +216,33 @@ impl Signoz {
             .expect("a cold move is in force")
     }
 
-    /// Sets a signal's retention as someone in the SigNoz UI (or an earlier owner) did:
-    /// a finished job with these days.
-    pub fn set_in_force(&mut self, signal: &str, total_days: i64, hot_days: Option<i64>) {
+    /// A row as the API the signal goes through writes it (v2 rows in days).
+    fn row(
+        &self,
+        signal: &str,
+        total_days: i64,
+        hot_days: Option<i64>,
+        status: &'static str,
+    ) -> Setting {
         let v2 = signal == "logs" && self.logs_schema == LogsSchema::CustomRetention;
         let unit = if v2 { 1 } else { DAY };
-        self.settings.push(Setting {
+        Setting {
             signal: signal.into(),
             in_days: v2,
             ttl: total_days * unit,
             cold: hot_days.map_or(-1, |h| h * unit),
             conditions: json!([]),
-            status: "success",
+            status,
             done_at: None,
             volume: "s3".into(),
-        });
+        }
+    }
+
+    /// Sets a signal's retention as someone in the SigNoz UI (or an earlier owner) did:
+    /// a finished job with these days.
+    pub fn set_in_force(&mut self, signal: &str, total_days: i64, hot_days: Option<i64>) {
+        let row = self.row(signal, total_days, hot_days, "success");
+        self.settings.push(row);
         self.in_force.insert(
             signal.into(),
             InForce {
@@ -242,18 +254,8 @@ impl Signoz {
 
     /// Leaves a job for `signal` that never finishes (the query service restarted under it).
     pub fn plant_stuck_job(&mut self, signal: &str, total_days: i64, hot_days: i64) {
-        let v2 = signal == "logs" && self.logs_schema == LogsSchema::CustomRetention;
-        let unit = if v2 { 1 } else { DAY };
-        self.settings.push(Setting {
-            signal: signal.into(),
-            in_days: v2,
-            ttl: total_days * unit,
-            cold: hot_days * unit,
-            conditions: json!([]),
-            status: "pending",
-            done_at: None,
-            volume: "s3".into(),
-        });
+        let row = self.row(signal, total_days, Some(hot_days), "pending");
+        self.settings.push(row);
     }
 
     /// Finishes every pending job now (even one that would never finish).
