@@ -2,7 +2,7 @@
 //! values on top of the spec's baseline. sync-cluster and enforce-cold-storage read them
 //! too, so a scheduled reconcile keeps a remediation instead of undoing it.
 
-use crate::cold_storage::plan::{RetentionHighWater, unsafe_reasons};
+use crate::cold_storage::plan::{RetentionHighWater, expiration_days, unsafe_reasons};
 use crate::spec::{
     AlarmAction, AlarmPolicy, MoveToColdSooner, PlatformSpec, Retention, ScaleCollectors,
 };
@@ -81,9 +81,22 @@ pub fn lowered_retention(spec: &PlatformSpec, m: &MoveToColdSooner, step: u32) -
     r
 }
 
+/// Whether `lowered` (the spec with alarm overrides) needs no longer expiration than the
+/// one in force for `spec` and the memory: a move-to-cold step may raise the remembered
+/// maximum only up to what S3 already keeps, never the expiration itself.
+fn within_expiration(
+    spec: &PlatformSpec,
+    lowered: &PlatformSpec,
+    memory: &RetentionHighWater,
+) -> bool {
+    let mut bounded = lowered.clone();
+    bounded.cold_storage.expiration_days = expiration_days(spec, memory);
+    unsafe_reasons(&bounded, memory).is_empty()
+}
+
 /// The highest step a policy's bounds allow. For move-to-cold this is also the highest
-/// step the cold-storage safety check accepts (expiration still covers every cold period
-/// plus the margin, and the remembered high-water mark).
+/// step the cold-storage safety check accepts: every lowered cold period plus the margin
+/// stays within the expiration in force (the spec's, or the longer one the memory needs).
 pub fn max_step(policy: &AlarmPolicy, spec: &PlatformSpec, memory: &RetentionHighWater) -> u32 {
     match &policy.action {
         AlarmAction::ScaleCollectors(s) => {
@@ -104,7 +117,7 @@ pub fn max_step(policy: &AlarmPolicy, spec: &PlatformSpec, memory: &RetentionHig
                         retention: lowered_retention(spec, m, *step),
                         why: Vec::new(),
                     };
-                    unsafe_reasons(&lowered.applied_to(spec), memory).is_empty()
+                    within_expiration(spec, &lowered.applied_to(spec), memory)
                 })
                 .last()
                 .unwrap_or(0)
@@ -218,7 +231,7 @@ pub fn hot_days_override(
     }
     // Each policy's step is safe alone and the check is per signal, so the combination
     // is too; checked again rather than assumed.
-    result.filter(|o| unsafe_reasons(&o.applied_to(spec), memory).is_empty())
+    result.filter(|o| within_expiration(spec, &o.applied_to(spec), memory))
 }
 
 /// Reads the state of every policy that holds a level (scale, move-to-cold).
@@ -303,10 +316,8 @@ pub fn remedy_report(
             .join(", ")
     };
     let hot = |r: &Retention| by_signal(r).iter().map(|s| s.hot_days).collect::<Vec<_>>();
-    let bound = spec
-        .cold_storage
-        .expiration_days
-        .saturating_sub(spec.retention.safety_margin_days);
+    let in_force = expiration_days(spec, memory);
+    let bound = in_force.saturating_sub(spec.retention.safety_margin_days);
     match decision {
         Decision::Escalate { from, to } => {
             let (before, after) = (
@@ -315,10 +326,9 @@ pub fn remedy_report(
             );
             let lowest = hot(&after).into_iter().min().unwrap_or(0);
             Some(format!(
-                "lowers hot days ({}): SigNoz sets materialize_ttl_after_modify=0, so only parts written from now on move to S3 sooner; it does not free the hot disk now (parts already there keep their TTL), relief starts as new parts pass {lowest} hot days. It raises for good how long S3 must keep objects (the remembered maximum, days): {}; bounded: the policy stops before any signal needs more than expiration_days {} - safety_margin_days {} = at most {bound} days",
+                "lowers hot days ({}): SigNoz sets materialize_ttl_after_modify=0, so only parts written from now on move to S3 sooner; it does not free the hot disk now (parts already there keep their TTL), relief starts as new parts pass {lowest} hot days. It raises for good how long S3 must keep objects (the remembered maximum, days): {}; bounded: the policy stops before any signal needs more than the expiration in force ({in_force} days) - safety_margin_days {} = at most {bound} days, so it never lengthens the expiration",
                 pairs(hot(&before), hot(&after)),
                 pairs(floor(&before), floor(&after)),
-                spec.cold_storage.expiration_days,
                 spec.retention.safety_margin_days,
             ))
         }

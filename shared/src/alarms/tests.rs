@@ -511,20 +511,28 @@ fn hot_days_stop_where_expiration_would_delete_referenced_objects() {
 }
 
 #[test]
-fn a_remembered_retention_too_long_for_expiration_allows_no_step() {
-    let s = spec();
+fn steps_never_lengthen_the_expiration_in_force() {
+    // The spec's expiration exactly covers metrics' 365 cold days: no step may raise them.
+    let mut s = spec();
+    s.cold_storage.expiration_days = 372;
     let p = policy("clickhouse-disk");
-    let mut memory = RetentionHighWater::default();
-    memory.cold_days.insert("metrics".into(), 395);
-    assert_eq!(max_step(&p, &s, &memory), 0);
+    let none = RetentionHighWater::default();
+    assert_eq!(max_step(&p, &s, &none), 0);
     let states = [(
-        p,
+        p.clone(),
         PolicyState {
             step: 1,
             ..Default::default()
         },
     )];
-    assert_eq!(hot_days_override(&s, &states, &memory), None);
+    assert_eq!(hot_days_override(&s, &states, &none), None);
+    // Parts once kept 380 days: S3 already keeps 387, so metrics may go up to 380 cold
+    // days (hot 16, seven steps of 2) and no further.
+    let mut memory = RetentionHighWater::default();
+    memory.cold_days.insert("metrics".into(), 380);
+    assert_eq!(max_step(&p, &s, &memory), 7);
+    let o = hot_days_override(&s, &states, &memory).unwrap();
+    assert_eq!(o.retention.metrics.hot_days, 28);
 }
 
 #[test]
