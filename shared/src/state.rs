@@ -68,19 +68,35 @@ impl StateStore {
             key: key.into(),
             reason,
         };
-        let out = match self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.object_key(key))
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                return Ok((None, Version::Absent));
+        // S3 answers a missing key with 403 unless the caller may list the bucket, and the
+        // role may list only the state prefix (an `s3:prefix` condition, absent from a
+        // GetObject): the listing tells a missing document from a refused one. Read again
+        // once when a concurrent writer created it in between.
+        let mut attempts = 0;
+        let out = loop {
+            attempts += 1;
+            match self
+                .s3
+                .get_object()
+                .bucket(&self.bucket)
+                .key(self.object_key(key))
+                .send()
+                .await
+            {
+                Ok(out) => break out,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                    return Ok((None, Version::Absent));
+                }
+                Err(e) if crate::aws::error_code(&e) == Some("AccessDenied") => {
+                    if !self.exists(key).await.map_err(unavailable)? {
+                        return Ok((None, Version::Absent));
+                    }
+                    if attempts > 1 {
+                        return Err(unavailable(crate::aws::error_text(&e)));
+                    }
+                }
+                Err(e) => return Err(unavailable(crate::aws::error_text(&e))),
             }
-            Err(e) => return Err(unavailable(crate::aws::error_text(&e))),
         };
         let etag = out
             .e_tag()
@@ -97,6 +113,21 @@ impl StateStore {
             reason: e.to_string(),
         })?;
         Ok((Some(value), Version::ETag(etag)))
+    }
+
+    /// Whether the document exists, by listing its exact key as a prefix.
+    async fn exists(&self, key: &str) -> Result<bool, String> {
+        let object_key = self.object_key(key);
+        let out = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&object_key)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| crate::aws::error_text(&e))?;
+        Ok(out.contents().iter().any(|o| o.key() == Some(&object_key)))
     }
 
     /// Writes a document only if it is still at `expected`.

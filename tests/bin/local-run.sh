@@ -50,14 +50,17 @@ aws_ rds create-db-instance --db-instance-identifier signoz-metadata --engine po
 master_arn=$(aws_ secretsmanager create-secret --name signoz/metadata-db/master \
   --secret-string "$(python3 -c 'import json,os,sys; print(json.dumps({"engine":"postgres","host":os.environ["PGHOST"],"port":int(os.environ["PGPORT"]),"username":"postgres","password":open(os.environ["PG_SUPERPASSWORD_FILE"]).read().strip(),"dbname":"postgres"}))')" \
   --query ARN --output text)
+# The deployment creates the app secret empty; provisioning writes its first value.
+aws_ secretsmanager create-secret --name signoz/metadata-db/app \
+  --description "SigNoz metadata database credentials" > /dev/null
 api_key="local-admin-key-$(openssl rand -hex 8)"
 aws_ secretsmanager create-secret --name signoz/admin-api-key --secret-string "$api_key" > /dev/null
 # The rotation function itself, so Secrets Manager (moto) accepts it as the rotator.
 (cd "$target" && rm -f "$STACK_DIR/rotate.zip" && python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1], "w").write("rotate-credentials", "bootstrap")' "$STACK_DIR/rotate.zip")
-role_arn=$(aws_ iam create-role --role-name rotate-credentials --query Role.Arn --output text \
+role_arn=$(aws_ iam create-role --role-name signoz-control-rotate-credentials --query Role.Arn --output text \
   --assume-role-policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}')
 export ROTATION_LAMBDA_ARN
-ROTATION_LAMBDA_ARN=$(aws_ lambda create-function --function-name rotate-credentials --runtime provided.al2023 \
+ROTATION_LAMBDA_ARN=$(aws_ lambda create-function --function-name signoz-control-rotate-credentials --runtime provided.al2023 \
   --handler bootstrap --architectures x86_64 --role "$role_arn" \
   --zip-file "fileb://$STACK_DIR/rotate.zip" --query FunctionArn --output text)
 aws_ eks create-cluster --name acme-prod --role-arn arn:aws:iam::123456789012:role/eks \
@@ -68,12 +71,15 @@ aws_ eks create-cluster --name acme-prod --role-arn arn:aws:iam::123456789012:ro
 # that value; with the example's choice every reconcile against moto would rewrite it.
 ttl_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 sed -e "s|master_secret_arn: .*|master_secret_arn: \"$master_arn\"|" \
-    -e "s|url: http://signoz.platform.svc.cluster.local:8080|url: http://127.0.0.1:$ttl_port|" \
+    -e "s|url: https://signoz.acme-prod.internal|url: http://127.0.0.1:$ttl_port|" \
     -e "s|    mode: verify-full|    mode: verify-full\n    ca_file: $STACK_CA_FILE|" \
     -e "s|transition_minimum_object_size: varies_by_storage_class|transition_minimum_object_size: all_storage_classes_128k|" \
     infra/platform.yaml > "$STACK_DIR/platform.yaml"
 aws_ s3 cp "$STACK_DIR/platform.yaml" s3://acme-signoz-config/platform.yaml > /dev/null
 export PLATFORM_SPEC=s3://acme-signoz-config/platform.yaml
+# Each function runs under its deployment role (functions.json rendered for this spec):
+# lambda-run assumes it; the admin's credentials only arranged the world above.
+export DEPLOYMENT_SPEC=$PLATFORM_SPEC
 "$target/signoz-ttl-api" --port "$ttl_port" --api-key "$api_key" > "$STACK_DIR/ttl-api.log" 2>&1 &
 pids+=($!)
 # The namespaces exist before the deployment's RBAC (its Roles live in them); the
@@ -158,6 +164,12 @@ run enforce-cold-storage events/cloudtrail-delete-bucket-lifecycle.json
 echo "== sync-cluster: apply everything, then a no-op"
 run sync-cluster events/schedule.json events/schedule.json
 kubectl get scaledobjects,instrumentations,applications,secrets -A
+echo "SigNoz's Application syncs on its own (automated, self-heal, bounded retry; replicas left to KEDA):"
+kubectl -n argocd get application signoz -o jsonpath='{.spec.syncPolicy}{"\n"}{.spec.ignoreDifferences}{"\n"}'
+echo "the frontend on the shared internal ALB (signoz.ingress values):"
+kubectl -n argocd get application signoz -o jsonpath='{.spec.source.helm.valuesObject.signoz.ingress}{"\n"}'
+echo "the OpenTelemetry Operator, highly available, through the same GitOps path:"
+kubectl -n argocd get application opentelemetry-operator -o jsonpath='{.spec.source.chart} {.spec.source.targetRevision} {.spec.source.helm.valuesObject}{"\n"}'
 kubectl -n apps get deployment api -o jsonpath='{.spec.template.metadata.annotations}{"\n"}{.spec.template.spec.containers[0].env}{"\n"}' 
 
 echo "== respond-to-alarms"

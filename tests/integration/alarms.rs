@@ -30,6 +30,7 @@ struct Platform {
     state_bucket: String,
     app_secret: String,
     signoz: SignozServer,
+    deployment: platform_tests::Deployment,
     cluster: TestCluster,
 }
 
@@ -52,11 +53,18 @@ impl Platform {
             .await
             .expect("api key secret");
         let app_secret = format!("{prefix}/app");
+        // The deployment creates the app secret empty; provisioning would fill it.
+        secrets
+            .create_secret()
+            .name(&app_secret)
+            .send()
+            .await
+            .expect("app secret");
         let signoz = start_signoz(API_KEY).await;
         let spec = EXAMPLE_SPEC
             .replace("acme-signoz-cold", &cold)
             .replace("acme-signoz-control", &state_bucket)
-            .replace("http://signoz.platform.svc.cluster.local:8080", &signoz.url)
+            .replace(platform_tests::EXAMPLE_TTL_API_URL, &signoz.url)
             .replace("signoz/admin-api-key", &key_secret)
             .replace("signoz/metadata-db/app", &app_secret)
             .replace("varies_by_storage_class", "all_storage_classes_128k")
@@ -74,7 +82,9 @@ impl Platform {
             key: "platform.yaml".into(),
         };
         let kubeconfig = cluster.kubeconfig(alarms::FUNCTION);
-        let mut ctx = Context::new(&sdk, location, Some(kubeconfig));
+        let deployment = platform_tests::Deployment::for_spec(&cluster.spec, &location);
+        let role = platform_tests::aws_as(alarms::FUNCTION, &deployment).await;
+        let mut ctx = Context::new(&role, location, Some(kubeconfig));
         ctx.cold_storage.ttl_patience = TtlPatience {
             attempts: 3,
             retry_delay: Duration::from_millis(20),
@@ -83,6 +93,7 @@ impl Platform {
         };
         Platform {
             ctx,
+            deployment,
             s3,
             secrets,
             prefix,
@@ -220,10 +231,11 @@ impl Platform {
 
     /// sync-cluster's scheduled reconcile, as the Lambda would run it.
     async fn scheduled_cluster_sync(&self) -> Value {
+        let sdk = platform_tests::aws_as(signoz_control::cluster::FUNCTION, &self.deployment).await;
         let ctx = signoz_control::cluster::Context {
-            sdk: self.ctx.sdk.clone(),
-            s3: self.s3.clone(),
-            secrets: self.secrets.clone(),
+            s3: signoz_control::aws::s3_client(&sdk),
+            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+            sdk,
             spec_location: self.ctx.spec_location.clone(),
             kubeconfig: Some(self.cluster.kubeconfig(signoz_control::cluster::FUNCTION)),
         };
@@ -497,12 +509,12 @@ async fn disk_alarm_moves_data_to_cold_sooner_and_ok_restores_the_hot_days() {
 async fn failed_logins_start_one_rotation_and_none_while_one_is_pending() {
     let p = Platform::new().await;
     p.secrets
-        .create_secret()
-        .name(&p.app_secret)
+        .put_secret_value()
+        .secret_id(&p.app_secret)
         .secret_string(r#"{"username":"signoz_app","password":"not-a-real-one"}"#)
         .send()
         .await
-        .expect("app secret");
+        .expect("app secret value");
     // Configure rotation; moto stages AWSPENDING on a new version, as a running rotation.
     let rotation_lambda = platform_tests::ensure_rotation_lambda();
     p.secrets

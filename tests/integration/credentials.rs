@@ -31,7 +31,8 @@ use tracing::instrument::WithSubscriber;
 
 mod lockouts;
 
-const UNDEPLOYED_LAMBDA: &str = "arn:aws:lambda:eu-west-1:123456789012:function:rotate-credentials";
+const UNDEPLOYED_LAMBDA: &str =
+    "arn:aws:lambda:eu-west-1:123456789012:function:signoz-control-rotate-credentials";
 const STEPS: [RotationStep; 4] = [
     RotationStep::CreateSecret,
     RotationStep::SetSecret,
@@ -62,10 +63,13 @@ impl Platform {
             spec_file,
         } = seed_database(&sdk, "cred", strategy, master_secret_name).await;
         let sm = aws_sdk_secretsmanager::Client::new(&sdk);
-        let mut ctx = Context::new(sdk);
+        let location = SpecLocation::Path(spec_file.path().into());
+        let deployment = platform_tests::Deployment::for_spec(&spec, &location);
+        let mut ctx =
+            Context::new(platform_tests::aws_as(credentials::FUNCTION, &deployment).await);
         ctx.cluster = ClusterAccess::Disabled;
         ctx.rotation_lambda_arn = Some(UNDEPLOYED_LAMBDA.into());
-        ctx.spec_location = Some(SpecLocation::Path(spec_file.path().into()));
+        ctx.spec_location = Some(location);
         Platform {
             spec,
             ctx,
@@ -128,7 +132,11 @@ impl Platform {
             )
             .send()
             .await;
-        let versions = self.ctx.secrets.describe(secret).await.unwrap().unwrap();
+        let versions = SecretStore::new(self.sm.clone())
+            .describe(secret)
+            .await
+            .unwrap()
+            .unwrap();
         versions
             .version_with(AWSPENDING)
             .expect("a pending version")
@@ -141,15 +149,32 @@ impl Platform {
         self.provision_spec(&self.spec).await
     }
 
+    /// The context of the deployment whose app secret `spec` names, when that is not this
+    /// platform's: each deployment's role reaches only its own app secret.
+    async fn ctx_for(&self, spec: &PlatformSpec) -> Option<Context> {
+        if spec.database.app_secret_name == self.spec.database.app_secret_name {
+            return None;
+        }
+        let location = SpecLocation::Path(self.spec_file.path().into());
+        let deployment = platform_tests::Deployment::for_spec(spec, &location);
+        let mut ctx =
+            Context::new(platform_tests::aws_as(credentials::FUNCTION, &deployment).await);
+        ctx.cluster = ClusterAccess::Disabled;
+        ctx.rotation_lambda_arn = self.ctx.rotation_lambda_arn.clone();
+        ctx.spec_location = Some(location);
+        Some(ctx)
+    }
+
     async fn provision_spec(&self, spec: &PlatformSpec) -> Option<credentials::ProvisionOutcome> {
-        match provision_database(&self.ctx, spec, false, Deadline::default()).await {
+        let other = self.ctx_for(spec).await;
+        let ctx = other.as_ref().unwrap_or(&self.ctx);
+        match provision_database(ctx, spec, false, Deadline::default()).await {
             Ok(outcome) => Some(outcome),
             Err(Error::SecretsManager {
                 op: "RotateSecret",
                 reason,
             }) if reason.contains("Resource not found") => {
-                let versions = self
-                    .ctx
+                let versions = ctx
                     .secrets
                     .describe(&spec.database.app_secret_name)
                     .await
@@ -183,8 +208,9 @@ impl Platform {
         token: &str,
         deadline: Deadline,
     ) -> Result<credentials::StepOutcome, Error> {
+        let other = self.ctx_for(spec).await;
         run_rotation_step(
-            &self.ctx,
+            other.as_ref().unwrap_or(&self.ctx),
             spec,
             &RotationRequest {
                 step,
@@ -210,7 +236,11 @@ impl Platform {
     }
 
     async fn secret_of(&self, secret: &str, version: Version<'_>) -> Option<AppSecret> {
-        let text = self.ctx.secrets.read(secret, version).await.unwrap()?;
+        // What the test observes, read with the admin's credentials.
+        let text = SecretStore::new(self.sm.clone())
+            .read(secret, version)
+            .await
+            .unwrap()?;
         Some(AppSecret::parse(secret, &text).unwrap())
     }
 
@@ -506,9 +536,7 @@ async fn bad_requests_get_typed_errors_and_the_rotation_still_completes_afterwar
         .send()
         .await
         .unwrap();
-    let version = p
-        .ctx
-        .secrets
+    let version = SecretStore::new(p.sm.clone())
         .describe(&plain)
         .await
         .unwrap()
@@ -516,18 +544,17 @@ async fn bad_requests_get_typed_errors_and_the_rotation_still_completes_afterwar
         .version_with(AWSCURRENT)
         .unwrap()
         .to_string();
-    let disabled = run_rotation_step(
-        &p.ctx,
-        &p.spec,
-        &RotationRequest {
-            step: RotationStep::CreateSecret,
-            secret_id: plain.clone(),
-            token: version,
-            rotation_token: None,
-        },
-        Deadline::default(),
-    )
-    .await;
+    // The deployment of that secret (its role reaches only it) gets a rotation event.
+    let mut plain_spec = p.spec.clone();
+    plain_spec.database.app_secret_name = plain.clone();
+    let disabled = p
+        .step_of(
+            &plain_spec,
+            RotationStep::CreateSecret,
+            &version,
+            Deadline::default(),
+        )
+        .await;
     assert!(
         matches!(disabled, Err(Error::RotationDisabled { .. })),
         "{disabled:?}"
@@ -954,6 +981,12 @@ async fn two_app_secrets_on_one_owner_role_rotate_concurrently_without_corruptin
     let mut other = p.spec.clone();
     other.database.app_secret_name = format!("{}-other", p.spec.database.app_secret_name);
     other.database.username = format!("{}_other", p.spec.database.username);
+    // Its deployment creates its app secret empty, as this platform's did.
+    p.sm.create_secret()
+        .name(&other.database.app_secret_name)
+        .send()
+        .await
+        .unwrap();
     let specs = [&p.spec, &other];
     for spec in specs {
         p.provision_spec(spec).await;
@@ -1002,7 +1035,11 @@ async fn two_app_secrets_on_one_owner_role_rotate_concurrently_without_corruptin
                 .secret_of(secret_name, Version::Stage(AWSCURRENT))
                 .await
                 .unwrap();
-            let versions = p.ctx.secrets.describe(secret_name).await.unwrap().unwrap();
+            let versions = SecretStore::new(p.sm.clone())
+                .describe(secret_name)
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(versions.version_with(AWSCURRENT), Some(tokens[i].as_str()));
             assert_eq!(versions.version_with(AWSPENDING), None);
             let client = p.login(&current).await.unwrap_or_else(|e| {

@@ -34,22 +34,21 @@ pub(crate) struct Via {
     pub rds: aws_sdk_rds::Client,
 }
 
-pub(crate) async fn via(proxy: &FaultProxy) -> Via {
-    let sdk = aws().await;
+pub(crate) fn via(proxy: &FaultProxy, sdk: &aws_config::SdkConfig) -> Via {
     Via {
         s3: aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
+            aws_sdk_s3::config::Builder::from(sdk)
                 .endpoint_url(&proxy.url)
                 .force_path_style(true)
                 .build(),
         ),
         secrets: aws_sdk_secretsmanager::Client::from_conf(
-            aws_sdk_secretsmanager::config::Builder::from(&sdk)
+            aws_sdk_secretsmanager::config::Builder::from(sdk)
                 .endpoint_url(&proxy.url)
                 .build(),
         ),
         rds: aws_sdk_rds::Client::from_conf(
-            aws_sdk_rds::config::Builder::from(&sdk)
+            aws_sdk_rds::config::Builder::from(sdk)
                 .endpoint_url(&proxy.url)
                 .build(),
         ),
@@ -72,6 +71,8 @@ pub(crate) struct ColdPlatform {
     pub state_bucket: String,
     pub api_key_secret: String,
     pub signoz: SignozServer,
+    /// The names its function's role is scoped to.
+    pub deployment: platform_tests::Deployment,
 }
 
 impl ColdPlatform {
@@ -97,14 +98,14 @@ impl ColdPlatform {
         let text = EXAMPLE_SPEC
             .replace("acme-signoz-cold", &cold)
             .replace("acme-signoz-control", &state_bucket)
-            .replace("http://signoz.platform.svc.cluster.local:8080", &signoz.url)
+            .replace(platform_tests::EXAMPLE_TTL_API_URL, &signoz.url)
             .replace("signoz/admin-api-key", &secret)
             .replace("varies_by_storage_class", "all_storage_classes_128k");
         direct
             .put_object()
             .bucket(&config_bucket)
             .key("platform.yaml")
-            .body(text.into_bytes().into())
+            .body(text.clone().into_bytes().into())
             .send()
             .await
             .unwrap();
@@ -113,8 +114,10 @@ impl ColdPlatform {
             bucket: config_bucket,
             key: "platform.yaml".into(),
         };
-        let mut ctx = cold_storage::Context::new(&config, location);
-        let clients = via(&proxy).await;
+        let deployment = platform_tests::Deployment::for_spec_text(&text, &location);
+        let role = platform_tests::aws_as(cold_storage::FUNCTION, &deployment).await;
+        let mut ctx = cold_storage::Context::new(&role, location);
+        let clients = via(&proxy, &role);
         ctx.s3 = clients.s3;
         ctx.secrets = clients.secrets;
         ctx.ttl_patience = TtlPatience {
@@ -131,6 +134,7 @@ impl ColdPlatform {
             state_bucket,
             api_key_secret: secret,
             signoz,
+            deployment,
         }
     }
 
@@ -323,7 +327,7 @@ async fn a_reconcile_cut_off_at_its_third_write_is_completed_by_the_next_one() {
 // ---------- credentials ----------
 
 pub(crate) const UNDEPLOYED_LAMBDA: &str =
-    "arn:aws:lambda:eu-west-1:123456789012:function:rotate-credentials";
+    "arn:aws:lambda:eu-west-1:123456789012:function:signoz-control-rotate-credentials";
 
 pub(crate) const STEPS: [RotationStep; 4] = [
     RotationStep::CreateSecret,
@@ -356,14 +360,17 @@ impl CredPlatform {
             spec_file,
         } = seed_database(&sdk, "flt", strategy, None).await;
         let proxy = start_proxy().await;
-        let mut ctx = credentials::Context::new(sdk);
-        let clients = via(&proxy).await;
+        let location = SpecLocation::Path(spec_file.path().into());
+        let deployment = platform_tests::Deployment::for_spec(&spec, &location);
+        let role = platform_tests::aws_as(credentials::FUNCTION, &deployment).await;
+        let mut ctx = credentials::Context::new(role.clone());
+        let clients = via(&proxy, &role);
         ctx.s3 = clients.s3;
         ctx.secrets = credentials::SecretStore::new(clients.secrets);
         ctx.rds = clients.rds.into();
         ctx.cluster = ClusterAccess::Disabled;
         ctx.rotation_lambda_arn = Some(UNDEPLOYED_LAMBDA.into());
-        ctx.spec_location = Some(SpecLocation::Path(spec_file.path().into()));
+        ctx.spec_location = Some(location);
         CredPlatform {
             spec,
             ctx,
@@ -521,6 +528,7 @@ async fn a_rotation_step_under_persistent_throttling_fails_retryably_and_a_retry
         .seen()
         .iter()
         .filter(|s| s.operation.as_deref() == Some("secretsmanager.PutSecretValue"))
+        .filter(|s| s.fault.is_some())
         .count();
     assert_eq!(puts, MAX_ATTEMPTS as usize);
 
@@ -552,7 +560,7 @@ async fn provisioning_rides_out_rds_query_throttling_and_secrets_manager_faults(
         Times::next(1),
     );
     p.proxy.inject(
-        Match::operation("secretsmanager.CreateSecret"),
+        Match::operation("secretsmanager.PutSecretValue"),
         Fault::DropResponse,
         Times::next(1),
     );
@@ -569,8 +577,8 @@ async fn provisioning_rides_out_rds_query_throttling_and_secrets_manager_faults(
         .collect();
     assert_eq!(hit.len(), 5, "every injected fault was hit: {hit:?}");
     assert!(took < BUDGET / 2, "provisioning took {took:?}");
-    // CreateSecret reached Secrets Manager but its answer was lost: the retry must not
-    // leave a secret whose password the database does not know.
+    // The first value's PutSecretValue reached Secrets Manager but its answer was lost:
+    // the retry must not leave a secret whose password the database does not know.
     let current = p
         .ctx
         .secrets

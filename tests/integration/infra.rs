@@ -68,6 +68,8 @@ const SDK_OPERATIONS: &[(&str, &str)] = &[
     ("create_secret", "secretsmanager:CreateSecret"),
     ("update_secret", "secretsmanager:UpdateSecret"),
     ("rotate_secret", "secretsmanager:RotateSecret"),
+    // Secrets Manager invokes the rotation function with the caller's permission.
+    ("rotate_secret", "lambda:InvokeFunction"),
     ("get_random_password", "secretsmanager:GetRandomPassword"),
     (
         "list_secret_version_ids",
@@ -98,6 +100,8 @@ const HTTP_REQUEST_METHODS: &[&str] = &[
 const SAMPLE_PARAMETERS: &[(&str, &str)] = &[
     ("ConfigBucket", "acme-signoz-config"),
     ("ColdBucket", "acme-signoz-cold"),
+    ("DatabaseSecurityGroupId", "sg-0123456789abcdef0"),
+    ("ClusterSecurityGroupId", "sg-0123456789abcdef1"),
 ];
 
 fn repo_root() -> PathBuf {
@@ -533,7 +537,7 @@ fn principal_permissions(template: &Value, principal: &str) -> BTreeSet<String> 
 // ---- the tests -----------------------------------------------------------------------
 
 #[test]
-fn every_function_is_deployed_by_sam_and_terraform_as_a_rust_arm64_lambda() {
+fn every_function_is_deployed_by_sam_and_terraform_as_a_rust_lambda_of_the_chosen_architecture() {
     let template = sam_template();
     let manifest = terraform_manifest();
     let sam = sam_functions(&template);
@@ -561,9 +565,10 @@ fn every_function_is_deployed_by_sam_and_terraform_as_a_rust_arm64_lambda() {
             }
         };
         assert_eq!(property("Runtime"), "provided.al2023", "{id}");
+        // One parameter, x86_64 by default (what CI builds), arm64 allowed.
         assert_eq!(
             property("Architectures"),
-            serde_json::json!(["arm64"]),
+            serde_json::json!([{"Ref": "Architecture"}]),
             "{id}"
         );
         assert_eq!(property("Handler"), "bootstrap", "{id}");
@@ -859,4 +864,69 @@ fn the_code_scanner_finds_calls_through_shared_helpers() {
         &serde_json::json!({"source": ["aws.s3"], "detail": {"object": {"key": ["other.yaml"]}}}),
         &sample
     ));
+}
+
+/// The findings of issue 18 the templates carry: an EventBridge-writable dead-letter queue
+/// with an alarm on its depth, rotation turned on only after what it needs exists and
+/// never at once, the app secret owned by the deployment, ROTATION_LAMBDA_ARN set.
+#[test]
+fn the_dead_letter_queue_rotation_and_app_secret_are_deployable() {
+    let template = sam_template();
+    let r = &template["Resources"];
+    let queue = &r["FailedInvocationsQueue"]["Properties"];
+    assert_eq!(queue["SqsManagedSseEnabled"], true);
+    assert!(
+        queue["KmsMasterKeyId"].is_null(),
+        "EventBridge cannot write under alias/aws/sqs"
+    );
+    assert_eq!(
+        r["DeadLetterAlarm"]["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0],
+        "FailedInvocationsQueue"
+    );
+    let schedule = &r["AppSecretRotationSchedule"];
+    assert_eq!(schedule["Properties"]["RotateImmediatelyOnUpdate"], false);
+    assert_eq!(schedule["Properties"]["SecretId"]["Ref"], "AppSecret");
+    let depends: BTreeSet<String> = strings(&schedule["DependsOn"]).into_iter().collect();
+    for needed in [
+        "RotateCredentialsSecretsManagerPermission",
+        "RotateCredentialsClusterAccess",
+        "DatabaseFromFunctions",
+        "ClusterFromFunctions",
+    ] {
+        assert!(depends.contains(needed), "rotation waits for {needed}");
+    }
+    assert_eq!(r["AppSecret"]["Type"], "AWS::SecretsManager::Secret");
+    let (_, rotate) = &sam_functions(&template)[credentials::FUNCTION];
+    assert_eq!(
+        rotate["Properties"]["Environment"]["Variables"]["ROTATION_LAMBDA_ARN"]["Fn::Sub"],
+        "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-rotate-credentials"
+    );
+    assert_eq!(
+        rotate["Properties"]["FunctionName"]["Fn::Sub"], "${AWS::StackName}-rotate-credentials",
+        "ROTATION_LAMBDA_ARN names this function"
+    );
+    for name in ["FindStateDocuments", "InvokeRotationFunction"] {
+        assert!(
+            sam_statements(rotate).contains_key(name),
+            "rotate-credentials grants {name}"
+        );
+    }
+
+    let terraform: String = ["main.tf", "triggers.tf", "network.tf"]
+        .iter()
+        .map(|f| read(&terraform_dir().join(f)))
+        .collect();
+    for needle in [
+        "sqs_managed_sse_enabled   = true",
+        "rotate_immediately  = false",
+        "resource \"aws_cloudwatch_metric_alarm\" \"dead_letters\"",
+        "resource \"aws_cloudwatch_metric_alarm\" \"function_errors\"",
+        "ROTATION_LAMBDA_ARN = local.resource_arns.rotation_function[0]",
+        "resource \"aws_secretsmanager_secret\" \"app\"",
+        "endpoint_private_access",
+        "aws_vpc_security_group_ingress_rule.database_from_functions",
+    ] {
+        assert!(terraform.contains(needle), "Terraform has {needle}");
+    }
+    assert!(!terraform.contains("kms_master_key_id"));
 }

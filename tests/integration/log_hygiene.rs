@@ -276,16 +276,23 @@ async fn cluster_sync_never_logs_the_dsn_it_writes_to_the_cluster() {
         .unwrap();
     let mut spec = signoz_control::spec::parse_spec(signoz_control::spec::EXAMPLE_SPEC).unwrap();
     spec.database.app_secret_name = app_secret.clone();
+    platform_tests::own_state_bucket(&mut spec).await;
     let cluster = platform_tests::kube::TestCluster::new(spec).await;
     let dir = tempfile::tempdir().unwrap();
     let spec_path = dir.path().join("platform.yaml");
     std::fs::write(&spec_path, platform_tests::kube::spec_yaml(&cluster.spec)).unwrap();
+    let location = SpecLocation::Path(spec_path);
+    let role = platform_tests::aws_as(
+        signoz_control::cluster::FUNCTION,
+        &platform_tests::Deployment::for_spec(&cluster.spec, &location),
+    )
+    .await;
     let ctx = signoz_control::cluster::Context {
-        s3: signoz_control::aws::s3_client(&sdk),
-        secrets: secrets.clone(),
-        spec_location: SpecLocation::Path(spec_path),
+        s3: signoz_control::aws::s3_client(&role),
+        secrets: aws_sdk_secretsmanager::Client::new(&role),
+        spec_location: location,
         kubeconfig: Some(cluster.kubeconfig(signoz_control::cluster::FUNCTION)),
-        sdk,
+        sdk: role,
     };
     let event: Value =
         serde_json::from_str(include_str!("../../events/control-sync-cluster.json")).unwrap();
@@ -349,7 +356,7 @@ async fn an_alarm_that_reconciles_cold_storage_never_logs_the_api_key() {
     let key = "sk-Al@rmPlanted/Key+55=";
     let p = crate::faults::ColdPlatform::new(key).await;
     let ctx = signoz_control::alarms::Context::new(
-        &platform_tests::aws().await,
+        &platform_tests::aws_as(signoz_control::alarms::FUNCTION, &p.deployment).await,
         p.ctx.spec_location.clone(),
         None,
     );
@@ -416,12 +423,14 @@ async fn the_cold_storage_binary_logs_json_and_reports_errors_without_the_api_ke
     let p = crate::faults::ColdPlatform::new(key).await;
     let dir = tempfile::tempdir().unwrap();
     let log_file = dir.path().join("stdout.log");
+    let mut env = platform_tests::iam::role_env("enforce-cold-storage", &p.deployment).await;
+    env.extend([
+        ("PLATFORM_SPEC".into(), p.ctx.spec_location.to_string()),
+        ("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()),
+        ("AWS_LAMBDA_LOG_LEVEL".into(), "DEBUG".into()),
+    ]);
     let options = RunOptions {
-        env: vec![
-            ("PLATFORM_SPEC".into(), p.ctx.spec_location.to_string()),
-            ("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()),
-            ("AWS_LAMBDA_LOG_LEVEL".into(), "DEBUG".into()),
-        ],
+        env,
         log_file: Some(log_file.clone()),
         ..RunOptions::new(std::time::Duration::from_secs(60))
     };

@@ -6,6 +6,7 @@ mod cluster;
 mod cold_storage;
 mod credentials;
 mod faults;
+mod iam;
 mod infra;
 mod log_hygiene;
 mod runtime_api;

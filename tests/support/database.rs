@@ -52,8 +52,9 @@ pub struct SeededDatabase {
     pub spec_file: tempfile::NamedTempFile,
 }
 
-/// Creates a master role, its secret (named `master_secret_name`, default `<id>/master`)
-/// and a moto RDS instance, and returns the spec naming them.
+/// Creates a master role, its secret (named `master_secret_name`, default `<id>/master`),
+/// a moto RDS instance and the empty app secret (as the deployment creates it), and
+/// returns the spec naming them.
 pub async fn seed_database(
     sdk: &aws_config::SdkConfig,
     prefix: &str,
@@ -112,6 +113,15 @@ pub async fn seed_database(
         mode: TlsMode::VerifyFull,
         ca_file: Some(admin.ca_file.clone()),
     };
+    // The deployment creates the app secret empty (Terraform aws_secretsmanager_secret.app);
+    // provisioning writes its first value.
+    aws_sdk_secretsmanager::Client::new(sdk)
+        .create_secret()
+        .name(&db.app_secret_name)
+        .description("SigNoz metadata database credentials")
+        .send()
+        .await
+        .expect("the empty app secret");
     let spec_file = tempfile::NamedTempFile::new().expect("temp file");
     // JSON is YAML, and round-trips the spec exactly.
     std::fs::write(

@@ -4,12 +4,19 @@
 
 pub mod database;
 pub mod fault_proxy;
+pub mod iam;
 pub mod kube;
 pub mod runtime_api;
 pub mod signoz;
 pub mod tls_front;
 
 use std::sync::atomic::{AtomicU32, Ordering};
+
+pub use iam::{Deployment, aws_as};
+
+/// The SigNoz TTL API URL of the example spec (`infra/platform.yaml`): tests replace it
+/// with their fake SigNoz's loopback address.
+pub const EXAMPLE_TTL_API_URL: &str = "https://signoz.acme-prod.internal";
 
 /// Reads a variable the stack's env file sets; panics with how to get it otherwise.
 pub fn stack_var(name: &str) -> String {
@@ -30,7 +37,9 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// SDK configuration pointing at the stack's moto (from `AWS_ENDPOINT_URL`).
+/// SDK configuration pointing at the stack's moto (from `AWS_ENDPOINT_URL`), with the
+/// stack admin's credentials: for arranging the world only. Code under test acts with
+/// its function's role: [`aws_as`].
 pub async fn aws() -> aws_config::SdkConfig {
     stack_var("AWS_ENDPOINT_URL");
     signoz_control::runtime::install_crypto();
@@ -64,23 +73,24 @@ pub fn pg_admin() -> PgAdmin {
     }
 }
 
-/// Registers `rotate-credentials` as a Lambda function in moto (idempotent), so
+/// Registers `signoz-control-rotate-credentials` (the deployment's name for
+/// rotate-credentials) as a Lambda function in moto (idempotent), so
 /// `RotateSecret` accepts it as the rotation function as real Secrets Manager would; moto
 /// cannot run it, the tests send the rotation steps themselves. Returns its ARN.
 pub fn ensure_rotation_lambda() -> String {
     stack_var("AWS_ENDPOINT_URL");
     let script = r##"
 set -e
-role=$(aws iam get-role --role-name rotate-credentials --query Role.Arn --output text 2>/dev/null ||
-  aws iam create-role --role-name rotate-credentials --query Role.Arn --output text \
+role=$(aws iam get-role --role-name signoz-control-rotate-credentials --query Role.Arn --output text 2>/dev/null ||
+  aws iam create-role --role-name signoz-control-rotate-credentials --query Role.Arn --output text \
     --assume-role-policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}')
-if ! aws lambda get-function --function-name rotate-credentials --query Configuration.FunctionArn --output text 2>/dev/null; then
+if ! aws lambda get-function --function-name signoz-control-rotate-credentials --query Configuration.FunctionArn --output text 2>/dev/null; then
   zip=$(mktemp --suffix=.zip)
   python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1], "w").writestr("bootstrap", "#!/bin/sh\n")' "$zip"
-  aws lambda create-function --function-name rotate-credentials --runtime provided.al2023 \
+  aws lambda create-function --function-name signoz-control-rotate-credentials --runtime provided.al2023 \
     --handler bootstrap --role "$role" --zip-file "fileb://$zip" \
     --query FunctionArn --output text 2>/dev/null ||
-    aws lambda get-function --function-name rotate-credentials --query Configuration.FunctionArn --output text
+    aws lambda get-function --function-name signoz-control-rotate-credentials --query Configuration.FunctionArn --output text
   rm -f "$zip"
 fi
 "##;
@@ -111,4 +121,12 @@ pub async fn create_buckets(s3: &aws_sdk_s3::Client, buckets: &[&str]) {
             .await
             .unwrap_or_else(|e| panic!("create bucket {bucket}: {e:?}"));
     }
+}
+
+/// Gives the spec a state bucket of its own in moto, as the deployment creates it.
+pub async fn own_state_bucket(spec: &mut signoz_control::spec::PlatformSpec) {
+    let bucket = unique("state");
+    let s3 = signoz_control::aws::s3_client(&aws().await);
+    create_buckets(&s3, &[&bucket]).await;
+    spec.state.bucket = bucket;
 }

@@ -90,20 +90,30 @@ pub async fn provision_database(
         .actions
         .extend(changes.iter().map(ToString::to_string));
 
-    let existing = ctx.secrets.describe(&db.app_secret_name).await?;
-    let current = match &existing {
-        Some(_) => ctx
-            .secrets
-            .read(&db.app_secret_name, Version::Stage(AWSCURRENT))
-            .await?
-            .map(|text| AppSecret::parse(&db.app_secret_name, &text))
-            .transpose()?,
-        None => None,
-    };
-    let app_secret_arn = match (existing.as_ref(), current) {
-        (Some(versions), Some(app)) => {
+    // The deployment owns the app secret (Terraform `aws_secretsmanager_secret.app`, SAM
+    // `AppSecret`): it exists, empty, before the first provisioning, which writes its
+    // first value. The role may change no other secret.
+    let existing = ctx
+        .secrets
+        .describe(&db.app_secret_name)
+        .await?
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "the app secret {} does not exist: the deployment creates it (Terraform \
+             aws_secretsmanager_secret.app, SAM AppSecret) and provisioning writes its value",
+                db.app_secret_name
+            ))
+        })?;
+    let current = ctx
+        .secrets
+        .read(&db.app_secret_name, Version::Stage(AWSCURRENT))
+        .await?
+        .map(|text| AppSecret::parse(&db.app_secret_name, &text))
+        .transpose()?;
+    match current {
+        Some(app) => {
             check_current_target(db, &db.app_secret_name, &app)?;
-            // The secret exists: make sure the database still accepts it; repair if not.
+            // The secret has a value: make sure the database still accepts it; repair if not.
             match tls
                 .connect(&app.endpoint(), &app.dbname, &app.username, &app.password)
                 .await
@@ -120,15 +130,8 @@ pub async fn provision_database(
                 }
                 Err(e) => return Err(e),
             }
-            versions.arn.clone()
         }
-        (Some(_), None) => {
-            return Err(Error::MalformedSecret {
-                secret: db.app_secret_name.clone(),
-                reason: "it exists but AWSCURRENT has no value".into(),
-            });
-        }
-        (None, _) => {
+        None => {
             let password = Password::new(ctx.secrets.random_password(db.password_length).await?);
             postgres::lock_roles(&master, &[&db.username]).await?;
             postgres::set_role_password(&master, &db.username, &password).await?;
@@ -148,21 +151,20 @@ pub async fn provision_database(
                 .into_iter()
                 .collect(),
             };
-            let arn = ctx
-                .secrets
-                .create(
-                    &db.app_secret_name,
-                    &app.to_json(),
-                    "SigNoz metadata database credentials",
-                )
+            // A retry after a failure here generates another password and sets it again
+            // before writing it (reserved concurrency 1: no second writer meanwhile), so
+            // the database and the secret end up agreeing either way.
+            ctx.secrets
+                .put_first_value(&existing.arn, &app.to_json())
                 .await?;
-            tracing::info!(secret = %arn, user = %app.username, "created the app secret");
-            outcome
-                .actions
-                .push(format!("created app secret for {}", app.username));
-            arn
+            tracing::info!(secret = %existing.arn, user = %app.username, "wrote the app secret's first value");
+            outcome.actions.push(format!(
+                "wrote the first app secret value for {}",
+                app.username
+            ));
         }
-    };
+    }
+    let app_secret_arn = existing.arn.clone();
     outcome.app_secret_arn = Some(app_secret_arn.clone());
 
     let versions = ctx

@@ -201,23 +201,17 @@ impl SecretStore {
             })
     }
 
-    /// Creates a secret holding `value`; returns its ARN.
-    pub async fn create(
-        &self,
-        name: &str,
-        value: &str,
-        description: &str,
-    ) -> Result<String, Error> {
-        let out = self
-            .client
-            .create_secret()
-            .name(name)
-            .description(description)
+    /// Stores the first value of a secret the deployment created empty, as AWSCURRENT.
+    pub async fn put_first_value(&self, secret_id: &str, value: &str) -> Result<(), Error> {
+        self.client
+            .put_secret_value()
+            .secret_id(secret_id)
             .secret_string(value)
+            .version_stages(AWSCURRENT)
             .send()
             .await
-            .map_err(|e| sm_error("CreateSecret", &e))?;
-        Ok(out.arn().unwrap_or(name).to_string())
+            .map_err(|e| sm_error("PutSecretValue", &e))?;
+        Ok(())
     }
 
     /// Turns rotation on with `lambda_arn` every `days`, without rotating now.

@@ -2,11 +2,29 @@
 //! Lambda Runtime API, sends it each event in order, and prints what it answered.
 //! The binary is `target/<profile>/<function>` (`LAMBDA_PROFILE`, default `debug`).
 //! Exits non-zero when any invocation fails, unless `--allow-errors` is given.
+//! The function runs under its deployment role (`platform_tests::iam`): the policy of
+//! functions.json rendered for the spec at `DEPLOYMENT_SPEC` (default `PLATFORM_SPEC`,
+//! the valid spec the deployment was configured from), assumed with the stack's admin.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use platform_tests::iam::{Deployment, role_env as deployment_role_env};
 use platform_tests::runtime_api::run_function;
+use signoz_control::spec::{SpecLocation, load_spec};
+
+/// The credentials of `function`'s role in the deployment of `DEPLOYMENT_SPEC`.
+async fn role_env(function: &str) -> Result<Vec<(String, String)>, Box<dyn std::error::Error>> {
+    let value = std::env::var("DEPLOYMENT_SPEC")
+        .or_else(|_| std::env::var(signoz_control::spec::SPEC_ENV))
+        .map_err(|_| "set DEPLOYMENT_SPEC or PLATFORM_SPEC: the function's role is scoped to it")?;
+    let location = SpecLocation::parse(&value)?;
+    let admin = platform_tests::aws().await;
+    let spec = load_spec(&location, &signoz_control::aws::s3_client(&admin))
+        .await?
+        .spec;
+    Ok(deployment_role_env(function, &Deployment::for_spec(&spec, &location)).await)
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,7 +44,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
         events.push(serde_json::from_str(&text).map_err(|e| format!("{file}: {e}"))?);
     }
-    let report = run_function(&binary, function, &[], events, Duration::from_secs(120)).await?;
+    let env = role_env(function).await?;
+    let report = run_function(&binary, function, &env, events, Duration::from_secs(120)).await?;
     println!(
         "== {function}: init {:.1} ms, peak RSS {} KiB",
         report.init.as_secs_f64() * 1e3,

@@ -1,10 +1,12 @@
-# An example root: the control plane for the platform described by infra/platform.yaml.
-# Build the artifacts first: cargo lambda build --release --arm64 --output-format zip
+# An example root: the control plane for the platform described by infra/platform.yaml,
+# with the seed's database and ClickHouse's IRSA role created too.
+# Build the artifacts first (README): cargo lambda build --release --output-format zip
 module "control_plane" {
   source = "../../modules/control-plane"
 
-  name_prefix          = "acme-prod-signoz-control"
+  name_prefix          = "acme-signoz"
   lambda_artifacts_dir = "${path.root}/../../../../target/lambda"
+  architecture         = "x86_64"
 
   config_bucket = "acme-signoz-config"
   spec_key      = "platform.yaml"
@@ -12,19 +14,26 @@ module "control_plane" {
   state_prefix  = "state/"
   cold_bucket   = "acme-signoz-cold"
 
-  app_secret_arn         = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:signoz/metadata-db/app-AbCdEf"
-  master_secret_arn      = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-3f2a9c1e-5b7d-4e0f-9a61-2c8d7e4b1f00-AbCdEf"
+  app_secret_name        = "signoz/metadata-db/app"
   ttl_api_key_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:signoz/admin-api-key-AbCdEf"
-  db_instance_identifier = "signoz-metadata"
+
+  create_database         = true
+  db_instance_identifier  = "signoz-metadata"
+  node_security_group_ids = ["sg-0123456789abcdef1"]
+
+  create_clickhouse_role    = true
+  cluster_oidc_provider_arn = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
 
   cluster_name  = "acme-prod"
   platform_name = "acme-prod"
 
-  vpc_id             = "vpc-0123456789abcdef0"
-  vpc_cidr           = "10.20.0.0/16"
-  subnet_ids         = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
-  security_group_ids = ["sg-0123456789abcdef0"]
-  route_table_ids    = ["rtb-0123456789abcdef0"]
+  vpc_id          = "vpc-0123456789abcdef0"
+  vpc_cidr        = "10.20.0.0/16"
+  subnet_ids      = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+  route_table_ids = ["rtb-0123456789abcdef0"]
+
+  alarm_actions = ["arn:aws:sns:eu-west-1:123456789012:platform-oncall"]
+  tags          = { team = "platform", service = "signoz" }
 
   signoz_rotation_days              = 30
   create_cold_bucket                = true

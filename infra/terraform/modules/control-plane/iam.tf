@@ -11,8 +11,10 @@ data "aws_iam_policy_document" "lambda_assume" {
 resource "aws_iam_role" "function" {
   for_each = local.functions
 
-  name               = "${var.name_prefix}-${each.key}"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+  name                 = "${var.name_prefix}-${each.key}"
+  assume_role_policy   = data.aws_iam_policy_document.lambda_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = var.tags
 }
 
 # Logs and the ENIs of a function in a VPC (what SAM adds for VpcConfig).
@@ -47,12 +49,17 @@ resource "aws_iam_role_policy" "function" {
   role = aws_iam_role.function[each.key].id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [for s in each.value.statements : {
-      Sid      = s.sid
-      Effect   = "Allow"
-      Action   = s.actions
-      Resource = local.resource_arns[s.resources]
-    }]
+    Statement = [for s in each.value.statements : merge(
+      {
+        Sid      = s.sid
+        Effect   = "Allow"
+        Action   = s.actions
+        Resource = local.resource_arns[s.resources]
+      },
+      length(lookup(s, "conditions", [])) == 0 ? {} : {
+        Condition = { for c in s.conditions : c.test => { (c.variable) = local.condition_values[c.values] } }
+      },
+    )]
   })
 }
 

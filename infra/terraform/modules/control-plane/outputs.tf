@@ -22,3 +22,28 @@ output "cold_bucket_arn" {
   description = "The cold-storage bucket, when this module created it."
   value       = one(aws_s3_bucket.cold[*].arn)
 }
+
+output "app_secret_arn" {
+  description = "The app secret (spec database.app_secret_name), created empty; provisioning writes its first value."
+  value       = aws_secretsmanager_secret.app.arn
+}
+
+output "function_security_group_id" {
+  description = "Security group of the functions (already allowed into the database and the EKS API)."
+  value       = aws_security_group.functions.id
+}
+
+output "dead_letter_alarm_arn" {
+  description = "Alarm on the dead-letter queue's depth."
+  value       = aws_cloudwatch_metric_alarm.dead_letters.arn
+}
+
+output "database" {
+  description = "The RDS instance when create_database (its identifier, endpoint and managed master secret feed spec database.*)."
+  value       = var.create_database ? module.database[0] : null
+}
+
+output "clickhouse_role_arn" {
+  description = "IRSA role of ClickHouse's service account (spec cold_storage.clickhouse_role_arn), when create_clickhouse_role."
+  value       = one(module.clickhouse_role[*].role_arn)
+}

@@ -58,6 +58,7 @@ locals {
 
 resource "aws_cloudwatch_event_rule" "trigger" {
   for_each = local.rules
+  tags     = var.tags
 
   name                = "${var.name_prefix}-${replace(each.key, "/", "-")}"
   schedule_expression = each.value.schedule_expression
@@ -101,15 +102,38 @@ resource "aws_lambda_permission" "secrets_manager" {
   source_account = local.account_id
 }
 
+# The app secret: this module owns it (created empty); provisioning writes its first value
+# (PutSecretValue), the rotation function rotates it. Nothing else creates it.
+resource "aws_secretsmanager_secret" "app" {
+  # checkov:skip=CKV2_AWS_57:Rotation is configured below, by aws_secretsmanager_secret_rotation.app.
+  name        = var.app_secret_name
+  description = "SigNoz metadata database credentials (written by ${var.name_prefix}-rotate-credentials)"
+  kms_key_id  = var.app_secret_kms_key_id
+  tags        = var.tags
+}
+
+# Rotation only once everything a rotation needs exists: the function, its permission for
+# Secrets Manager, its role's policy, its cluster access and the VPC endpoints; and never at
+# once (rotate_immediately = false): the first value comes from provisioning.
 resource "aws_secretsmanager_secret_rotation" "app" {
   for_each = aws_lambda_permission.secrets_manager
 
-  secret_id           = var.app_secret_arn
+  secret_id           = aws_secretsmanager_secret.app.id
   rotation_lambda_arn = aws_lambda_function.function[each.key].arn
+  rotate_immediately  = false
 
   rotation_rules {
     automatically_after_days = var.signoz_rotation_days
   }
+
+  depends_on = [
+    aws_iam_role_policy.function,
+    aws_eks_access_policy_association.function,
+    aws_vpc_endpoint.interface,
+    aws_vpc_endpoint.s3,
+    aws_vpc_security_group_ingress_rule.database_from_functions,
+    aws_vpc_security_group_ingress_rule.cluster_from_functions,
+  ]
 }
 
 # Lets an alarm name the function in its alarm actions.
