@@ -121,13 +121,17 @@ pub fn probe_table(token: &str) -> String {
 }
 
 /// The rotation is of the spec's app secret, and no other: setSecret acts as the master.
-pub fn check_secret_is_the_apps(
-    database: &Database,
-    secret_id: &str,
-    versions: &SecretVersions,
-) -> Result<(), Error> {
-    let wanted = &database.app_secret_name;
-    if versions.name == *wanted || versions.arn == *wanted {
+/// Checked on the request itself, before any call: `SecretId` (the ARN, in Secrets
+/// Manager's rotation events) is the spec's name or its ARN (`...:secret:<name>-<6
+/// characters>`, the suffix Secrets Manager adds to every secret's ARN).
+pub fn check_secret_is_the_apps(database: &Database, secret_id: &str) -> Result<(), Error> {
+    let wanted = database.app_secret_name.as_str();
+    let by_arn = secret_id
+        .strip_prefix("arn:")
+        .and_then(|rest| rest.split_once(":secret:"))
+        .and_then(|(_, name)| name.rsplit_once('-'))
+        .is_some_and(|(name, suffix)| name == wanted && suffix.len() == 6);
+    if secret_id == wanted || by_arn {
         return Ok(());
     }
     Err(Error::Refused {
@@ -212,10 +216,10 @@ pub async fn run_rotation_step(
 ) -> Result<StepOutcome, Error> {
     let secret = request.secret_id.as_str();
     let token = request.token.as_str();
+    check_secret_is_the_apps(&spec.database, secret)?;
     let versions = ctx.secrets.describe(secret).await?;
     let state = check_token(secret, versions.as_ref(), token)?;
     let versions = versions.expect("check_token rejects a missing secret");
-    check_secret_is_the_apps(&spec.database, secret, &versions)?;
     let mut outcome = StepOutcome {
         step: request.step,
         secret: versions.arn.clone(),

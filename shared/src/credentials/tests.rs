@@ -460,15 +460,29 @@ fn pending_values_pointing_elsewhere_are_refused_before_the_master_acts() {
     }
     let foreign = app_secret("someone_else", "a");
     assert!(check_current_target(&db, "s", &foreign).is_err());
-    let mut other = versions(true, &[]);
-    other.name = "another/secret".into();
-    other.arn = "arn:aws:secretsmanager:eu-west-1:1:secret:another/secret-AbC".into();
-    assert!(matches!(
-        check_secret_is_the_apps(&db, "another/secret", &other),
-        Err(Error::Refused { .. })
-    ));
-    other.name = db.app_secret_name.clone();
-    check_secret_is_the_apps(&db, &other.arn, &other).unwrap();
+    for foreign in [
+        "another/secret",
+        "arn:aws:secretsmanager:eu-west-1:1:secret:another/secret-AbCdEf",
+        // The spec's name as a prefix of another secret's.
+        &format!(
+            "arn:aws:secretsmanager:eu-west-1:1:secret:{}-x-AbCdEf",
+            db.app_secret_name
+        ),
+    ] {
+        assert!(
+            matches!(
+                check_secret_is_the_apps(&db, foreign),
+                Err(Error::Refused { .. })
+            ),
+            "{foreign}"
+        );
+    }
+    check_secret_is_the_apps(&db, &db.app_secret_name).unwrap();
+    let arn = format!(
+        "arn:aws:secretsmanager:eu-west-1:1:secret:{}-AbCdEf",
+        db.app_secret_name
+    );
+    check_secret_is_the_apps(&db, &arn).unwrap();
 }
 
 #[test]

@@ -905,14 +905,15 @@ async fn an_enforced_posture_fails_provisioning_on_a_finding_before_anything_is_
         assert!(checks.contains(&check), "{check} not among {checks:?}");
     }
     assert!(!checks.contains(&"publicly_accessible"), "{checks:?}");
+    // The deployment made the app secret, empty: provisioning wrote no value into it.
     assert!(
         p.ctx
             .secrets
-            .describe(p.app_secret())
+            .read(p.app_secret(), Version::Stage(AWSCURRENT))
             .await
             .unwrap()
             .is_none(),
-        "the app secret was created anyway"
+        "the app secret got a value anyway"
     );
     let owner: Option<tokio_postgres::Row> = superuser(&p.admin)
         .await
