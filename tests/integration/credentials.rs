@@ -96,6 +96,19 @@ impl Platform {
         cluster
     }
 
+    /// Changes the master's password in the database only (as RDS's own rotation does first).
+    async fn set_master_password_in_database(&self, password: &str) {
+        superuser(&self.admin)
+            .await
+            .batch_execute(&format!(
+                "ALTER ROLE \"{}\" PASSWORD '{}'",
+                self.master_user,
+                postgres_verifier(password)
+            ))
+            .await
+            .unwrap();
+    }
+
     /// A connection as this platform's master to `dbname`.
     async fn master(&self, dbname: &str) -> tokio_postgres::Client {
         admin_tls(&self.admin)
@@ -628,15 +641,7 @@ async fn an_rds_managed_master_password_that_rotated_mid_way_is_reread_and_retri
 
     // RDS rotates the master: the database changes first, the secret a moment later.
     let new_master = format!("Rotated{}", token.replace('-', ""));
-    superuser(&p.admin)
-        .await
-        .batch_execute(&format!(
-            "ALTER ROLE \"{}\" PASSWORD '{}'",
-            p.master_user,
-            postgres_verifier(&new_master)
-        ))
-        .await
-        .unwrap();
+    p.set_master_password_in_database(&new_master).await;
     // Too little time left to pause and retry: a typed, retryable error at once instead
     // of a pause that Lambda would cut short.
     let started = Instant::now();

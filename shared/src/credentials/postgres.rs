@@ -87,6 +87,21 @@ impl CaSource {
     /// The trust anchors; the error names the file and the setting that named it. A
     /// file is read on every call (it may be replaced); the shipped bundle parsed once.
     pub fn roots(&self) -> Result<RootCertStore, Error> {
+        static SHIPPED: OnceLock<RootCertStore> = OnceLock::new();
+        let shipped = matches!(self, CaSource::ShippedRdsBundle);
+        if let Some(roots) = SHIPPED.get().filter(|_| shipped) {
+            return Ok(roots.clone());
+        }
+        let (pem, label) = self.read()?;
+        let roots = parse_roots(&pem, &label)?;
+        if shipped {
+            return Ok(SHIPPED.get_or_init(|| roots).clone());
+        }
+        Ok(roots)
+    }
+
+    /// The bundle's bytes and a label naming where they came from.
+    fn read(&self) -> Result<(Vec<u8>, String), Error> {
         match self {
             CaSource::File { path, setting } => {
                 let label = format!("{} (from {setting})", path.display());
@@ -94,15 +109,10 @@ impl CaSource {
                     path: label.clone(),
                     reason: e.to_string(),
                 })?;
-                parse_roots(&pem, &label)
+                Ok((pem, label))
             }
             CaSource::ShippedRdsBundle => {
-                static SHIPPED: OnceLock<RootCertStore> = OnceLock::new();
-                if let Some(roots) = SHIPPED.get() {
-                    return Ok(roots.clone());
-                }
-                let roots = parse_roots(RDS_CA_BUNDLE_PEM, "the shipped RDS bundle")?;
-                Ok(SHIPPED.get_or_init(|| roots).clone())
+                Ok((RDS_CA_BUNDLE_PEM.to_vec(), "the shipped RDS bundle".into()))
             }
         }
     }
@@ -111,20 +121,7 @@ impl CaSource {
 impl CaSource {
     /// The bundle as PEM text, to hand to the pods (they trust what the function trusts).
     pub fn pem(&self) -> Result<String, Error> {
-        let (pem, label) = match self {
-            CaSource::File { path, setting } => {
-                let label = format!("{} (from {setting})", path.display());
-                let pem = std::fs::read(path).map_err(|e| Error::CaBundle {
-                    path: label.clone(),
-                    reason: e.to_string(),
-                })?;
-                (pem, label)
-            }
-            CaSource::ShippedRdsBundle => (
-                RDS_CA_BUNDLE_PEM.to_vec(),
-                "the shipped RDS bundle".to_string(),
-            ),
-        };
+        let (pem, label) = self.read()?;
         parse_roots(&pem, &label)?;
         String::from_utf8(pem).map_err(|_| Error::CaBundle {
             path: label,

@@ -855,15 +855,7 @@ async fn an_rds_managed_master_caught_between_its_pending_and_current_values_log
         .send()
         .await
         .unwrap();
-    superuser(&p.admin)
-        .await
-        .batch_execute(&format!(
-            "ALTER ROLE \"{}\" PASSWORD '{}'",
-            p.master_user,
-            postgres_verifier(&new_master)
-        ))
-        .await
-        .unwrap();
+    p.set_master_password_in_database(&new_master).await;
     let log = super::LogCapture::default();
     p.step(RotationStep::SetSecret, &token)
         .with_subscriber(log.subscriber())
