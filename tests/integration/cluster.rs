@@ -34,7 +34,10 @@ fn example_spec() -> PlatformSpec {
 fn dsn(version: &str) -> DsnSource {
     DsnSource {
         dsn: format!("postgres://signoz_app:pw-{version}@db.local:5432/signoz?sslmode=verify-full"),
+        ca_bundle: "-----BEGIN CERTIFICATE-----\n".into(),
         version_id: version.into(),
+        // The test is the authority: each version it hands over is AWSCURRENT.
+        authority: None,
     }
 }
 

@@ -358,10 +358,13 @@ pub async fn read_dsn(
     };
     let secret = crate::credentials::values::AppSecret::parse(name, text)
         .map_err(|e| failed(e.to_string()))?;
-    Ok(Some(sync::DsnSource {
-        dsn: crate::credentials::dsn::signoz_dsn(&secret, spec.database.tls.mode),
-        version_id: version.to_string(),
-    }))
+    let authority = secret::VersionAuthority {
+        secrets: secrets.clone(),
+        secret_id: name.clone(),
+    };
+    crate::credentials::dsn::handoff(&secret, &spec.database, version, Some(authority))
+        .map(Some)
+        .map_err(|e| failed(e.to_string()))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use super::render::instrumentation::{
 use super::render::render_owned_objects;
 use super::render::scaling::render_scaled_object_with;
 use super::restart::{RESTARTED_FOR_ANNOTATION, restart_for, workload_id};
-use super::secret::{data_changed, render_database_secret};
+use super::secret::{HandoffOutcome, apply_database_secret, data_changed, render_database_secret};
 use super::{Call, Error};
 use crate::alarms::overrides::ReplicaOverride;
 use crate::spec::{PlatformSpec, WorkloadRef};
@@ -32,14 +32,7 @@ use crate::spec::{PlatformSpec, WorkloadRef};
 /// Pod-template annotation holding the instrumentation a workload last restarted for.
 pub const INSTRUMENTATION_RESTART_ANNOTATION: &str = "signoz-control-plane/instrumentation-hash";
 
-/// The DSN to hand to the cluster and the Secrets Manager version it came from.
-#[derive(Debug, Clone)]
-pub struct DsnSource {
-    pub dsn: String,
-    /// Version id of AWSCURRENT: the rotation uses the same `credentials-version-<id>`
-    /// restart reason, so a rotation followed by a reconcile restarts once.
-    pub version_id: String,
-}
+pub use super::secret::DsnSource;
 
 /// What one reconcile did (or, dry run, would do).
 #[derive(Debug, Default, Serialize)]
@@ -258,12 +251,7 @@ pub async fn sync_cluster_with(
         ..Default::default()
     };
 
-    // The DSN Secret first: SigNoz's credentials reach the cluster even when another
-    // object (a CRD not installed, say) fails.
-    let mut owned: Vec<DesiredObject> = dsn
-        .map(|source| render_database_secret(spec, &source.dsn))
-        .into_iter()
-        .collect();
+    let mut owned: Vec<DesiredObject> = Vec::new();
     for object in render_owned_objects(spec)? {
         owned.push(match object.resource.kind.as_str() {
             "ScaledObject" if replicas.is_some() => render_scaled_object_with(spec, replicas),
@@ -307,7 +295,21 @@ pub async fn sync_cluster_with(
         }
     };
 
+    // The DSN Secret first: SigNoz's credentials reach the cluster even when another
+    // object (a CRD not installed, say) fails. Its guard never puts an older version
+    // over the one a rotation handed off, nor restarts onto it.
     let mut dsn_handed_off = None;
+    if let Some(source) = dsn {
+        let object = render_database_secret(spec, source);
+        match apply_database_secret(client, spec, source, dry_run).await {
+            Ok(HandoffOutcome::Applied(outcome)) => {
+                dsn_handed_off = Some(data_changed(&outcome));
+                report.record(&object, &outcome);
+            }
+            Ok(HandoffOutcome::Stale { .. }) => report.unchanged.push(object.id()),
+            Err(error) => report.fail(object.id(), error),
+        }
+    }
     // The Instrumentation as the server holds it after our apply: what pods get injected
     // with, so what workloads restart for. `None` when it did not land.
     let mut instrumentation_live = None;
@@ -341,7 +343,6 @@ pub async fn sync_cluster_with(
         match applied {
             Ok((outcome, live)) => {
                 match object.resource.kind.as_str() {
-                    "Secret" => dsn_handed_off = Some(data_changed(&outcome)),
                     "Instrumentation" if !matches!(outcome, ApplyOutcome::Conflict { .. }) => {
                         instrumentation_live = live.map(|l| l["spec"].clone());
                     }

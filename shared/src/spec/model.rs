@@ -203,6 +203,9 @@ pub struct Database {
     pub tls: DatabaseTls,
     #[serde(default)]
     pub require_multi_az: bool,
+    /// What to do with the instance's posture findings.
+    #[serde(default)]
+    pub posture: PostureCheck,
     pub kubernetes_secret: KubernetesSecret,
     /// Other workloads that read the Secret and restart when it changes; SigNoz's own
     /// StatefulSet, named by the chart from the release, always restarts.
@@ -239,16 +242,38 @@ pub enum TlsMode {
     VerifyCa,
 }
 
+/// How provisioning treats the RDS instance's posture findings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PostureCheck {
+    /// Fail provisioning on any finding (default: log and report them only).
+    #[serde(default)]
+    pub enforce: bool,
+}
+
 /// The Kubernetes Secret SigNoz reads its DSN from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KubernetesSecret {
     pub name: String,
     #[serde(default = "default_dsn_key")]
     pub dsn_key: String,
+    /// Key of the CA bundle (PEM) the DSN's `sslrootcert` names.
+    #[serde(default = "default_ca_key")]
+    pub ca_key: String,
+    /// Directory the SigNoz pod mounts the CA bundle in (chart `signoz.additionalVolumes`).
+    #[serde(default = "default_ca_mount_path")]
+    pub ca_mount_path: String,
 }
 
 fn default_dsn_key() -> String {
     "SIGNOZ_SQLSTORE_POSTGRES_DSN".into()
+}
+
+fn default_ca_key() -> String {
+    "database-ca.pem".into()
+}
+
+fn default_ca_mount_path() -> String {
+    "/etc/signoz-control/database-ca".into()
 }
 
 /// A workload in the cluster, by kind and name (namespace defaults to the cluster's).

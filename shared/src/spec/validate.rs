@@ -420,16 +420,50 @@ fn validate_database(p: &mut Problems, d: &Database) {
     if let Some(ca) = &d.tls.ca_file {
         p.non_empty("database.tls.ca_file", ca);
     }
+    for (path, name) in [
+        ("database.username", d.username.as_str()),
+        ("database.owner_role", d.owner_role.as_str()),
+    ] {
+        if crate::credentials::access::reserved_role_name(name) {
+            p.add(
+                path,
+                format!(
+                    "{name:?} is a privileged or reserved role name (postgres, pg_*, rds*, admin, master, root): SigNoz needs its own roles"
+                ),
+            );
+        }
+    }
     p.dns_subdomain("database.kubernetes_secret.name", &d.kubernetes_secret.name);
-    let key = &d.kubernetes_secret.dsn_key;
-    if key.is_empty()
-        || !key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
-    {
+    let secret = &d.kubernetes_secret;
+    for (path, key) in [
+        ("database.kubernetes_secret.dsn_key", &secret.dsn_key),
+        ("database.kubernetes_secret.ca_key", &secret.ca_key),
+    ] {
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        {
+            p.add(
+                path,
+                format!("must be a valid Secret key ([-._a-zA-Z0-9]+), got {key:?}"),
+            );
+        }
+    }
+    if secret.ca_key == secret.dsn_key || secret.ca_key == "SIGNOZ_SQLSTORE_PROVIDER" {
         p.add(
-            "database.kubernetes_secret.dsn_key",
-            format!("must be a valid Secret key ([-._a-zA-Z0-9]+), got {key:?}"),
+            "database.kubernetes_secret.ca_key",
+            format!(
+                "must differ from the Secret's other keys, got {:?}",
+                secret.ca_key
+            ),
+        );
+    }
+    let mount = &secret.ca_mount_path;
+    if !mount.starts_with('/') || mount.contains(':') || mount.split('/').any(|c| c == "..") {
+        p.add(
+            "database.kubernetes_secret.ca_mount_path",
+            format!("must be an absolute path without \"..\" or \":\", got {mount:?}"),
         );
     }
     for (i, w) in d.restart.iter().enumerate() {
