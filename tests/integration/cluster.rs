@@ -210,10 +210,29 @@ async fn converges_then_updates_only_what_changed(mut cluster: TestCluster, clie
         Some("acme-api-v2")
     );
 
-    // The sampler changes: the Instrumentation and every instrumented workload, once.
+    // The sampler changes: the Instrumentation, and every instrumented workload rolls
+    // once, by the one write that records the new fingerprint in its pod template.
     spec.instrumentation.sampler.argument = Some("0.25".into());
     let fourth = sync(&client, &spec, &v1).await;
-    assert_eq!(ids(&fourth), [format!("Instrumentation/{ns}/python")]);
+    assert_eq!(
+        ids(&fourth),
+        [
+            format!("Instrumentation/{ns}/python"),
+            format!("Deployment/{apps}/api"),
+            format!("Deployment/{apps}/worker"),
+            format!("Deployment/{apps}/beat"),
+            format!("Deployment/{apps}/flower"),
+        ]
+    );
+    for update in &fourth.updated[1..] {
+        let paths: Vec<&str> = update.changes.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [".spec.template.metadata.annotations.signoz-control-plane/instrumentation-hash"],
+            "{}",
+            update.object
+        );
+    }
     assert_eq!(fourth.restarted.len(), 4, "{:?}", fourth.restarted);
     assert!(
         sync(&client, &spec, &v1).await.in_sync(),
@@ -636,8 +655,8 @@ async fn under_the_old_namespace_scoped_edit_policy_a_reconcile_fails_clearly() 
             "opentelemetry.io/instrumentations".into(),
         ),
         (
-            format!("Deployment/{apps}/api"),
-            format!("apps/deployments \"api\" in namespace {apps}"),
+            format!("Deployment/{apps}"),
+            format!("cannot list apps/deployments in namespace {apps}"),
         ),
     ] {
         let error = failure(&report, &object);

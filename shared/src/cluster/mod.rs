@@ -5,6 +5,7 @@ pub mod access;
 pub mod apply;
 pub mod delivery;
 pub mod objects;
+pub mod observe;
 pub mod permissions;
 pub mod render;
 pub mod restart;

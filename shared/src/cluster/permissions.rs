@@ -161,7 +161,7 @@ fn handoff_grants(spec: &PlatformSpec) -> Vec<Grant> {
 }
 
 /// Server-side apply of one object: read and patch it (a Secret by its name only), create
-/// it when missing.
+/// it when missing; the reconcile reads our objects of a kind with one list (`observe`).
 fn apply_grants(object: &DesiredObject) -> Vec<Grant> {
     let namespace = object.namespace.as_deref().unwrap_or_default();
     if object.resource.kind == "Secret" {
@@ -179,7 +179,7 @@ fn apply_grants(object: &DesiredObject) -> Vec<Grant> {
         namespace,
         &object.resource,
         &[],
-        &["create", "get", "patch"],
+        &["create", "get", "list", "patch"],
     )]
 }
 

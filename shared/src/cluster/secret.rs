@@ -183,9 +183,25 @@ pub async fn apply_database_secret(
     source: &DsnSource,
     dry_run: bool,
 ) -> Result<HandoffOutcome, Error> {
+    let live = read_live(client, &render_database_secret(spec, source)).await?;
+    apply_database_secret_over(client, spec, source, live, dry_run).await
+}
+
+/// [`apply_database_secret`] when the Secret was already read; a retry reads it again.
+pub async fn apply_database_secret_over(
+    client: &kube::Client,
+    spec: &PlatformSpec,
+    source: &DsnSource,
+    first_read: Option<kube::api::DynamicObject>,
+    dry_run: bool,
+) -> Result<HandoffOutcome, Error> {
     let desired = render_database_secret(spec, source);
+    let mut first_read = Some(first_read);
     for _ in 0..GUARDED_WRITE_ATTEMPTS {
-        let live = read_live(client, &desired).await?;
+        let live = match first_read.take() {
+            Some(live) => live,
+            None => read_live(client, &desired).await?,
+        };
         let mut guarded = desired.clone();
         if let Some(live) = &live {
             let seen = live_handoff(&live.data, &live.metadata, spec);
