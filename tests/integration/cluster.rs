@@ -820,7 +820,9 @@ async fn handler_syncs_the_cluster_with_the_dsn_from_secrets_manager() {
         s3: signoz_control::aws::s3_client(&role),
         secrets: aws_sdk_secretsmanager::Client::new(&role),
         spec_location: location,
-        kubeconfig: Some(cluster.kubeconfig(FUNCTION)),
+        kube: signoz_control::cluster::access::ClusterClient::new(Some(
+            cluster.kubeconfig(FUNCTION),
+        )),
         sdk: role,
     };
     let mut dry = event("control-sync-cluster.json");

@@ -291,7 +291,9 @@ async fn cluster_sync_never_logs_the_dsn_it_writes_to_the_cluster() {
         s3: signoz_control::aws::s3_client(&role),
         secrets: aws_sdk_secretsmanager::Client::new(&role),
         spec_location: location,
-        kubeconfig: Some(cluster.kubeconfig(signoz_control::cluster::FUNCTION)),
+        kube: signoz_control::cluster::access::ClusterClient::new(Some(
+            cluster.kubeconfig(signoz_control::cluster::FUNCTION),
+        )),
         sdk: role,
     };
     let event: Value =

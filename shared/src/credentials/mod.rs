@@ -146,11 +146,10 @@ impl Error {
 }
 
 /// How finishSecret reaches the cluster.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub enum ClusterAccess {
-    /// `crate::cluster::connect`: `KUBECONFIG` if set, else EKS from the spec.
-    #[default]
-    FromSpec,
+    /// `KUBECONFIG` if set, else EKS from the spec; one client kept warm per process.
+    FromSpec(std::sync::Arc<crate::cluster::access::ClusterClient>),
     /// A given client (tests: the function's own identity on the stack's API server).
     Client(kube::Client),
     /// No hand-off (a database-only local run); logged as a warning.
@@ -181,7 +180,9 @@ impl Context {
             rds: std::sync::OnceLock::new(),
             sdk,
             spec_location: None,
-            cluster: ClusterAccess::FromSpec,
+            cluster: ClusterAccess::FromSpec(std::sync::Arc::new(
+                crate::cluster::access::ClusterClient::from_env(),
+            )),
             timeouts: Timeouts::default(),
             rotation_lambda_arn: std::env::var(ROTATION_LAMBDA_ARN_ENV)
                 .ok()

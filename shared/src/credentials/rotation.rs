@@ -853,7 +853,7 @@ async fn cluster_client(ctx: &Context, spec: &PlatformSpec) -> Result<Option<kub
     Ok(match &ctx.cluster {
         ClusterAccess::Disabled => None,
         ClusterAccess::Client(client) => Some(client.clone()),
-        ClusterAccess::FromSpec => Some(crate::cluster::connect(spec, &ctx.sdk).await?),
+        ClusterAccess::FromSpec(cluster) => Some(cluster.client(spec, &ctx.sdk).await?),
     })
 }
 
