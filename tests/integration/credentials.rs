@@ -1108,3 +1108,60 @@ async fn two_app_secrets_on_one_owner_role_rotate_concurrently_without_corruptin
     }
     p.cleanup().await;
 }
+
+/// A login costs the round trips the protocol needs and no more: SSLRequest, the TLS 1.3
+/// greeting (ClientHello → ServerHello..Finished), the client's Finished with the startup
+/// message, the two SCRAM exchanges; then one per query. PostgreSQL up to 17 (RDS too)
+/// accepts only P-256 for key exchange by default (`ssl_ecdh_curve = prime256v1`, checked
+/// here), so a client whose first key share is X25519 pays a HelloRetryRequest on top.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_costs_five_round_trips_and_no_hello_retry() {
+    let admin = pg_admin();
+    let curve = superuser(&admin)
+        .await
+        .query_one("SHOW ssl_ecdh_curve", &[])
+        .await
+        .unwrap()
+        .get::<_, String>(0);
+    // PostgreSQL 15 (and RDS up to 17): `prime256v1` alone; 18: `X25519:prime256v1`.
+    assert!(
+        curve.split(':').any(|group| group == "prime256v1"),
+        "the server accepts P-256: {curve}"
+    );
+    let proxy = platform_tests::tcp_proxy::TcpProxy::start(
+        &format!("{}:{}", admin.host, admin.port),
+        Duration::from_millis(5),
+    )
+    .await
+    .unwrap();
+    let through = Endpoint {
+        host: "127.0.0.1".into(),
+        port: proxy.addr.port(),
+    };
+    let tls = PgTls::from_spec(
+        &DatabaseTls {
+            mode: TlsMode::VerifyCa,
+            ca_file: Some(admin.ca_file.clone()),
+        },
+        Timeouts::default(),
+    )
+    .unwrap();
+    let client = tls
+        .connect(
+            &through,
+            "postgres",
+            &admin.user,
+            &Password::new(admin.password.clone()),
+        )
+        .await
+        .unwrap();
+    // The statement timeout travels in the startup message, not as a `SET` after it.
+    let timeout = client
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap();
+    assert_ne!(timeout.get::<_, String>(0), "0", "bounded");
+    let trips = proxy.round_trips();
+    assert_eq!(proxy.connections(), 1);
+    assert_eq!(trips.len(), 6, "5 to log in, 1 for the query: {trips:?}");
+}
