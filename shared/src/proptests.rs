@@ -717,8 +717,14 @@ proptest! {
         prop_assert_eq!(&objects, &render_owned_objects(&spec).expect("renders twice"));
         prop_assert_eq!(render_helm_values(&spec), render_helm_values(&spec));
         let dsn = format!("postgres://u:{dsn_password}@db:5432/signoz?sslmode=verify-full");
-        let secret = render_database_secret(&spec, &dsn);
-        prop_assert_eq!(&secret, &render_database_secret(&spec, &dsn));
+        let source = crate::cluster::secret::DsnSource {
+            dsn,
+            ca_bundle: "-----BEGIN CERTIFICATE-----".into(),
+            version_id: "v1".into(),
+            authority: None,
+        };
+        let secret = render_database_secret(&spec, &source);
+        prop_assert_eq!(&secret, &render_database_secret(&spec, &source));
 
         for object in objects.iter().chain([&secret]) {
             let body = object.body_with_hash();

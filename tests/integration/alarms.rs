@@ -237,7 +237,9 @@ impl Platform {
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
             sdk,
             spec_location: self.ctx.spec_location.clone(),
-            kubeconfig: Some(self.cluster.kubeconfig(signoz_control::cluster::FUNCTION)),
+            kube: signoz_control::cluster::access::ClusterClient::new(Some(
+                self.cluster.kubeconfig(signoz_control::cluster::FUNCTION),
+            )),
         };
         signoz_control::cluster::handle(&ctx, schedule())
             .await

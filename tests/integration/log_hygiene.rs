@@ -276,6 +276,7 @@ async fn cluster_sync_never_logs_the_dsn_it_writes_to_the_cluster() {
         .unwrap();
     let mut spec = signoz_control::spec::parse_spec(signoz_control::spec::EXAMPLE_SPEC).unwrap();
     spec.database.app_secret_name = app_secret.clone();
+    platform_tests::own_state_bucket(&mut spec).await;
     let cluster = platform_tests::kube::TestCluster::new(spec).await;
     let dir = tempfile::tempdir().unwrap();
     let spec_path = dir.path().join("platform.yaml");
@@ -290,7 +291,9 @@ async fn cluster_sync_never_logs_the_dsn_it_writes_to_the_cluster() {
         s3: signoz_control::aws::s3_client(&role),
         secrets: aws_sdk_secretsmanager::Client::new(&role),
         spec_location: location,
-        kubeconfig: Some(cluster.kubeconfig(signoz_control::cluster::FUNCTION)),
+        kube: signoz_control::cluster::access::ClusterClient::new(Some(
+            cluster.kubeconfig(signoz_control::cluster::FUNCTION),
+        )),
         sdk: role,
     };
     let event: Value =

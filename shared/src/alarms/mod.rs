@@ -63,8 +63,8 @@ pub struct Context {
     pub s3: aws_sdk_s3::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub spec_location: SpecLocation,
-    /// Kubeconfig of a non-EKS cluster (`KUBECONFIG`); `None` reaches EKS with a fresh token.
-    pub kubeconfig: Option<std::path::PathBuf>,
+    /// The cluster (`KUBECONFIG`, else EKS with a token per invocation), kept warm.
+    pub kube: crate::cluster::access::ClusterClient,
     /// enforce-cold-storage's context: move-to-cold and reconcile-now run its reconcile.
     pub cold_storage: crate::cold_storage::Context,
     /// CloudWatch's HTTPS client, built on first use.
@@ -99,7 +99,7 @@ impl Context {
             s3,
             secrets,
             spec_location,
-            kubeconfig,
+            kube: crate::cluster::access::ClusterClient::new(kubeconfig),
             sdk: sdk.clone(),
             cloudwatch: std::sync::OnceLock::new(),
         }

@@ -1,12 +1,13 @@
 //! Server-side apply under one field manager, skipping objects the server already holds
 //! as desired (a no-op reconcile sends no write), and pruning what we made and no longer want.
 
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 
 use super::{Call, Error};
 
-use super::objects::{DesiredObject, MANAGED_BY, MANAGED_BY_LABEL, PLATFORM_LABEL, owner_selector};
+use super::objects::{DesiredObject, MANAGED_BY, MANAGED_BY_LABEL, PLATFORM_LABEL};
+use super::render::instrumentation::INSTRUMENTED_LABEL;
 
 /// What applying one object did (or, in a dry run, would do).
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +69,18 @@ pub async fn read_live(
         .map_err(|source| desired.call("get").failed(source))
 }
 
+/// [`apply_object`], also returning the object as the server holds it afterwards (its
+/// answer to the apply, or what it already held); `None` when nothing landed.
+pub async fn apply_returning_live(
+    client: &kube::Client,
+    field_manager: &str,
+    desired: &DesiredObject,
+    dry_run: bool,
+) -> Result<(ApplyOutcome, Option<Value>), Error> {
+    let live = read_live(client, desired).await?;
+    apply_over_live_returning(client, field_manager, desired, live, dry_run).await
+}
+
 /// [`apply_object`] when the live object was already read.
 pub async fn apply_over_live(
     client: &kube::Client,
@@ -76,6 +89,19 @@ pub async fn apply_over_live(
     live: Option<DynamicObject>,
     dry_run: bool,
 ) -> Result<ApplyOutcome, Error> {
+    let (outcome, _) =
+        apply_over_live_returning(client, field_manager, desired, live, dry_run).await?;
+    Ok(outcome)
+}
+
+/// [`apply_over_live`], also returning the object as the server holds it afterwards.
+pub async fn apply_over_live_returning(
+    client: &kube::Client,
+    field_manager: &str,
+    desired: &DesiredObject,
+    live: Option<DynamicObject>,
+    dry_run: bool,
+) -> Result<(ApplyOutcome, Option<Value>), Error> {
     let api = api_for(client, &desired.resource, desired.namespace.as_deref());
     let mut body = desired.body_with_hash();
     if let Some(live) = &live
@@ -92,14 +118,23 @@ pub async fn apply_over_live(
             labels.remove(PLATFORM_LABEL);
         }
     }
+    if let Some(live) = &live
+        && let Some(platform) = other_platform(&body, live)
+    {
+        // Same names, same field manager: applying would silently take it over.
+        return Err(Error::OtherPlatform {
+            object: desired.id(),
+            platform,
+        });
+    }
     let outcome = match &live {
-        None if !desired.owned => return Ok(ApplyOutcome::Missing),
+        None if !desired.owned => return Ok((ApplyOutcome::Missing, None)),
         None => ApplyOutcome::Created,
         Some(live) => {
             let live = serde_json::to_value(live).unwrap_or(Value::Null);
             let mut changes = differing_fields(&body, &live);
             if changes.is_empty() {
-                return Ok(ApplyOutcome::Unchanged);
+                return Ok((ApplyOutcome::Unchanged, Some(live)));
             }
             if desired.resource.kind == "Secret" {
                 for change in &mut changes {
@@ -120,10 +155,13 @@ pub async fn apply_over_live(
         .patch(&desired.name, &params, &Patch::Apply(&body))
         .await
     {
-        Ok(_) => Ok(outcome),
-        Err(kube::Error::Api(status)) if status.is_conflict() => Ok(ApplyOutcome::Conflict {
-            message: status.message.clone(),
-        }),
+        Ok(applied) => Ok((outcome, serde_json::to_value(applied).ok())),
+        Err(kube::Error::Api(status)) if status.is_conflict() => Ok((
+            ApplyOutcome::Conflict {
+                message: status.message.clone(),
+            },
+            None,
+        )),
         Err(source) => Err(desired.call("patch").failed(source)),
     }
 }
@@ -199,8 +237,47 @@ fn collect_differences(
     }
 }
 
+/// The platform a live object belongs to when it is not the one `body` labels: our
+/// ownership label, or the label on a workload another platform instrumented.
+fn other_platform(body: &Value, live: &DynamicObject) -> Option<String> {
+    let labels = live.metadata.labels.as_ref()?;
+    [PLATFORM_LABEL, INSTRUMENTED_LABEL]
+        .into_iter()
+        .find_map(|key| {
+            let ours = body["metadata"]["labels"][key].as_str()?;
+            let theirs = labels.get(key)?;
+            (theirs != ours).then(|| theirs.clone())
+        })
+}
+
+/// The field manager that owns `path` (`["spec", "destination", "name"]`) of a live object.
+pub fn manager_of(live: &Value, path: &[&str]) -> Option<String> {
+    live["metadata"]["managedFields"]
+        .as_array()?
+        .iter()
+        .find_map(|entry| {
+            let mut fields = &entry["fieldsV1"];
+            for key in path {
+                fields = fields.get(format!("f:{key}"))?;
+            }
+            entry["manager"].as_str().map(str::to_string)
+        })
+}
+
+/// The field managers a server-side apply conflict names (`conflict with "argocd-controller"`).
+pub fn conflicting_managers(message: &str) -> Vec<String> {
+    let mut managers: Vec<String> = message
+        .split("conflict")
+        .skip(1)
+        .filter_map(|part| part.split('"').nth(1))
+        .map(str::to_string)
+        .collect();
+    managers.dedup();
+    managers
+}
+
 /// Whether the live object carries our ownership label.
-fn created_by_us(live: &DynamicObject) -> bool {
+pub(crate) fn created_by_us(live: &DynamicObject) -> bool {
     live.metadata
         .labels
         .as_ref()
@@ -214,44 +291,29 @@ fn keyed_by_name(items: &[Value]) -> bool {
         .all(|i| i.get("name").is_some_and(Value::is_string))
 }
 
-/// Deletes objects of `resource` in `namespace` carrying our ownership labels that are
-/// not in `keep` (names). Returns the `Kind/ns/name` of each deleted (or, in a dry run, to
-/// be deleted).
-pub async fn prune_objects(
+/// Deletes one object (a 404 is fine: someone was first); a dry run deletes nothing.
+pub async fn prune_object(
     client: &kube::Client,
-    platform: &str,
     resource: &ApiResource,
     namespace: &str,
-    keep: &[&str],
+    name: &str,
     dry_run: bool,
-) -> Result<Vec<String>, Error> {
-    let api = api_for(client, resource, Some(namespace));
-    let call = |verb, name| Call {
-        verb,
-        resource,
-        namespace: Some(namespace),
-        name,
-    };
-    let listed = api
-        .list_metadata(&ListParams::default().labels(&owner_selector(platform)))
-        .await
-        .map_err(|source| call("list", None).failed(source))?;
-    let mut pruned = Vec::new();
-    for object in listed.items {
-        let name = object.metadata.name.clone().unwrap_or_default();
-        if keep.contains(&name.as_str()) {
-            continue;
-        }
-        let id = format!("{}/{namespace}/{name}", resource.kind);
-        if !dry_run {
-            match api.delete(&name, &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.is_not_found() => {}
-                Err(source) => return Err(call("delete", Some(&name)).failed(source)),
-            }
-        }
-        tracing::info!(object = %id, before = "present", after = "deleted", dry_run, "pruned object the spec no longer wants");
-        pruned.push(id);
+) -> Result<(), Error> {
+    if dry_run {
+        return Ok(());
     }
-    Ok(pruned)
+    match api_for(client, resource, Some(namespace))
+        .delete(name, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+        Err(source) => Err(Call {
+            verb: "delete",
+            resource,
+            namespace: Some(namespace),
+            name: Some(name),
+        }
+        .failed(source)),
+    }
 }
