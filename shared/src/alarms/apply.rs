@@ -57,8 +57,8 @@ fn outcome_name(outcome: &ApplyOutcome) -> &'static str {
 }
 
 /// Runs the cold-storage reconcile (bucket posture and TTLs, hot-days overrides in force).
-pub async fn reconcile_cold_storage(ctx: &Context) -> crate::Result<Value> {
-    crate::cold_storage::reconcile_now(&ctx.cold_storage, super::FUNCTION).await
+pub async fn reconcile_cold_storage(ctx: &Context, now: jiff::Timestamp) -> crate::Result<Value> {
+    crate::cold_storage::reconcile_now(&ctx.cold_storage, super::FUNCTION, now).await
 }
 
 /// Runs the whole cluster sync, as sync-cluster's schedule would.
