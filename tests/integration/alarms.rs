@@ -786,6 +786,9 @@ async fn enforce_cold_storage_racing_respond_to_alarms_never_undoes_the_override
     let p = Platform::new().await;
     let enforce = || signoz_control::cold_storage::handle(&p.ctx.cold_storage, schedule());
     enforce().await.expect("converged at the baseline");
+    // The baseline's jobs are done (signals converge together, so the run may return
+    // while they still run): the reset below must not be overwritten by one of them.
+    p.signoz.with(|s| s.finish_jobs());
     let alarm = p.put_alarm("clickhouse-disk-high");
     let raised = lambda_action(p.set_state(&alarm, "ALARM", "volume at 88%").await);
     // Hot days back at the baseline in SigNoz (someone reset them): the schedule will
@@ -798,6 +801,10 @@ async fn enforce_cold_storage_racing_respond_to_alarms_never_undoes_the_override
         async move { signoz_control::cold_storage::handle(&ctx, schedule()).await }
     });
     while !p.signoz.with(|s| s.holding()) {
+        assert!(
+            !scheduled.is_finished(),
+            "the schedule finished without posting a TTL"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let responded = {

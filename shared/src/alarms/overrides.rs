@@ -234,17 +234,23 @@ pub fn hot_days_override(
     result.filter(|o| within_expiration(spec, &o.applied_to(spec), memory))
 }
 
-/// Reads the state of every policy that holds a level (scale, move-to-cold).
+/// Reads the state of every policy that holds a level (scale, move-to-cold), all at once.
 pub async fn load_policy_states(
     store: &StateStore,
     spec: &PlatformSpec,
 ) -> Result<Vec<(AlarmPolicy, PolicyState)>, Error> {
+    let held: Vec<&AlarmPolicy> = spec
+        .alarms
+        .policies
+        .iter()
+        .filter(|p| super::plan::holds_a_level(&p.action))
+        .collect();
+    let keys: Vec<String> = held.iter().map(|p| state_key(&p.name)).collect();
+    let loaded =
+        futures_util::future::join_all(keys.iter().map(|k| store.load::<PolicyState>(k))).await;
     let mut states = Vec::new();
-    for policy in &spec.alarms.policies {
-        if !super::plan::holds_a_level(&policy.action) {
-            continue;
-        }
-        match store.load::<PolicyState>(&state_key(&policy.name)).await {
+    for (policy, loaded) in held.into_iter().zip(loaded) {
+        match loaded {
             Ok((Some(state), _)) => states.push((policy.clone(), state)),
             Ok((None, _)) => {}
             // No state bucket: no remediation can have been recorded either.

@@ -17,8 +17,9 @@ use std::hash::BuildHasher;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
+use crate::alarms::plan::PolicyState;
 use crate::events::{ControlAction, Trigger, TriggerKind, decode_for};
-use crate::spec::{LoadedSpec, PlatformSpec, SpecLocation, load_spec};
+use crate::spec::{AlarmPolicy, LoadedSpec, PlatformSpec, SpecLocation, load_spec};
 use crate::state::{StateError, StateStore};
 use plan::{ColdDaysNeeded, Lease, RetentionHighWater};
 use ttl::{ObservedTtl, TtlApi, TtlJobs, TtlOutcome, TtlPatience, TtlReport};
@@ -311,34 +312,40 @@ pub async fn reconcile_now(ctx: &Context, trigger: &str, now: Timestamp) -> crat
     .await
 }
 
+/// The states of the alarm policies that may lower the hot days (none for a bucket-only
+/// run, which leaves the TTLs alone).
+async fn policy_states(
+    state: &StateStore,
+    spec: &PlatformSpec,
+    scope: Scope,
+) -> crate::Result<Vec<(AlarmPolicy, PolicyState)>> {
+    if scope == Scope::BucketOnly {
+        return Ok(Vec::new());
+    }
+    Ok(crate::alarms::overrides::load_policy_states(state, spec).await?)
+}
+
 /// The spec as it applies now: the hot days lowered by alarm policies in force. Those
 /// stay lowered until respond-to-alarms reverts them; each is bounded by the same
 /// safety check as the spec.
-async fn effective_spec(
-    state: &StateStore,
+fn effective_spec(
     spec: &PlatformSpec,
+    states: &[(AlarmPolicy, PolicyState)],
     memory: &RetentionHighWater,
-    scope: Scope,
-) -> crate::Result<(PlatformSpec, Option<Vec<String>>)> {
-    if scope == Scope::BucketOnly {
-        return Ok((spec.clone(), None));
-    }
-    let hot_days = crate::alarms::overrides::read_hot_days_override(state, spec, memory).await?;
-    Ok(match hot_days {
+) -> (PlatformSpec, Option<Vec<String>>) {
+    match crate::alarms::overrides::hot_days_override(spec, states, memory) {
         Some(o) => (o.applied_to(spec), Some(o.why)),
         None => (spec.clone(), None),
-    })
+    }
 }
 
-/// What SigNoz reports for every signal, and the cold days those reports need (or why
-/// they cannot be trusted).
-async fn observe_ttls(
-    api: &TtlApi<'_>,
-) -> Result<(Vec<ObservedTtl>, Vec<ColdDaysNeeded>, Vec<String>), Error> {
-    let mut observed = Vec::new();
-    for signal in ["traces", "metrics", "logs"] {
-        observed.push(api.observe(signal).await?);
-    }
+/// What SigNoz reports for every signal (asked together), and the cold days those
+/// reports need (or why they cannot be trusted).
+async fn observe_ttls(api: &TtlApi<'_>) -> Result<TtlObservations, Error> {
+    let observed = futures_util::future::try_join_all(
+        ["traces", "metrics", "logs"].map(|signal| api.observe(signal)),
+    )
+    .await?;
     let (mut needed, mut unknown) = (Vec::new(), Vec::new());
     for o in &observed {
         match o.needed() {
@@ -347,6 +354,28 @@ async fn observe_ttls(
         }
     }
     Ok((observed, needed, unknown))
+}
+
+/// The TTL API client of this run.
+fn ttl_api<'a>(ctx: &'a Context, spec: &'a PlatformSpec, api_key: &'a str) -> TtlApi<'a> {
+    TtlApi {
+        http: ctx.http(),
+        base_url: &spec.retention.ttl_api.url,
+        api_key,
+        patience: ctx.ttl_patience,
+    }
+}
+
+type TtlObservations = (Vec<ObservedTtl>, Vec<ColdDaysNeeded>, Vec<String>);
+
+/// The API key, then what SigNoz reports for every signal.
+async fn ask_signoz(
+    ctx: &Context,
+    spec: &PlatformSpec,
+) -> crate::Result<(String, TtlObservations)> {
+    let key = read_api_key(ctx, &spec.retention.ttl_api.api_key_secret).await?;
+    let observations = observe_ttls(&ttl_api(ctx, spec, &key)).await?;
+    Ok((key, observations))
 }
 
 /// A name for this run in the lease.
@@ -429,42 +458,58 @@ async fn reconcile(
 ) -> crate::Result<Value> {
     let bucket = &loaded.spec.cold_storage.bucket;
     let state = StateStore::for_spec(ctx.s3.clone(), &loaded.spec);
-    let (memory, _) = state
-        .load::<RetentionHighWater>(RetentionHighWater::KEY)
-        .await
-        .map_err(Error::from)?;
-    let memory = memory.unwrap_or_default();
-    let (spec, overrides) = effective_spec(&state, &loaded.spec, &memory, scope).await?;
-    let observed = apply::observe_bucket(&ctx.s3, bucket).await?;
+    // Everything the plan compares is read at once: the memory, the alarm policies'
+    // states, the bucket and (when the TTLs are in scope) SigNoz's TTLs.
+    let observe_signoz = async {
+        if scope != Scope::BucketAndTtls {
+            return Ok(None);
+        }
+        ask_signoz(ctx, &loaded.spec).await.map(Some)
+    };
+    // Boxed: the joined futures would otherwise sit side by side on the caller's stack.
+    let (memory, states, observed, signoz) = tokio::join!(
+        Box::pin(state.load::<RetentionHighWater>(RetentionHighWater::KEY)),
+        Box::pin(policy_states(&state, &loaded.spec, scope)),
+        Box::pin(apply::observe_bucket(&ctx.s3, bucket)),
+        Box::pin(observe_signoz),
+    );
+    let memory = memory.map_err(Error::from)?.0.unwrap_or_default();
+    let (spec, overrides) = effective_spec(&loaded.spec, &states?, &memory);
+    let observed = observed?;
     let changes = plan::plan_bucket_posture(&spec, &observed, &memory);
     let lifecycle_planned = changes.iter().any(|c| c.resource == "lifecycle");
     // Access, encryption, versioning and the TLS-only policy never wait on SigNoz or on
-    // the retention: repaired first, whatever happens to the lifecycle.
+    // the retention: repaired first (together, they are independent), whatever happens
+    // to the lifecycle.
     let mut applied: Vec<plan::BucketChange> = Vec::new();
     if !dry_run {
-        for change in changes.iter().filter(|c| c.resource != "lifecycle") {
-            apply::apply_bucket_change(&ctx.s3, bucket, change).await?;
-            applied.push(change.clone());
-        }
+        let repairs: Vec<&plan::BucketChange> = changes
+            .iter()
+            .filter(|c| c.resource != "lifecycle")
+            .collect();
+        futures_util::future::try_join_all(
+            repairs
+                .iter()
+                .map(|change| apply::apply_bucket_change(&ctx.s3, bucket, change)),
+        )
+        .await?;
+        applied.extend(repairs.into_iter().cloned());
     }
     let repaired: Vec<&'static str> = applied.iter().map(|c| c.resource).collect();
 
-    // What SigNoz keeps decides the expiration: ask it before the lifecycle is decided.
-    let api_key = if scope == Scope::BucketAndTtls || lifecycle_planned {
-        Some(read_api_key(ctx, &spec.retention.ttl_api.api_key_secret).await?)
-    } else {
-        None
+    // What SigNoz keeps decides the expiration: a bucket-only run asks it only when the
+    // lifecycle is about to change (that chain, bucket read -> SigNoz -> lifecycle, is
+    // inherent).
+    let signoz = match signoz? {
+        Some(found) => Some(found),
+        None if lifecycle_planned => Some(ask_signoz(ctx, &loaded.spec).await?),
+        None => None,
     };
-    let api = api_key.as_deref().map(|key| TtlApi {
-        http: ctx.http(),
-        base_url: &spec.retention.ttl_api.url,
-        api_key: key,
-        patience: ctx.ttl_patience,
-    });
-    let (observations, needed, unknown) = match &api {
-        Some(api) => observe_ttls(api).await?,
-        None => Default::default(),
+    let (api_key, (observations, needed, unknown)) = match signoz {
+        Some((key, observations)) => (Some(key), observations),
+        None => (None, Default::default()),
     };
+    let api = api_key.as_deref().map(|key| ttl_api(ctx, &spec, key));
     let learned = memory.raised_by(&needed);
     let memory = learned.clone().unwrap_or(memory);
     let changes = plan::plan_bucket_posture(&spec, &observed, &memory);
@@ -607,13 +652,18 @@ async fn leased_writes(
 ) -> crate::Result<Leased> {
     let bucket = &loaded.spec.cold_storage.bucket;
     let doc = acquire_lease(state, holder, now, needed).await?;
-    // Overrides written by respond-to-alarms before we took the lease are seen here.
-    let (spec, overrides) = effective_spec(state, &loaded.spec, &doc, scope).await?;
-    // Another writer may have posted TTLs meanwhile: look again before sending ours.
-    let (observations, needed, unknown) = match api {
-        Some(api) => observe_ttls(api).await?,
-        None => Default::default(),
+    // Under the lease, looked at again together: overrides respond-to-alarms wrote before
+    // we took it, and TTLs another writer may have posted meanwhile.
+    let observe_again = async {
+        match api {
+            Some(api) => observe_ttls(api).await,
+            None => Ok(TtlObservations::default()),
+        }
     };
+    let (states, observed_again) =
+        tokio::join!(policy_states(state, &loaded.spec, scope), observe_again);
+    let (spec, overrides) = effective_spec(&loaded.spec, &states?, &doc);
+    let (observations, needed, unknown) = observed_again?;
     let targets = match scope {
         Scope::BucketAndTtls => ttl::plan_ttls(&spec.retention),
         Scope::BucketOnly => Vec::new(),
@@ -669,20 +719,34 @@ async fn converge_ttls(
     let jobs = jobs.unwrap_or_default();
     let stuck_after =
         SignedDuration::from_mins(i64::from(spec.retention.ttl_api.stuck_after_minutes));
+    // Each signal is its own table in SigNoz: the signals converge together, and every
+    // one is awaited, so what was sent is recorded even when another signal failed.
+    let converging = targets.iter().filter_map(|target| {
+        let observed = observations.iter().find(|o| o.signal == target.signal)?;
+        let job = jobs.signals.get(target.signal).cloned().unwrap_or_default();
+        Some(async move {
+            let converged = api
+                .converge(*target, observed, &job, now, stuck_after)
+                .await;
+            (target.signal, converged)
+        })
+    });
+    let converged = futures_util::future::join_all(converging).await;
     let mut next = jobs.clone();
     let mut reports = Vec::new();
-    for target in targets {
-        let Some(observed) = observations.iter().find(|o| o.signal == target.signal) else {
-            continue;
+    let mut failure = None;
+    for (signal, converged) in converged {
+        let (report, record) = match converged {
+            Ok(done) => done,
+            Err(e) => {
+                failure.get_or_insert(e);
+                continue;
+            }
         };
-        let job = jobs.signals.get(target.signal).cloned().unwrap_or_default();
-        let (report, record) = api
-            .converge(*target, observed, &job, now, stuck_after)
-            .await?;
         if record == ttl::TtlJob::default() {
-            next.signals.remove(target.signal);
+            next.signals.remove(signal);
         } else {
-            next.signals.insert(target.signal.into(), record);
+            next.signals.insert(signal.into(), record);
         }
         reports.push(report);
     }
@@ -691,7 +755,10 @@ async fn converge_ttls(
             .update(TtlJobs::KEY, |_: Option<&TtlJobs>| Some(next.clone()))
             .await?;
     }
-    Ok(reports)
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(reports),
+    }
 }
 
 /// The run's answer, or the error that makes it fail loudly after what could be done.
