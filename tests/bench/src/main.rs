@@ -126,6 +126,9 @@ struct Bench {
     args: Args,
     stack: Stack,
     meter: Meter,
+    /// Invocations that should have succeeded and did not (`function (platform) #n: why`):
+    /// the results are still written, then the bench fails.
+    failed: std::sync::Mutex<Vec<String>>,
 }
 
 impl Bench {
@@ -133,14 +136,27 @@ impl Bench {
         self.args.release_dir.join(name)
     }
 
-    /// Runs `function` for `platform` with `events`, one process, counting per invocation.
+    /// Runs `function` for `platform` with `events`, one process, counting per invocation;
+    /// every invocation is expected to succeed (a denied call fails it).
     async fn run(
         &self,
         function: &str,
         platform: &Platform,
         events: Vec<Value>,
     ) -> Result<Run, BoxError> {
-        self.run_with_env(function, platform, events, &[]).await
+        let expected = events.len();
+        let run = self.run_with_env(function, platform, events, &[]).await?;
+        for i in 0..expected {
+            let outcome = run.outcome(i);
+            if outcome != "ok" {
+                self.failed.lock().unwrap().push(format!(
+                    "{function} ({}) #{}: {outcome}",
+                    platform.spec.platform.name,
+                    i + 1
+                ));
+            }
+        }
+        Ok(run)
     }
 
     /// [`Bench::run`] with `extra` environment on top of the platform's.
@@ -194,7 +210,12 @@ async fn main() -> Result<(), BoxError> {
         pg_log: std::env::var_os("PG_LOG_FILE").map(PathBuf::from),
         kube_audit_log: std::env::var_os("KUBE_AUDIT_LOG").map(PathBuf::from),
     };
-    let bench = Bench { args, stack, meter };
+    let bench = Bench {
+        args,
+        stack,
+        meter,
+        failed: Default::default(),
+    };
     let tag = format!("{:x}", std::process::id());
     let e2e = bench
         .stack
@@ -216,6 +237,16 @@ async fn main() -> Result<(), BoxError> {
 
     std::fs::write(&bench.args.out, &out)?;
     eprintln!("== wrote {}", bench.args.out.display());
+    let failed = bench.failed.into_inner().unwrap();
+    if !failed.is_empty() {
+        drop(workdir);
+        eprintln!(
+            "{} invocation(s) failed:\n  {}",
+            failed.len(),
+            failed.join("\n  ")
+        );
+        std::process::exit(1);
+    }
     Ok(())
 }
 
