@@ -164,6 +164,12 @@ run enforce-cold-storage events/cloudtrail-delete-bucket-lifecycle.json
 echo "== sync-cluster: apply everything, then a no-op"
 run sync-cluster events/schedule.json events/schedule.json
 kubectl get scaledobjects,instrumentations,applications,secrets -A
+echo "SigNoz's Application syncs on its own (automated, self-heal, bounded retry; replicas left to KEDA):"
+kubectl -n argocd get application signoz -o jsonpath='{.spec.syncPolicy}{"\n"}{.spec.ignoreDifferences}{"\n"}'
+echo "the frontend on the shared internal ALB (signoz.ingress values):"
+kubectl -n argocd get application signoz -o jsonpath='{.spec.source.helm.valuesObject.signoz.ingress}{"\n"}'
+echo "the OpenTelemetry Operator, highly available, through the same GitOps path:"
+kubectl -n argocd get application opentelemetry-operator -o jsonpath='{.spec.source.chart} {.spec.source.targetRevision} {.spec.source.helm.valuesObject}{"\n"}'
 kubectl -n apps get deployment api -o jsonpath='{.spec.template.metadata.annotations}{"\n"}{.spec.template.spec.containers[0].env}{"\n"}' 
 
 echo "== respond-to-alarms"

@@ -12,12 +12,15 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use platform_tests::kube::{TestCluster, apply_as_admin, spec_yaml, write_identity_kubeconfig};
 use serde_json::{Value, json};
+use signoz_control::cluster::delivery::DeliveryRecord;
 use signoz_control::cluster::objects::{
     DesiredObject, argocd_application_resource, configmap_resource, helm_release_resource,
     instrumentation_resource, resource, scaled_object_resource, secret_resource, workload_resource,
 };
 use signoz_control::cluster::permissions::{render_rbac, role_name};
-use signoz_control::cluster::sync::{DsnSource, SyncReport, sync_cluster};
+use signoz_control::cluster::sync::{
+    DsnSource, SyncInputs, SyncReport, sync_cluster, sync_cluster_with,
+};
 use signoz_control::cluster::{Error, FUNCTION};
 use signoz_control::spec::{PlatformSpec, parse_spec};
 
@@ -102,6 +105,26 @@ async fn sync(client: &Client, spec: &PlatformSpec, dsn: &DsnSource) -> SyncRepo
     report
 }
 
+/// A sync as the functions run it (`sync::reconcile`): against the state's record of
+/// what SigNoz was delivered with, which it then updates.
+async fn sync_recorded(
+    client: &Client,
+    spec: &PlatformSpec,
+    dsn: &DsnSource,
+    record: &mut Option<DeliveryRecord>,
+) -> SyncReport {
+    let inputs = SyncInputs {
+        dsn: Some(dsn),
+        delivered: record.as_ref(),
+        ..Default::default()
+    };
+    let report = sync_cluster_with(client, spec, inputs).await.expect("sync");
+    if let Some(delivered) = &report.delivered {
+        *record = Some(delivered.clone());
+    }
+    report
+}
+
 /// The whole scenario, as sync-cluster's identity (`client`) on `cluster`'s platform.
 async fn converges_then_updates_only_what_changed(mut cluster: TestCluster, client: Client) {
     cluster.arrange_workloads().await;
@@ -125,6 +148,7 @@ async fn converges_then_updates_only_what_changed(mut cluster: TestCluster, clie
     assert_eq!(
         sorted(first.created.clone()),
         [
+            format!("Application/{argo_ns}/opentelemetry-operator"),
             format!("Application/{argo_ns}/signoz"),
             format!("Instrumentation/{ns}/python"),
             format!("ScaledObject/{ns}/signoz-otel-collector"),
@@ -162,7 +186,7 @@ async fn converges_then_updates_only_what_changed(mut cluster: TestCluster, clie
     let before = cluster.revisions(&written_kinds()).await;
     let second = sync(&client, &spec, &v1).await;
     assert!(second.in_sync(), "{second:?}");
-    assert_eq!(second.unchanged.len(), 8);
+    assert_eq!(second.unchanged.len(), 9);
     assert_eq!(
         cluster.revisions(&written_kinds()).await,
         before,
@@ -203,25 +227,16 @@ async fn converges_then_updates_only_what_changed(mut cluster: TestCluster, clie
     );
     assert_eq!(fifth.restarted, [format!("StatefulSet/{ns}/signoz")]);
 
-    // A workload leaves the spec and the release is renamed: our fields and objects go.
+    // A workload leaves the spec: our fields go, and it restarts without them.
     spec.instrumentation
         .workloads
         .retain(|w| w.name != "worker");
-    spec.cluster.delivery.release = "observability".into();
     let sixth = sync(&client, &spec, &dsn("v2")).await;
     assert_eq!(
         sixth.released_workloads,
         [format!("Deployment/{apps}/worker")]
     );
-    assert!(
-        sixth
-            .restarted
-            .contains(&format!("Deployment/{apps}/worker"))
-    );
-    assert_eq!(
-        sixth.pruned,
-        [format!("ScaledObject/{ns}/signoz-otel-collector")]
-    );
+    assert_eq!(sixth.restarted, [format!("Deployment/{apps}/worker")]);
     let worker = template_annotations(&admin, &apps, "worker").await;
     assert!(
         worker.get(INJECT).is_none() && worker.get(SERVICE_NAME).is_none(),
@@ -236,6 +251,47 @@ async fn converges_then_updates_only_what_changed(mut cluster: TestCluster, clie
         otel_service_name(&admin, &apps, "beat").await.as_deref(),
         Some("acme-beat")
     );
+
+    // The release is renamed: the chart would re-create SigNoz under new names (new
+    // ClickHouse volumes). Refused, and nothing of the new spec is applied, until the spec
+    // names what it replaces.
+    let mut record = Some(DeliveryRecord::wanted(&spec));
+    spec.cluster.delivery.release = "observability".into();
+    let before = cluster.revisions(&written_kinds()).await;
+    let refused = sync_recorded(&client, &spec, &dsn("v2"), &mut record).await;
+    let error = failure(&refused, &format!("Application/{argo_ns}/signoz"));
+    assert!(
+        error.contains("delivery change refused")
+            && error.contains("(release signoz) -> Application")
+            && error.contains(&format!("cluster.delivery.replaces: {{ object: Application/{argo_ns}/signoz, release: signoz }}")),
+        "{error}"
+    );
+    assert_eq!(refused.destructive.len(), 1, "{refused:?}");
+    assert!(refused.created.is_empty() && refused.updated.is_empty() && refused.pruned.is_empty());
+    assert_eq!(
+        cluster.revisions(&written_kinds()).await,
+        before,
+        "a refused change wrote"
+    );
+    // Without the state's record (lost), the live Application's release tells the rename.
+    let refused = sync_cluster(&client, &spec, Some(&dsn("v2")), false)
+        .await
+        .unwrap();
+    assert!(failure(&refused, &format!("Application/{argo_ns}/signoz")).contains("refused"));
+    spec.cluster.delivery.replaces = Some(signoz_control::spec::DeliveryReplacement {
+        object: format!("Application/{argo_ns}/signoz"),
+        release: "signoz".into(),
+    });
+    // The RBAC follows the spec, as the deployment re-applies it: the StatefulSet's new name.
+    cluster.update_spec(&spec).await;
+    let renamed = sync_recorded(&client, &spec, &dsn("v2"), &mut record).await;
+    assert!(renamed.failed.is_empty(), "{:?}", renamed.failed);
+    assert_eq!(renamed.destructive.len(), 1);
+    // The chart's names follow the release: <release>-signoz-otel-collector.
+    assert_eq!(
+        sorted(renamed.pruned.clone()),
+        [format!("ScaledObject/{ns}/signoz-otel-collector")]
+    );
     let scaled =
         Api::<DynamicObject>::namespaced_with(admin.clone(), &ns, &scaled_object_resource());
     assert!(
@@ -247,25 +303,41 @@ async fn converges_then_updates_only_what_changed(mut cluster: TestCluster, clie
     );
     assert!(
         scaled
-            .get_opt("observability-otel-collector")
+            .get_opt("observability-signoz-otel-collector")
             .await
             .unwrap()
             .is_some()
     );
+    let application = Api::<DynamicObject>::namespaced_with(
+        admin.clone(),
+        &argo_ns,
+        &argocd_application_resource(),
+    );
+    let app = application.get("signoz").await.unwrap();
+    assert_eq!(
+        app.data["spec"]["source"]["helm"]["releaseName"],
+        "observability"
+    );
+    assert_eq!(
+        app.data["spec"]["ignoreDifferences"][0]["name"],
+        "observability-signoz-otel-collector"
+    );
+    assert_eq!(record, Some(DeliveryRecord::wanted(&spec)));
     // Objects that are not ours are never pruned.
     let statefulsets =
         Api::<k8s_openapi::api::apps::v1::StatefulSet>::namespaced(admin.clone(), &ns);
     assert!(statefulsets.get_opt("signoz").await.unwrap().is_some());
 
     // Another manager owns a field we want: reported with its name, not overwritten.
+    let collector = "observability-signoz-otel-collector";
     let theirs = json!({
         "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
-        "metadata": { "name": "observability-otel-collector", "namespace": ns },
+        "metadata": { "name": collector, "namespace": ns },
         "spec": { "maxReplicaCount": 7 },
     });
     scaled
         .patch(
-            "observability-otel-collector",
+            collector,
             &PatchParams::apply("argocd-controller").force(),
             &Patch::Apply(&theirs),
         )
@@ -274,17 +346,15 @@ async fn converges_then_updates_only_what_changed(mut cluster: TestCluster, clie
     spec.collectors.max_replicas = 12;
     let seventh = sync(&client, &spec, &dsn("v2")).await;
     assert_eq!(seventh.conflicts.len(), 1, "{seventh:?}");
-    assert!(
-        seventh.conflicts[0].message.contains("argocd-controller"),
-        "{}",
-        seventh.conflicts[0].message
-    );
-    let live = scaled.get("observability-otel-collector").await.unwrap();
+    assert_eq!(seventh.conflicts[0].managers, ["argocd-controller"]);
+    let live = scaled.get(collector).await.unwrap();
     assert_eq!(live.data["spec"]["maxReplicaCount"], 7);
 
-    // Delivery moves from ArgoCD to Flux: the deployment's RBAC follows the spec (a new
-    // namespace), the values ConfigMap and HelmRelease appear.
+    // Delivery moves from ArgoCD to Flux: two tools would deploy one release. Refused
+    // until the spec names the Application it replaces; then the HelmRelease is created
+    // and (RBAC following the spec: a delete on that one Application) the Application goes.
     spec.cluster.delivery.method = signoz_control::spec::DeliveryMethod::Flux;
+    spec.cluster.delivery.replaces = None;
     let flux_ns = format!("flux-system-{ns}");
     spec.cluster.delivery.flux = Some(signoz_control::spec::FluxDelivery {
         namespace: flux_ns.clone(),
@@ -292,14 +362,40 @@ async fn converges_then_updates_only_what_changed(mut cluster: TestCluster, clie
         source_name: "signoz".into(),
         values_configmap: "signoz-values".into(),
     });
+    spec.instrumentation.operator.as_mut().unwrap().source_name = Some("open-telemetry".into());
     cluster.update_spec(&spec).await;
-    let eighth = sync(&client, &spec, &dsn("v2")).await;
+    let refused = sync_recorded(&client, &spec, &dsn("v2"), &mut record).await;
+    assert!(
+        failure(&refused, &format!("HelmRelease/{flux_ns}/observability")).contains(
+            &format!("Application/{argo_ns}/signoz (release observability) -> HelmRelease/{flux_ns}/observability")
+        ),
+        "{refused:?}"
+    );
+    spec.cluster.delivery.replaces = Some(signoz_control::spec::DeliveryReplacement {
+        object: format!("Application/{argo_ns}/signoz"),
+        release: "observability".into(),
+    });
+    cluster.update_spec(&spec).await;
+    let eighth = sync_recorded(&client, &spec, &dsn("v2"), &mut record).await;
+    assert!(eighth.failed.is_empty(), "{:?}", eighth.failed);
     assert_eq!(
         eighth.created,
         [
             format!("ConfigMap/{flux_ns}/signoz-values"),
-            format!("HelmRelease/{flux_ns}/observability")
+            format!("HelmRelease/{flux_ns}/observability"),
+            format!("ConfigMap/{flux_ns}/opentelemetry-operator-values"),
+            format!("HelmRelease/{flux_ns}/opentelemetry-operator"),
         ]
+    );
+    assert_eq!(eighth.pruned, [format!("Application/{argo_ns}/signoz")]);
+    assert!(application.get_opt("signoz").await.unwrap().is_none());
+    // The operator's Application is a delivery object too: never deleted on our own.
+    assert!(
+        application
+            .get_opt("opentelemetry-operator")
+            .await
+            .unwrap()
+            .is_some()
     );
     let values = Api::<ConfigMap>::namespaced(admin.clone(), &flux_ns)
         .get("signoz-values")
@@ -572,6 +668,7 @@ async fn a_missing_crd_or_a_rejected_field_is_named_and_not_retried() {
         source_name: "signoz".into(),
         values_configmap: "signoz-values".into(),
     });
+    spec.instrumentation.operator.as_mut().unwrap().source_name = Some("open-telemetry".into());
     let cluster = TestCluster::new(spec).await;
     let client = cluster.client(FUNCTION).await;
     let spec = &cluster.spec;
@@ -682,6 +779,7 @@ async fn handler_syncs_the_cluster_with_the_dsn_from_secrets_manager() {
 
     let mut spec = example_spec();
     spec.database.app_secret_name = app_secret.clone();
+    platform_tests::own_state_bucket(&mut spec).await;
     // Namespaces exist (the deployment's RBAC lives in them); the workloads do not yet.
     let cluster = TestCluster::new(spec).await;
     let spec = &cluster.spec;
@@ -711,8 +809,8 @@ async fn handler_syncs_the_cluster_with_the_dsn_from_secrets_manager() {
     assert_eq!(answer["report"]["dry_run"], true);
     assert_eq!(
         answer["report"]["created"].as_array().unwrap().len(),
-        4,
-        "Secret, Application, ScaledObject, Instrumentation: {answer}"
+        5,
+        "Secret, SigNoz's and the operator's Applications, ScaledObject, Instrumentation: {answer}"
     );
     assert_eq!(
         answer["report"]["missing_workloads"]
@@ -872,4 +970,487 @@ fn the_shipped_rbac_manifest_is_rendered_from_the_example_spec() {
             "{group} is bound"
         );
     }
+}
+
+/// An Application someone else manages (an app-of-apps parent's child): we write only the
+/// Helm values, never its sync policy, destination, project, ignoreDifferences or source
+/// coordinates; we say what still resets the replicas; and we refuse, writing nothing, when
+/// our values would silently override its inline ones or it deploys another release.
+#[tokio::test]
+async fn an_application_someone_else_manages_gets_only_our_values() {
+    let cluster = TestCluster::new(example_spec()).await;
+    let spec = &cluster.spec;
+    let argo_ns = spec
+        .cluster
+        .delivery
+        .argocd
+        .as_ref()
+        .unwrap()
+        .namespace
+        .clone();
+    let apps = Api::<DynamicObject>::namespaced_with(
+        cluster.admin.clone(),
+        &argo_ns,
+        &argocd_application_resource(),
+    );
+    let theirs = |helm: Value| {
+        json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": { "name": "signoz", "namespace": argo_ns },
+            "spec": {
+                "project": "observability",
+                "source": { "repoURL": "https://charts.signoz.io", "chart": "signoz", "targetRevision": "0.131.0", "helm": helm },
+                "destination": { "name": "in-cluster", "namespace": spec.cluster.namespace },
+                "syncPolicy": { "syncOptions": ["Validate=false"] },
+            },
+        })
+    };
+    let put = |body: Value| {
+        let apps = apps.clone();
+        async move {
+            apps.patch(
+                "signoz",
+                &PatchParams::apply("app-of-apps").force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .expect("the parent applies its child")
+        }
+    };
+    let client = cluster.client(FUNCTION).await;
+    let operator_only = |report: &SyncReport| {
+        report
+            .failed
+            .iter()
+            .map(|f| f.object.clone())
+            .collect::<Vec<_>>()
+    };
+
+    // Inline values our valuesObject would silently override: refused, nothing written.
+    let before = put(theirs(json!({ "releaseName": "signoz", "values": "clickhouse:\n  persistence:\n    size: 500Gi\n" }))).await;
+    let report = sync_cluster(&client, spec, None, false).await.unwrap();
+    let error = failure(&report, &format!("Application/{argo_ns}/signoz"));
+    assert!(
+        error.contains("inline spec.source.helm.values") && error.contains("precedence"),
+        "{error}"
+    );
+    assert_eq!(operator_only(&report).len(), 1, "{:?}", report.failed);
+    assert_eq!(
+        apps.get("signoz").await.unwrap().metadata.resource_version,
+        before.metadata.resource_version
+    );
+
+    // Another release name: the chart's names would not be the ones we point at.
+    put(theirs(json!({ "releaseName": "observability" }))).await;
+    let report = sync_cluster(&client, spec, None, false).await.unwrap();
+    let error = failure(&report, &format!("Application/{argo_ns}/signoz"));
+    assert!(error.contains("Helm release \"observability\""), "{error}");
+
+    // Adoptable: only valuesObject is ours; their fields stay theirs, nothing is labelled ours.
+    put(theirs(json!({ "releaseName": "signoz" }))).await;
+    let report = sync_cluster(&client, spec, None, false).await.unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+    assert!(
+        report.warnings[0].contains("RespectIgnoreDifferences=true"),
+        "{:?}",
+        report.warnings
+    );
+    let live = apps.get("signoz").await.unwrap();
+    assert_eq!(live.data["spec"]["project"], "observability");
+    assert_eq!(
+        live.data["spec"]["destination"],
+        json!({ "name": "in-cluster", "namespace": spec.cluster.namespace })
+    );
+    assert_eq!(
+        live.data["spec"]["syncPolicy"],
+        json!({ "syncOptions": ["Validate=false"] })
+    );
+    assert!(live.data["spec"].get("ignoreDifferences").is_none());
+    assert!(live.data["spec"]["source"]["helm"]["valuesObject"]["otelCollector"].is_object());
+    assert!(
+        live.metadata.labels.unwrap_or_default().is_empty(),
+        "never labelled ours, so never pruned"
+    );
+    let ours: Vec<_> = live
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.manager.as_deref() == Some(spec.cluster.field_manager.as_str()))
+        .collect();
+    assert_eq!(ours.len(), 1);
+    let fields = serde_json::to_value(&ours[0].fields_v1).unwrap();
+    assert_eq!(
+        fields["f:spec"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["f:source"],
+        "{fields}"
+    );
+    assert_eq!(
+        fields["f:spec"]["f:source"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["f:helm"]
+    );
+}
+
+/// A HelmRelease someone else manages (a Flux Kustomization's) is never written: until it
+/// references our values ConfigMap we refuse, saying how to hand the values over.
+#[tokio::test]
+async fn a_helm_release_someone_else_manages_is_never_written() {
+    let mut spec = example_spec();
+    spec.cluster.delivery.method = signoz_control::spec::DeliveryMethod::Flux;
+    spec.cluster.delivery.flux = Some(signoz_control::spec::FluxDelivery {
+        namespace: "flux-system".into(),
+        source_kind: "HelmRepository".into(),
+        source_name: "signoz".into(),
+        values_configmap: "signoz-values".into(),
+    });
+    spec.instrumentation.operator = None;
+    let cluster = TestCluster::new(spec).await;
+    let spec = &cluster.spec;
+    let flux_ns = spec
+        .cluster
+        .delivery
+        .flux
+        .as_ref()
+        .unwrap()
+        .namespace
+        .clone();
+    let releases = Api::<DynamicObject>::namespaced_with(
+        cluster.admin.clone(),
+        &flux_ns,
+        &helm_release_resource(),
+    );
+    let theirs = |values_from: Value| {
+        json!({
+            "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+            "metadata": { "name": "signoz", "namespace": flux_ns },
+            "spec": {
+                "interval": "5m", "releaseName": "signoz", "targetNamespace": spec.cluster.namespace,
+                "chart": { "spec": { "chart": "signoz", "version": "0.131.0",
+                    "sourceRef": { "kind": "HelmRepository", "name": "signoz" } } },
+                "valuesFrom": values_from,
+            },
+        })
+    };
+    let put = |body: Value| {
+        let releases = releases.clone();
+        async move {
+            releases
+                .patch(
+                    "signoz",
+                    &PatchParams::apply("kustomize-controller").force(),
+                    &Patch::Apply(&body),
+                )
+                .await
+                .expect("Flux applies it")
+        }
+    };
+    let client = cluster.client(FUNCTION).await;
+    let before = put(theirs(
+        json!([{ "kind": "ConfigMap", "name": "their-values" }]),
+    ))
+    .await;
+    let report = sync_cluster(&client, spec, None, false).await.unwrap();
+    let error = failure(&report, &format!("HelmRelease/{flux_ns}/signoz"));
+    assert!(
+        error.contains(
+            "add valuesFrom: [{kind: ConfigMap, name: signoz-values, valuesKey: values.yaml}]"
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        releases
+            .get("signoz")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        before.metadata.resource_version,
+        "never written"
+    );
+    // Handed over: adopted without a write; our values ConfigMap is what it reads.
+    let handed = put(theirs(
+        json!([{ "kind": "ConfigMap", "name": "signoz-values", "valuesKey": "values.yaml" }]),
+    ))
+    .await;
+    let report = sync_cluster(&client, spec, None, false).await.unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let values = Api::<ConfigMap>::namespaced(cluster.admin.clone(), &flux_ns);
+    assert!(
+        values.get_opt("signoz-values").await.unwrap().is_some(),
+        "our values are there to read"
+    );
+    assert!(
+        report.warnings.iter().any(|w| w.contains("post-renderer")),
+        "{:?}",
+        report.warnings
+    );
+    assert_eq!(
+        releases
+            .get("signoz")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        handed.metadata.resource_version
+    );
+}
+
+/// Our Application whose destination another manager set by name: applying our server
+/// would name the cluster twice (ArgoCD refuses that); refused, naming the manager.
+#[tokio::test]
+async fn a_destination_named_twice_is_refused_naming_the_other_manager() {
+    let cluster = TestCluster::new(example_spec()).await;
+    let spec = &cluster.spec;
+    let client = cluster.client(FUNCTION).await;
+    assert!(
+        sync_cluster(&client, spec, None, false)
+            .await
+            .unwrap()
+            .failed
+            .is_empty()
+    );
+    let argo_ns = spec
+        .cluster
+        .delivery
+        .argocd
+        .as_ref()
+        .unwrap()
+        .namespace
+        .clone();
+    let apps = Api::<DynamicObject>::namespaced_with(
+        cluster.admin.clone(),
+        &argo_ns,
+        &argocd_application_resource(),
+    );
+    let patch = json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": { "name": "signoz", "namespace": argo_ns },
+        "spec": { "destination": { "name": "prod-cluster" } },
+    });
+    apps.patch(
+        "signoz",
+        &PatchParams::apply("platform-team").force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .unwrap();
+    let report = sync_cluster(&client, spec, None, false).await.unwrap();
+    let error = failure(&report, &format!("Application/{argo_ns}/signoz"));
+    assert!(
+        error.contains("destination.name is set by platform-team") && error.contains("twice"),
+        "{error}"
+    );
+}
+
+/// Two platforms on one cluster, the same names in the same namespaces and the same
+/// (default) field manager: neither takes nor prunes the other's objects.
+#[tokio::test]
+async fn two_platforms_on_one_cluster_never_take_or_prune_each_others_objects() {
+    let first = TestCluster::new(example_spec()).await;
+    first.arrange_workloads().await;
+    let mut second_spec = first.spec.clone();
+    second_spec.platform.name = format!("{}-b", first.spec.platform.name);
+    let second = TestCluster::arrange(first.admin.clone(), second_spec).await;
+    let ns = first.spec.cluster.namespace.clone();
+    let a = first.client(FUNCTION).await;
+    let b = second.client(FUNCTION).await;
+    let report = sync_cluster(&a, &first.spec, Some(&dsn("a")), false)
+        .await
+        .unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let before = first.revisions(&written_kinds()).await;
+
+    let report = sync_cluster(&b, &second.spec, Some(&dsn("b")), false)
+        .await
+        .unwrap();
+    for object in [
+        format!("ScaledObject/{ns}/signoz-otel-collector"),
+        format!("Instrumentation/{ns}/python"),
+        format!("Secret/{ns}/signoz-metadata-db"),
+    ] {
+        let error = failure(&report, &object);
+        assert!(
+            error.contains(&format!("belongs to platform {}", first.spec.platform.name)),
+            "{object}: {error}"
+        );
+    }
+    let apps = first.spec.instrumentation.workloads[0]
+        .namespace
+        .clone()
+        .unwrap();
+    assert!(failure(&report, &format!("Deployment/{apps}/api")).contains("belongs to platform"));
+    assert!(
+        report.pruned.is_empty() && report.restarted.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(
+        first.revisions(&written_kinds()).await,
+        before,
+        "the other platform wrote"
+    );
+    // And the first platform still converges as before.
+    assert!(
+        sync_cluster(&a, &first.spec, Some(&dsn("a")), false)
+            .await
+            .unwrap()
+            .in_sync()
+    );
+}
+
+/// Restarts follow what was applied: while the Instrumentation's apply conflicts, no pod
+/// restarts onto a configuration that did not land; once it lands, each workload restarts
+/// once; and two causes in one reconcile (a new DSN and a new sampler) roll a workload once.
+#[tokio::test]
+async fn restarts_follow_what_was_applied_once_per_change() {
+    let mut spec = example_spec();
+    // api reads the DSN too: both causes reach it.
+    spec.database.restart = vec![signoz_control::spec::WorkloadRef {
+        kind: "Deployment".into(),
+        name: "api".into(),
+        namespace: spec.instrumentation.workloads[0].namespace.clone(),
+    }];
+    let cluster = TestCluster::new(spec).await;
+    cluster.arrange_workloads().await;
+    let mut spec = cluster.spec.clone();
+    let client = cluster.client(FUNCTION).await;
+    let ns = spec.cluster.namespace.clone();
+    let apps = spec.instrumentation.workloads[0].namespace.clone().unwrap();
+    sync(&client, &spec, &dsn("v1")).await;
+
+    let inst = Api::<DynamicObject>::namespaced_with(
+        cluster.admin.clone(),
+        &ns,
+        &instrumentation_resource(),
+    );
+    let theirs = json!({
+        "apiVersion": "opentelemetry.io/v1alpha1", "kind": "Instrumentation",
+        "metadata": { "name": "python", "namespace": ns },
+        "spec": { "sampler": { "type": "parentbased_traceidratio", "argument": "0.5" } },
+    });
+    inst.patch(
+        "python",
+        &PatchParams::apply("platform-team").force(),
+        &Patch::Apply(&theirs),
+    )
+    .await
+    .unwrap();
+    spec.instrumentation.sampler.argument = Some("0.25".into());
+    let conflicted = sync_cluster(&client, &spec, Some(&dsn("v1")), false)
+        .await
+        .unwrap();
+    assert_eq!(conflicted.conflicts.len(), 1, "{conflicted:?}");
+    assert!(
+        conflicted.restarted.is_empty(),
+        "restarted onto what did not land: {:?}",
+        conflicted.restarted
+    );
+
+    // The other manager lets go: our sampler lands and every instrumented workload restarts.
+    let released = json!({
+        "apiVersion": "opentelemetry.io/v1alpha1", "kind": "Instrumentation",
+        "metadata": { "name": "python", "namespace": ns },
+    });
+    inst.patch(
+        "python",
+        &PatchParams::apply("platform-team").force(),
+        &Patch::Apply(&released),
+    )
+    .await
+    .unwrap();
+    let landed = sync(&client, &spec, &dsn("v1")).await;
+    assert_eq!(landed.restarted.len(), 4, "{:?}", landed.restarted);
+    assert!(
+        sync(&client, &spec, &dsn("v1")).await.restarted.is_empty(),
+        "once per change"
+    );
+
+    // A new DSN and a new sampler in one reconcile: api rolls once, carrying both causes.
+    let deployments = Api::<Deployment>::namespaced(cluster.admin.clone(), &apps);
+    let generation = deployments
+        .get("api")
+        .await
+        .unwrap()
+        .metadata
+        .generation
+        .unwrap();
+    spec.instrumentation.sampler.argument = Some("0.5".into());
+    let both = sync(&client, &spec, &dsn("v2")).await;
+    assert_eq!(
+        both.restarted
+            .iter()
+            .filter(|r| **r == format!("Deployment/{apps}/api"))
+            .count(),
+        1,
+        "{:?}",
+        both.restarted
+    );
+    let api = deployments.get("api").await.unwrap();
+    assert_eq!(
+        api.metadata.generation.unwrap(),
+        generation + 1,
+        "one rollout"
+    );
+    let annotations = api
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations
+        .unwrap();
+    assert_eq!(
+        annotations["signoz-control-plane/restarted-for"],
+        "credentials-version-v2"
+    );
+    assert!(
+        annotations["signoz-control-plane/instrumentation-hash"].starts_with("instrumentation-")
+    );
+}
+
+/// Every enum the spec feeds into a CRD accepts exactly the CRD's values
+/// (`../shared/reference/crds`, the upstream manifests the stack installs): nothing passes
+/// the spec and fails at the API server.
+#[test]
+fn spec_enums_are_the_crds_enums() {
+    let crd = |file: &str| -> Value {
+        let dir = std::env::var("CRD_DIR").unwrap_or_else(|_| {
+            format!("{}/../../shared/reference/crds", env!("CARGO_MANIFEST_DIR"))
+        });
+        let text = std::fs::read_to_string(format!("{dir}/{file}")).expect("CRD manifest");
+        let doc: Value = serde_norway::from_str(&text).unwrap();
+        doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"].clone()
+    };
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let instrumentation = crd("opentelemetry.io_instrumentations.yaml");
+    assert_eq!(
+        strings(&instrumentation["properties"]["sampler"]["properties"]["type"]["enum"]),
+        signoz_control::spec::SAMPLERS
+    );
+    assert_eq!(
+        strings(&instrumentation["properties"]["propagators"]["items"]["enum"]),
+        signoz_control::spec::PROPAGATORS
+    );
+    let release = crd("helm.toolkit.fluxcd.io_helmreleases.yaml");
+    assert_eq!(
+        strings(
+            &release["properties"]["chart"]["properties"]["spec"]["properties"]["sourceRef"]["properties"]
+                ["kind"]["enum"]
+        ),
+        signoz_control::spec::FLUX_SOURCE_KINDS
+    );
 }

@@ -276,6 +276,7 @@ async fn cluster_sync_never_logs_the_dsn_it_writes_to_the_cluster() {
         .unwrap();
     let mut spec = signoz_control::spec::parse_spec(signoz_control::spec::EXAMPLE_SPEC).unwrap();
     spec.database.app_secret_name = app_secret.clone();
+    platform_tests::own_state_bucket(&mut spec).await;
     let cluster = platform_tests::kube::TestCluster::new(spec).await;
     let dir = tempfile::tempdir().unwrap();
     let spec_path = dir.path().join("platform.yaml");

@@ -130,6 +130,13 @@ impl Deployment {
                     self.state_bucket, self.state_prefix
                 )),
             ),
+            (
+                "cluster_state_objects",
+                s3(format!(
+                    "{}/{}cluster/*",
+                    self.state_bucket, self.state_prefix
+                )),
+            ),
             ("cold_bucket", s3(self.cold_bucket.clone())),
             ("app_secret", vec![self.secret_arn(&self.app_secret)]),
             ("master_secret", vec![self.secret_arn(&self.master_secret)]),
@@ -164,6 +171,10 @@ impl Deployment {
             (
                 "alarm_state_keys",
                 vec![format!("{}alarms/*", self.state_prefix)],
+            ),
+            (
+                "cluster_state_keys",
+                vec![format!("{}cluster/*", self.state_prefix)],
             ),
         ])
     }

@@ -237,7 +237,8 @@ impl TestCluster {
                 "python:3.12",
             )
         });
-        let restarted = spec.database.restart.iter().map(|w| {
+        let readers = signoz_control::spec::chart::dsn_readers(spec);
+        let restarted = readers.iter().map(|w| {
             (
                 w.kind.as_str(),
                 w.name.as_str(),
@@ -245,8 +246,12 @@ impl TestCluster {
                 "signoz/signoz:v0.131.0",
             )
         });
+        let mut made = std::collections::BTreeSet::new();
         for (kind, name, namespace, image) in workloads.chain(restarted) {
             let namespace = namespace.as_deref().unwrap_or(&spec.cluster.namespace);
+            if !made.insert((kind, name, namespace)) {
+                continue;
+            }
             let resource = signoz_control::cluster::objects::workload_resource(kind)
                 .unwrap_or_else(|| panic!("workload kind {kind}"));
             let mut body = json!({

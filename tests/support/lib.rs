@@ -122,3 +122,11 @@ pub async fn create_buckets(s3: &aws_sdk_s3::Client, buckets: &[&str]) {
             .unwrap_or_else(|e| panic!("create bucket {bucket}: {e:?}"));
     }
 }
+
+/// Gives the spec a state bucket of its own in moto, as the deployment creates it.
+pub async fn own_state_bucket(spec: &mut signoz_control::spec::PlatformSpec) {
+    let bucket = unique("state");
+    let s3 = signoz_control::aws::s3_client(&aws().await);
+    create_buckets(&s3, &[&bucket]).await;
+    spec.state.bucket = bucket;
+}

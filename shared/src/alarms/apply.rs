@@ -68,18 +68,8 @@ pub async fn reconcile_cluster(ctx: &Context, spec: &PlatformSpec) -> crate::Res
     let client =
         crate::cluster::access::connect_with(spec, &ctx.sdk, ctx.kubeconfig.as_deref()).await?;
     let store = StateStore::for_spec(ctx.s3.clone(), spec);
-    let replicas = read_replica_override(&store, spec).await?;
-    let report = crate::cluster::sync::sync_cluster_with(
-        &client,
-        spec,
-        replicas.as_ref(),
-        dsn.as_ref(),
-        false,
-    )
-    .await?;
-    if let Some(failure) = report.failure() {
-        return Err(failure.into());
-    }
+    let report =
+        crate::cluster::sync::reconcile(&client, &store, spec, dsn.as_ref(), false).await?;
     Ok(crate::cluster::sync::report_json(&report))
 }
 

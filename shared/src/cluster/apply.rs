@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::{Call, Error};
 
 use super::objects::{DesiredObject, MANAGED_BY, MANAGED_BY_LABEL, PLATFORM_LABEL, owner_selector};
+use super::render::instrumentation::INSTRUMENTED_LABEL;
 
 /// What applying one object did (or, in a dry run, would do).
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +69,18 @@ pub async fn read_live(
         .map_err(|source| desired.call("get").failed(source))
 }
 
+/// [`apply_object`], also returning the object as the server holds it afterwards (its
+/// answer to the apply, or what it already held); `None` when nothing landed.
+pub async fn apply_returning_live(
+    client: &kube::Client,
+    field_manager: &str,
+    desired: &DesiredObject,
+    dry_run: bool,
+) -> Result<(ApplyOutcome, Option<Value>), Error> {
+    let live = read_live(client, desired).await?;
+    apply_over_live_returning(client, field_manager, desired, live, dry_run).await
+}
+
 /// [`apply_object`] when the live object was already read.
 pub async fn apply_over_live(
     client: &kube::Client,
@@ -76,6 +89,18 @@ pub async fn apply_over_live(
     live: Option<DynamicObject>,
     dry_run: bool,
 ) -> Result<ApplyOutcome, Error> {
+    let (outcome, _) =
+        apply_over_live_returning(client, field_manager, desired, live, dry_run).await?;
+    Ok(outcome)
+}
+
+async fn apply_over_live_returning(
+    client: &kube::Client,
+    field_manager: &str,
+    desired: &DesiredObject,
+    live: Option<DynamicObject>,
+    dry_run: bool,
+) -> Result<(ApplyOutcome, Option<Value>), Error> {
     let api = api_for(client, &desired.resource, desired.namespace.as_deref());
     let mut body = desired.body_with_hash();
     if let Some(live) = &live
@@ -92,14 +117,23 @@ pub async fn apply_over_live(
             labels.remove(PLATFORM_LABEL);
         }
     }
+    if let Some(live) = &live
+        && let Some(platform) = other_platform(&body, live)
+    {
+        // Same names, same field manager: applying would silently take it over.
+        return Err(Error::OtherPlatform {
+            object: desired.id(),
+            platform,
+        });
+    }
     let outcome = match &live {
-        None if !desired.owned => return Ok(ApplyOutcome::Missing),
+        None if !desired.owned => return Ok((ApplyOutcome::Missing, None)),
         None => ApplyOutcome::Created,
         Some(live) => {
             let live = serde_json::to_value(live).unwrap_or(Value::Null);
             let mut changes = differing_fields(&body, &live);
             if changes.is_empty() {
-                return Ok(ApplyOutcome::Unchanged);
+                return Ok((ApplyOutcome::Unchanged, Some(live)));
             }
             if desired.resource.kind == "Secret" {
                 for change in &mut changes {
@@ -120,10 +154,13 @@ pub async fn apply_over_live(
         .patch(&desired.name, &params, &Patch::Apply(&body))
         .await
     {
-        Ok(_) => Ok(outcome),
-        Err(kube::Error::Api(status)) if status.is_conflict() => Ok(ApplyOutcome::Conflict {
-            message: status.message.clone(),
-        }),
+        Ok(applied) => Ok((outcome, serde_json::to_value(applied).ok())),
+        Err(kube::Error::Api(status)) if status.is_conflict() => Ok((
+            ApplyOutcome::Conflict {
+                message: status.message.clone(),
+            },
+            None,
+        )),
         Err(source) => Err(desired.call("patch").failed(source)),
     }
 }
@@ -199,8 +236,47 @@ fn collect_differences(
     }
 }
 
+/// The platform a live object belongs to when it is not the one `body` labels: our
+/// ownership label, or the label on a workload another platform instrumented.
+fn other_platform(body: &Value, live: &DynamicObject) -> Option<String> {
+    let labels = live.metadata.labels.as_ref()?;
+    [PLATFORM_LABEL, INSTRUMENTED_LABEL]
+        .into_iter()
+        .find_map(|key| {
+            let ours = body["metadata"]["labels"][key].as_str()?;
+            let theirs = labels.get(key)?;
+            (theirs != ours).then(|| theirs.clone())
+        })
+}
+
+/// The field manager that owns `path` (`["spec", "destination", "name"]`) of a live object.
+pub fn manager_of(live: &Value, path: &[&str]) -> Option<String> {
+    live["metadata"]["managedFields"]
+        .as_array()?
+        .iter()
+        .find_map(|entry| {
+            let mut fields = &entry["fieldsV1"];
+            for key in path {
+                fields = fields.get(format!("f:{key}"))?;
+            }
+            entry["manager"].as_str().map(str::to_string)
+        })
+}
+
+/// The field managers a server-side apply conflict names (`conflict with "argocd-controller"`).
+pub fn conflicting_managers(message: &str) -> Vec<String> {
+    let mut managers: Vec<String> = message
+        .split("conflict")
+        .skip(1)
+        .filter_map(|part| part.split('"').nth(1))
+        .map(str::to_string)
+        .collect();
+    managers.dedup();
+    managers
+}
+
 /// Whether the live object carries our ownership label.
-fn created_by_us(live: &DynamicObject) -> bool {
+pub(crate) fn created_by_us(live: &DynamicObject) -> bool {
     live.metadata
         .labels
         .as_ref()

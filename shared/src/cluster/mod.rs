@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod apply;
+pub mod delivery;
 pub mod objects;
 pub mod permissions;
 pub mod render;
@@ -81,6 +82,24 @@ pub enum Error {
         failures: Vec<String>,
         retryable: bool,
     },
+    /// A delivery object someone else created cannot take our values as it is (retry does
+    /// not help until its owner changes it).
+    #[error("{object}: not adopted: {reason}")]
+    AdoptionRefused { object: String, reason: String },
+    /// A release rename or a switch of delivery method the spec does not allow.
+    #[error(
+        "delivery change refused: {from} -> {to} would uninstall or re-create SigNoz (its ClickHouse data included); to mean it, set {allow}"
+    )]
+    DestructiveDelivery {
+        from: String,
+        to: String,
+        allow: String,
+    },
+    /// The object belongs to another platform on this cluster (same names, same manager).
+    #[error(
+        "{object} belongs to platform {platform}: left alone (give this platform other names or namespaces)"
+    )]
+    OtherPlatform { object: String, platform: String },
     /// Another field manager owns a field we want (retry does not help until it lets go).
     #[error("{object}: field owned by another manager: {message}")]
     Conflict { object: String, message: String },
@@ -96,6 +115,9 @@ pub enum Error {
     /// A control request for another function (retry does not help).
     #[error("sync-cluster does not handle the control action {0:?}")]
     UnhandledAction(&'static str),
+    /// The state store (the delivery record) could not be read or written.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     /// Secrets Manager failed while reading the DSN (retry may help).
     #[error("reading the DSN from Secrets Manager secret {secret}: {detail}")]
     SecretsManager { secret: String, detail: String },
@@ -220,6 +242,7 @@ impl Error {
                 _ => true,
             },
             Error::Incomplete { retryable, .. } => *retryable,
+            Error::State(e) => !matches!(e, crate::state::StateError::Corrupt { .. }),
             Error::Kubeconfig { .. }
             | Error::Token { .. }
             | Error::Forbidden { .. }
@@ -227,6 +250,9 @@ impl Error {
             | Error::NamespaceMissing { .. }
             | Error::Rejected { .. }
             | Error::Conflict { .. }
+            | Error::AdoptionRefused { .. }
+            | Error::DestructiveDelivery { .. }
+            | Error::OtherPlatform { .. }
             | Error::UnsupportedWorkload { .. }
             | Error::Invalid { .. }
             | Error::UnhandledAction(_) => false,
@@ -281,17 +307,8 @@ pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
     let spec = load_spec(&ctx.spec_location, &ctx.s3).await?.spec;
     let dsn = read_dsn(&ctx.secrets, &spec).await?;
     let client = access::connect_with(&spec, &ctx.sdk, ctx.kubeconfig.as_deref()).await?;
-    // Alarm remediations in force stay in force (respond-to-alarms reverts them).
     let store = crate::state::StateStore::for_spec(ctx.s3.clone(), &spec);
-    let replicas = crate::alarms::overrides::read_replica_override(&store, &spec).await?;
-    let report =
-        sync::sync_cluster_with(&client, &spec, replicas.as_ref(), dsn.as_ref(), dry_run).await?;
-    if let Some(failure) = report.failure() {
-        // Every other object was reconciled; the invocation still fails so it is retried
-        // and alarmed on.
-        tracing::error!(report = %sync::report_json(&report), "cluster reconcile incomplete");
-        return Err(failure.into());
-    }
+    let report = sync::reconcile(&client, &store, &spec, dsn.as_ref(), dry_run).await?;
     if trigger.kind() == TriggerKind::Schedule && !report.in_sync() {
         tracing::warn!(report = %sync::report_json(&report), "cluster drifted from the spec");
     }

@@ -57,10 +57,14 @@ pub struct Grant {
 }
 
 /// Where prune looks for our objects of a kind: every namespace the spec places that kind
-/// in (the DSN Secret is never pruned, see the module doc).
+/// in. Never the DSN Secret (see the module doc) nor a delivery object: deleting one
+/// uninstalls a release (`cluster::delivery`).
 pub fn prune_scopes(spec: &PlatformSpec) -> Result<Vec<(ApiResource, String)>, Error> {
     let mut scopes: Vec<(ApiResource, String)> = Vec::new();
     for object in render_owned_objects(spec)? {
+        if crate::spec::DELIVERY_KINDS.contains(&object.resource.kind.as_str()) {
+            continue;
+        }
         let namespace = object.namespace.clone().unwrap_or_default();
         if !scopes
             .iter()
@@ -126,6 +130,13 @@ fn sync_grants(spec: &PlatformSpec) -> Result<Vec<Grant>, Error> {
         grants.push(grant(&namespace, &resource, &[], &["list", "delete"]));
     }
     grants.extend(handoff_grants(spec));
+    // The one delivery object the spec allows us to delete, by name.
+    let replaced = spec.cluster.delivery.replaces.as_ref();
+    if let Some((resource, namespace, name)) =
+        replaced.and_then(|r| super::delivery::delivery_object(&r.object))
+    {
+        grants.push(grant(namespace, &resource, &[name], &["delete"]));
+    }
     for (resource, namespace) in release_scopes(spec) {
         grants.push(grant(&namespace, &resource, &[], &["get", "list", "patch"]));
     }
@@ -135,7 +146,7 @@ fn sync_grants(spec: &PlatformSpec) -> Result<Vec<Grant>, Error> {
 /// The DSN Secret and the workloads restarted onto it (rotate-credentials' finishSecret).
 fn handoff_grants(spec: &PlatformSpec) -> Vec<Grant> {
     let mut grants = apply_grants(&render_database_secret(spec, ""));
-    for workload in &spec.database.restart {
+    for workload in &crate::spec::chart::dsn_readers(spec) {
         if let Some(resource) = workload_resource(&workload.kind) {
             let namespace = workload_namespace(spec, &workload.namespace);
             grants.push(grant(

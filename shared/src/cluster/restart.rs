@@ -67,67 +67,88 @@ pub async fn restart_with(
     mode: RestartMode,
     dry_run: bool,
 ) -> Result<Vec<String>, Error> {
-    let key = match mode {
-        RestartMode::Always => RESTARTED_FOR_ANNOTATION,
-        RestartMode::OncePer(key) => key,
+    let (key, always) = match mode {
+        RestartMode::Always => (RESTARTED_FOR_ANNOTATION, true),
+        RestartMode::OncePer(key) => (key, false),
     };
     let mut restarted = Vec::new();
     for workload in workloads {
-        let resource =
-            workload_resource(&workload.kind).ok_or_else(|| Error::UnsupportedWorkload {
-                kind: workload.kind.clone(),
-                name: workload.name.clone(),
-            })?;
-        let namespace = workload_namespace(spec, &workload.namespace);
-        let id = workload_id(spec, workload);
-        let api = api_for(client, &resource, Some(namespace));
-        let call = |verb| Call {
-            verb,
-            resource: &resource,
-            namespace: Some(namespace),
-            name: Some(&workload.name),
-        };
-        let Some(live) = api
-            .get_opt(&workload.name)
-            .await
-            .map_err(|source| call("get").failed(source))?
-        else {
-            tracing::warn!(workload = %id, "workload to restart does not exist; skipped");
-            continue;
-        };
-        let before = live
-            .data
-            .pointer("/spec/template/metadata/annotations")
-            .and_then(|a| a.get(key))
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
-        if matches!(mode, RestartMode::OncePer(_)) && before.as_deref() == Some(reason) {
-            continue;
+        let reasons = [(key, reason.to_string())];
+        if restart_for(client, spec, workload, &reasons, always, dry_run).await? {
+            restarted.push(workload_id(spec, workload));
         }
-        if dry_run {
-            restarted.push(id);
-            continue;
-        }
-        let now = jiff::Timestamp::now().to_string();
-        // A merge patch (not apply) like kubectl: the restart annotations must not become
-        // part of our applied configuration, or the next apply would remove them.
-        let patch = json!({ "spec": { "template": { "metadata": { "annotations": {
-            RESTARTED_AT_ANNOTATION: now,
-            key: reason,
-        }}}}});
-        api.patch(
-            &workload.name,
-            &PatchParams {
-                field_manager: Some(spec.cluster.field_manager.clone()),
-                ..Default::default()
-            }
-            .validation_strict(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(|source| call("patch").failed(source))?;
-        tracing::info!(workload = %id, before = ?before, after = %reason, restarted_at = %now, "restarted workload");
-        restarted.push(id);
     }
     Ok(restarted)
+}
+
+/// Restarts one workload once for every cause in `reasons` (annotation, reason) it does not
+/// already record, in a single patch: two causes in one reconcile roll the pods once. A
+/// workload that does not exist is skipped (no pods to restart). Returns whether it restarted.
+pub async fn restart_for(
+    client: &kube::Client,
+    spec: &PlatformSpec,
+    workload: &WorkloadRef,
+    reasons: &[(&'static str, String)],
+    always: bool,
+    dry_run: bool,
+) -> Result<bool, Error> {
+    let resource = workload_resource(&workload.kind).ok_or_else(|| Error::UnsupportedWorkload {
+        kind: workload.kind.clone(),
+        name: workload.name.clone(),
+    })?;
+    let namespace = workload_namespace(spec, &workload.namespace);
+    let id = workload_id(spec, workload);
+    let api = api_for(client, &resource, Some(namespace));
+    let call = |verb| Call {
+        verb,
+        resource: &resource,
+        namespace: Some(namespace),
+        name: Some(&workload.name),
+    };
+    let Some(live) = api
+        .get_opt(&workload.name)
+        .await
+        .map_err(|source| call("get").failed(source))?
+    else {
+        tracing::warn!(workload = %id, "workload to restart does not exist; skipped");
+        return Ok(false);
+    };
+    let recorded = live.data.pointer("/spec/template/metadata/annotations");
+    let due: Vec<&(&str, String)> = reasons
+        .iter()
+        .filter(|(key, reason)| {
+            always || recorded.and_then(|a| a.get(*key)).and_then(|v| v.as_str()) != Some(reason)
+        })
+        .collect();
+    if due.is_empty() {
+        return Ok(false);
+    }
+    if dry_run {
+        return Ok(true);
+    }
+    let now = jiff::Timestamp::now().to_string();
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(RESTARTED_AT_ANNOTATION.into(), json!(now));
+    for (key, reason) in &due {
+        annotations.insert((*key).into(), json!(reason));
+    }
+    // A merge patch (not apply) like kubectl: the restart annotations must not become
+    // part of our applied configuration, or the next apply would remove them.
+    let patch = json!({ "spec": { "template": { "metadata": { "annotations": annotations } } } });
+    api.patch(
+        &workload.name,
+        &PatchParams {
+            field_manager: Some(spec.cluster.field_manager.clone()),
+            ..Default::default()
+        }
+        .validation_strict(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(|source| call("patch").failed(source))?;
+    for (key, reason) in due {
+        let before = recorded.and_then(|a| a.get(*key)).and_then(|v| v.as_str());
+        tracing::info!(workload = %id, cause = %key, before = ?before, after = %reason, restarted_at = %now, "restarted workload");
+    }
+    Ok(true)
 }

@@ -5,8 +5,16 @@ use kube::api::{ListParams, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::Value;
 
+use std::collections::BTreeMap;
+
+use kube::api::DeleteParams;
+
 use super::apply::{
-    ApplyOutcome, FieldChange, api_for, apply_object, apply_over_live, prune_objects, read_live,
+    ApplyOutcome, FieldChange, api_for, apply_over_live, apply_returning_live,
+    conflicting_managers, created_by_us, prune_objects, read_live,
+};
+use super::delivery::{
+    DeliveryPlan, DeliveryRecord, adopt, destination_clash, plan_delivery, refusal,
 };
 use super::objects::{DesiredObject, content_hash};
 use super::permissions::{prune_scopes, release_scopes};
@@ -15,7 +23,7 @@ use super::render::instrumentation::{
 };
 use super::render::render_owned_objects;
 use super::render::scaling::render_scaled_object_with;
-use super::restart::{RESTARTED_FOR_ANNOTATION, RestartMode, restart_with, workload_id};
+use super::restart::{RESTARTED_FOR_ANNOTATION, restart_for, workload_id};
 use super::secret::{data_changed, render_database_secret};
 use super::{Call, Error};
 use crate::alarms::overrides::ReplicaOverride;
@@ -47,6 +55,14 @@ pub struct SyncReport {
     pub restarted: Vec<String>,
     /// Objects whose call failed; every other object was still reconciled.
     pub failed: Vec<FailedObject>,
+    /// Destructive delivery changes: refused, or (allowed by `cluster.delivery.replaces`) done.
+    pub destructive: Vec<String>,
+    /// What another owner must fix (an adopted Application that resets the replicas, say).
+    pub warnings: Vec<String>,
+    /// What SigNoz is now delivered with, for the state's record; `None` when it was not
+    /// applied this run.
+    #[serde(skip)]
+    pub delivered: Option<DeliveryRecord>,
 }
 
 /// An object (or a list scope, `Kind/namespace`) whose API call failed, and why.
@@ -68,6 +84,8 @@ pub struct UpdatedObject {
 #[derive(Debug, Serialize)]
 pub struct ConflictReport {
     pub object: String,
+    /// The field managers the server named.
+    pub managers: Vec<String>,
     pub message: String,
 }
 
@@ -128,14 +146,79 @@ impl SyncReport {
                 self.missing_workloads.push(id);
             }
             ApplyOutcome::Conflict { message } => {
-                tracing::warn!(object = %id, conflict = %message, "field owned by another manager; left alone");
+                let managers = conflicting_managers(message);
+                tracing::warn!(object = %id, managers = ?managers, conflict = %message, "field owned by another manager; left alone");
                 self.conflicts.push(ConflictReport {
                     object: id,
+                    managers,
                     message: message.clone(),
                 });
             }
         }
     }
+}
+
+/// What a reconcile works from besides the spec and the cluster.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SyncInputs<'a> {
+    /// An alarm policy's replica override in force (see `alarms`).
+    pub replicas: Option<&'a ReplicaOverride>,
+    /// The DSN to hand over; `None` when unknown (the Secret is then not written).
+    pub dsn: Option<&'a DsnSource>,
+    /// What SigNoz was delivered with last (the state's record): a rename or a switch of
+    /// method is seen against it.
+    pub delivered: Option<&'a DeliveryRecord>,
+    pub dry_run: bool,
+}
+
+/// A whole reconcile as the functions run it: the alarm overrides in force (respond-to-alarms
+/// reverts them) and the delivery record from the state store, the sync, then the record
+/// of what SigNoz is now delivered with. Fails at the end when any object failed.
+pub async fn reconcile(
+    client: &kube::Client,
+    store: &crate::state::StateStore,
+    spec: &PlatformSpec,
+    dsn: Option<&DsnSource>,
+    dry_run: bool,
+) -> crate::Result<SyncReport> {
+    let (replicas, recorded) = tokio::try_join!(
+        async {
+            crate::alarms::overrides::read_replica_override(store, spec)
+                .await
+                .map_err(crate::Error::from)
+        },
+        async {
+            store
+                .load::<DeliveryRecord>(super::delivery::DELIVERY_STATE_KEY)
+                .await
+                .map_err(|e| crate::Error::from(Error::from(e)))
+        },
+    )?;
+    let (recorded, version) = recorded;
+    let inputs = SyncInputs {
+        replicas: replicas.as_ref(),
+        dsn,
+        delivered: recorded.as_ref(),
+        dry_run,
+    };
+    let report = sync_cluster_with(client, spec, inputs).await?;
+    if !dry_run
+        && let Some(delivered) = &report.delivered
+        && recorded.as_ref() != Some(delivered)
+    {
+        store
+            .save(super::delivery::DELIVERY_STATE_KEY, delivered, &version)
+            .await
+            .map_err(Error::from)?;
+        tracing::info!(before = ?recorded, after = ?delivered, "recorded what SigNoz is delivered with");
+    }
+    if let Some(failure) = report.failure() {
+        // Every other object was reconciled; the invocation still fails so it is retried
+        // and alarmed on.
+        tracing::error!(report = %report_json(&report), "cluster reconcile incomplete");
+        return Err(failure.into());
+    }
+    Ok(report)
 }
 
 /// Reconciles the cluster with the spec. `dsn` is `None` when the DSN is unknown (the
@@ -146,19 +229,28 @@ pub async fn sync_cluster(
     dsn: Option<&DsnSource>,
     dry_run: bool,
 ) -> Result<SyncReport, Error> {
-    sync_cluster_with(client, spec, None, dsn, dry_run).await
+    let inputs = SyncInputs {
+        dsn,
+        dry_run,
+        ..Default::default()
+    };
+    sync_cluster_with(client, spec, inputs).await
 }
 
-/// [`sync_cluster`] keeping an alarm policy's replica override in force (see `alarms`).
-/// One object that fails does not stop the others: its error is in `report.failed`
-/// (see [`SyncReport::failure`]); only a spec that cannot render fails the whole call.
+/// [`sync_cluster`] with every input. One object that fails does not stop the others: its
+/// error is in `report.failed` (see [`SyncReport::failure`]); only a spec that cannot
+/// render fails the whole call.
 pub async fn sync_cluster_with(
     client: &kube::Client,
     spec: &PlatformSpec,
-    replicas: Option<&ReplicaOverride>,
-    dsn: Option<&DsnSource>,
-    dry_run: bool,
+    inputs: SyncInputs<'_>,
 ) -> Result<SyncReport, Error> {
+    let SyncInputs {
+        replicas,
+        dsn,
+        dry_run,
+        ..
+    } = inputs;
     let manager = &spec.cluster.field_manager;
     let platform = &spec.platform.name;
     let mut report = SyncReport {
@@ -178,27 +270,109 @@ pub async fn sync_cluster_with(
             _ => object,
         });
     }
+    // A release rename or a switch of delivery method changes what everything is named
+    // after: unless the spec allows it, nothing of this spec is applied.
+    let signoz = super::render::delivery::signoz_delivery(spec);
+    let mut signoz_live = match read_live(client, &signoz).await {
+        Ok(live) => Some(live),
+        Err(error) => {
+            report.fail(signoz.id(), error);
+            None
+        }
+    };
+    // Without a record, only a live object of ours tells what we delivered before (one
+    // someone else manages is adopted, or refused, on its own terms).
+    let live_json = signoz_live
+        .as_ref()
+        .and_then(|l| l.as_ref())
+        .filter(|l| created_by_us(l))
+        .map(|l| serde_json::to_value(l).unwrap_or_default());
+    let wanted = DeliveryRecord::wanted(spec);
+    let replacement = match plan_delivery(spec, inputs.delivered, live_json.as_ref()) {
+        DeliveryPlan::Apply => None,
+        DeliveryPlan::Replace { from } => {
+            report.destructive.push(format!(
+                "replaces {} (release {}) with {} (release {}), as cluster.delivery.replaces allows",
+                from.object, from.release, wanted.object, wanted.release
+            ));
+            Some(from)
+        }
+        DeliveryPlan::Refuse { from } => {
+            report.destructive.push(format!(
+                "refused: {} (release {}) -> {} (release {})",
+                from.object, from.release, wanted.object, wanted.release
+            ));
+            report.fail(signoz.id(), refusal(spec, &from));
+            return Ok(report);
+        }
+    };
+
     let mut dsn_handed_off = None;
+    // The Instrumentation as the server holds it after our apply: what pods get injected
+    // with, so what workloads restart for. `None` when it did not land.
+    let mut instrumentation_live = None;
     for object in &owned {
-        match apply_object(client, manager, object, dry_run).await {
-            Ok(outcome) => {
-                if object.resource.kind == "Secret" {
-                    dsn_handed_off = Some(data_changed(&outcome));
+        let applied = match object.resource.kind.as_str() {
+            "Application" | "HelmRelease" => {
+                let is_signoz = object.id() == signoz.id();
+                let live = if is_signoz {
+                    match signoz_live.take() {
+                        Some(live) => live,
+                        // Its read failed: reported above.
+                        None => continue,
+                    }
+                } else {
+                    match read_live(client, object).await {
+                        Ok(live) => live,
+                        Err(error) => {
+                            report.fail(object.id(), error);
+                            continue;
+                        }
+                    }
+                };
+                let applied = apply_delivery(client, spec, object, live, &mut report).await;
+                if is_signoz && applied.is_ok() {
+                    report.delivered = Some(wanted.clone());
+                }
+                applied.map(|outcome| (outcome, None))
+            }
+            _ => apply_returning_live(client, manager, object, dry_run).await,
+        };
+        match applied {
+            Ok((outcome, live)) => {
+                match object.resource.kind.as_str() {
+                    "Secret" => dsn_handed_off = Some(data_changed(&outcome)),
+                    "Instrumentation" if !matches!(outcome, ApplyOutcome::Conflict { .. }) => {
+                        instrumentation_live = live.map(|l| l["spec"].clone());
+                    }
+                    _ => {}
                 }
                 report.record(object, &outcome);
             }
             Err(error) => report.fail(object.id(), error),
         }
     }
+    if let Some(from) = replacement
+        && report.delivered.is_some()
+    {
+        remove_replaced_delivery(client, spec, &from, &mut report).await;
+    }
 
-    // Opt-in fields on the listed workloads, and the restart fingerprint of each: the
-    // Instrumentation spec plus that workload's own fields, so only affected ones restart.
-    let instrumentation_hash = owned
-        .iter()
-        .find(|o| o.resource.kind == "Instrumentation")
-        .map(|o| content_hash(&o.body["spec"]))
-        .unwrap_or_default();
-    let mut restart_plan: Vec<(WorkloadRef, String)> = Vec::new();
+    // Restarts, per workload: every cause of this reconcile in one rollout.
+    let mut restarts: BTreeMap<String, (WorkloadRef, Vec<(&'static str, String)>)> =
+        BTreeMap::new();
+    let mut restart =
+        |spec: &PlatformSpec, workload: WorkloadRef, key: &'static str, reason: String| {
+            restarts
+                .entry(workload_id(spec, &workload))
+                .or_insert_with(|| (workload, Vec::new()))
+                .1
+                .push((key, reason));
+        };
+
+    // Opt-in fields on the listed workloads, and the restart fingerprint of each: the live
+    // Instrumentation plus that workload's own fields, so only affected ones restart, and
+    // none while the Instrumentation did not land (a conflict, say).
     let mut wanted = Vec::new();
     for workload in &spec.instrumentation.workloads {
         let probe = render_workload_optin(spec, workload, None)?;
@@ -211,15 +385,22 @@ pub async fn sync_cluster_with(
             }
         };
         report.record(&object, &outcome);
-        if !matches!(
-            outcome,
-            ApplyOutcome::Missing | ApplyOutcome::Conflict { .. }
-        ) {
+        if let Some(instrumentation) = &instrumentation_live
+            && !matches!(
+                outcome,
+                ApplyOutcome::Missing | ApplyOutcome::Conflict { .. }
+            )
+        {
             let reason = format!(
                 "instrumentation-{}",
-                content_hash(&serde_json::json!([instrumentation_hash, object.body]))
+                content_hash(&serde_json::json!([instrumentation, object.body]))
             );
-            restart_plan.push((workload_ref(&object), reason));
+            restart(
+                spec,
+                workload_ref(&object),
+                INSTRUMENTATION_RESTART_ANNOTATION,
+                reason,
+            );
         }
     }
 
@@ -263,7 +444,13 @@ pub async fn sync_cluster_with(
             }
             tracing::info!(workload = %release.id(), before = "instrumented", after = "released", dry_run, "removed our instrumentation fields");
             report.released_workloads.push(release.id());
-            restart_plan.push((workload_ref(&release), "instrumentation-removed".into()));
+            let reason = "instrumentation-removed".to_string();
+            restart(
+                spec,
+                workload_ref(&release),
+                INSTRUMENTATION_RESTART_ANNOTATION,
+                reason,
+            );
         }
     }
 
@@ -282,32 +469,101 @@ pub async fn sync_cluster_with(
         }
     }
 
-    for (workload, reason) in restart_plan {
-        let mode = RestartMode::OncePer(INSTRUMENTATION_RESTART_ANNOTATION);
-        let one = std::slice::from_ref(&workload);
-        match restart_with(client, spec, one, &reason, mode, dry_run).await {
-            Ok(restarted) => report.restarted.extend(restarted),
-            Err(error) => report.fail(workload_id(spec, &workload), error),
-        }
-    }
-    // Restart onto the DSN only once the Secret holding it was applied.
+    // Onto the DSN only once the Secret holding it was applied.
     if let (Some(source), Some(data_changed)) = (dsn, dsn_handed_off) {
         let reason = format!("credentials-version-{}", source.version_id);
-        let mode = RestartMode::OncePer(RESTARTED_FOR_ANNOTATION);
-        for workload in &spec.database.restart {
-            let one = std::slice::from_ref(workload);
-            match restart_with(client, spec, one, &reason, mode, dry_run).await {
-                Ok(restarted) => {
-                    if data_changed || !restarted.is_empty() {
-                        tracing::info!(data_changed, restarted = ?restarted, "database secret hand-off");
-                    }
-                    report.restarted.extend(restarted);
-                }
-                Err(error) => report.fail(workload_id(spec, workload), error),
-            }
+        for workload in crate::spec::chart::dsn_readers(spec) {
+            restart(spec, workload, RESTARTED_FOR_ANNOTATION, reason.clone());
+        }
+        if data_changed {
+            tracing::info!(data_changed, "database secret hand-off");
+        }
+    }
+    for (id, (workload, reasons)) in restarts {
+        match restart_for(client, spec, &workload, &reasons, false, dry_run).await {
+            Ok(true) => report.restarted.push(id),
+            Ok(false) => {}
+            Err(error) => report.fail(id, error),
         }
     }
     Ok(report)
+}
+
+/// Applies one delivery object: one someone else created only as far as adopting it
+/// allows, one of ours never with its destination named twice.
+async fn apply_delivery(
+    client: &kube::Client,
+    spec: &PlatformSpec,
+    object: &DesiredObject,
+    live: Option<kube::api::DynamicObject>,
+    report: &mut SyncReport,
+) -> Result<ApplyOutcome, Error> {
+    let manager = &spec.cluster.field_manager;
+    let json = live
+        .as_ref()
+        .map(|l| serde_json::to_value(l).unwrap_or_default());
+    match (live, json) {
+        (Some(live), Some(json)) if !created_by_us(&live) => {
+            let adoption = adopt(object, &json)?;
+            for warning in adoption.warnings {
+                tracing::warn!(object = %object.id(), warning = %warning, "adopted delivery object");
+                report.warnings.push(format!("{}: {warning}", object.id()));
+            }
+            let Some(body) = adoption.body else {
+                return Ok(ApplyOutcome::Unchanged);
+            };
+            let values_only = DesiredObject {
+                body,
+                owned: false,
+                ..object.clone()
+            };
+            apply_over_live(client, manager, &values_only, Some(live), report.dry_run).await
+        }
+        (live, json) => {
+            if let Some(clash) = json.and_then(|j| destination_clash(object, &j)) {
+                return Err(clash);
+            }
+            apply_over_live(client, manager, object, live, report.dry_run).await
+        }
+    }
+}
+
+/// Deletes the delivery object a replacement allowed (after the new one was applied).
+async fn remove_replaced_delivery(
+    client: &kube::Client,
+    spec: &PlatformSpec,
+    from: &DeliveryRecord,
+    report: &mut SyncReport,
+) {
+    let wanted = DeliveryRecord::wanted(spec);
+    if from.object == wanted.object {
+        return; // A release rename in the same Application: nothing else to delete.
+    }
+    let Some((kind_resource, namespace, name)) = super::delivery::delivery_object(&from.object)
+    else {
+        return;
+    };
+    if !report.dry_run {
+        let deleted = api_for(client, &kind_resource, Some(namespace))
+            .delete(name, &DeleteParams::default())
+            .await;
+        match deleted {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.is_not_found() => {}
+            Err(source) => {
+                let call = Call {
+                    verb: "delete",
+                    resource: &kind_resource,
+                    namespace: Some(namespace),
+                    name: Some(name),
+                };
+                report.fail(from.object.clone(), call.failed(source));
+                return;
+            }
+        }
+    }
+    tracing::warn!(object = %from.object, before = "present", after = "deleted", dry_run = report.dry_run, "deleted the delivery cluster.delivery.replaces names");
+    report.pruned.push(from.object.clone());
 }
 
 /// Applies our opt-in fields to one workload we instrument (never creating it).

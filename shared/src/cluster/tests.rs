@@ -40,6 +40,45 @@ fn every_collector_pipeline_limits_memory_first_and_batches() {
     );
 }
 
+/// Against the chart version the spec names (0.131.0, `../shared/reference`): each of its
+/// pipelines keeps its processors with memory_limiter put first (Helm replaces lists, so
+/// a processor we left out would be gone), and metrics/infra exports where its `metrics`
+/// pipeline does.
+#[test]
+fn pipelines_carry_every_processor_and_exporter_of_the_charts_own() {
+    let spec = example_spec();
+    assert!(spec.cluster.delivery.chart_version.starts_with("0.131."));
+    let reference: Value = serde_norway::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/reference/signoz-chart-values.yaml"
+        ))
+        .expect("../shared/reference beside the repository"),
+    )
+    .unwrap();
+    let chart = reference["otelCollector"]["config"]["service"]["pipelines"]
+        .as_object()
+        .unwrap();
+    let values = render_helm_values(&spec);
+    let ours = &values["otelCollector"]["config"]["service"]["pipelines"];
+    for (name, pipeline) in chart {
+        let mut expected = vec![json!("memory_limiter")];
+        expected.extend(pipeline["processors"].as_array().unwrap().iter().cloned());
+        assert_eq!(ours[name]["processors"], json!(expected), "{name}");
+    }
+    let infra = &ours["metrics/infra"];
+    assert_eq!(infra["exporters"], chart["metrics"]["exporters"]);
+    let mut expected = vec![json!("memory_limiter")];
+    expected.extend(
+        chart["metrics"]["processors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .cloned(),
+    );
+    assert_eq!(infra["processors"], json!(expected));
+}
+
 #[test]
 fn infra_pipeline_scrapes_every_target_of_the_spec() {
     let spec = example_spec();
@@ -180,7 +219,7 @@ fn instrumentation_the_operator_would_reject_is_never_rendered() {
     let mut spec = example_spec();
     spec.instrumentation.sampler.argument = Some("1.5".into());
     spec.instrumentation.propagators.push("w3c".into());
-    spec.instrumentation.endpoint = "http://collector:4317".into();
+    spec.instrumentation.endpoint = Some("http://collector:4317".into());
     let problems = instrumentation_problems(&spec);
     assert_eq!(problems.len(), 3, "{problems:?}");
     assert!(matches!(
@@ -197,17 +236,135 @@ fn instrumentation_the_operator_would_reject_is_never_rendered() {
 fn argocd_delivery_puts_values_in_the_application_and_ignores_replicas() {
     let spec = example_spec();
     let objects = render_delivery(&spec);
-    assert_eq!(objects.len(), 1);
+    assert_eq!(objects.len(), 2, "SigNoz's Application and the operator's");
     let app = &objects[0].body;
     assert_eq!(
         app["spec"]["source"]["helm"]["valuesObject"],
         render_helm_values(&spec)
     );
     assert_eq!(app["spec"]["source"]["targetRevision"], "0.131.0");
+    // ArgoCD's rule (argo-cd docs/user-guide/sync-options.md, "Respect Ignore Difference
+    // Configs"): ignoreDifferences keeps the field out of the diff only; a sync keeps the
+    // live value of an ignored field only with RespectIgnoreDifferences=true.
     assert_eq!(
-        app["spec"]["ignoreDifferences"][0]["jsonPointers"],
-        json!(["/spec/replicas"])
+        app["spec"]["ignoreDifferences"],
+        json!([{ "group": "apps", "kind": "Deployment", "name": "signoz-otel-collector",
+                 "namespace": "platform", "jsonPointers": ["/spec/replicas"] }])
     );
+    let options = app["spec"]["syncPolicy"]["syncOptions"].as_array().unwrap();
+    assert!(
+        options.contains(&json!("RespectIgnoreDifferences=true")),
+        "{options:?}"
+    );
+    // An Application without syncPolicy.automated never deploys until someone presses
+    // sync (argo-cd docs/user-guide/auto_sync.md): the default is automated, self-healing.
+    assert_eq!(
+        app["spec"]["syncPolicy"]["automated"],
+        json!({ "prune": true, "selfHeal": true })
+    );
+    assert_eq!(app["spec"]["syncPolicy"]["retry"]["limit"], 5);
+    let mut manual = spec.clone();
+    manual.cluster.delivery.argocd.as_mut().unwrap().sync = crate::spec::ArgoSync::Manual;
+    let app = &render_delivery(&manual)[0].body;
+    assert!(app["spec"]["syncPolicy"].get("automated").is_none());
+    assert!(app["spec"]["syncPolicy"]["syncOptions"].is_array());
+    // Never both destination.server and destination.name.
+    assert_eq!(
+        objects[0].body["spec"]["destination"],
+        json!({ "server": "https://kubernetes.default.svc", "namespace": "platform" })
+    );
+    let mut by_name = spec.clone();
+    let argo = by_name.cluster.delivery.argocd.as_mut().unwrap();
+    argo.destination_server = None;
+    argo.destination_name = Some("in-cluster".into());
+    assert_eq!(
+        render_delivery(&by_name)[0].body["spec"]["destination"],
+        json!({ "name": "in-cluster", "namespace": "platform" })
+    );
+}
+
+#[test]
+fn the_operator_is_delivered_highly_available_through_the_same_path() {
+    let spec = example_spec();
+    let objects = render_delivery(&spec);
+    let app = &objects[1].body;
+    assert_eq!(app["metadata"]["name"], "opentelemetry-operator");
+    assert_eq!(app["spec"]["source"]["chart"], "opentelemetry-operator");
+    assert_eq!(app["spec"]["source"]["targetRevision"], "0.122.0");
+    assert_eq!(
+        app["spec"]["destination"]["namespace"],
+        "opentelemetry-operator-system"
+    );
+    assert!(app["spec"].get("ignoreDifferences").is_none());
+    let values = &app["spec"]["source"]["helm"]["valuesObject"];
+    // The operator chart's keys (its values.yaml): replicaCount, pdb, topologySpreadConstraints.
+    let reference: serde_norway::Value = serde_norway::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/reference/opentelemetry-operator-chart-values.yaml"
+        ))
+        .expect("../shared/reference beside the repository"),
+    )
+    .unwrap();
+    for key in ["replicaCount", "pdb", "topologySpreadConstraints"] {
+        assert!(reference.get(key).is_some(), "the chart has {key}");
+    }
+    assert!(reference["pdb"].get("minAvailable").is_some());
+    assert_eq!(values["replicaCount"], 2);
+    assert_eq!(values["pdb"], json!({ "create": true, "minAvailable": 1 }));
+    let spread = values["topologySpreadConstraints"].as_array().unwrap();
+    assert_eq!(spread[0]["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(spread[0]["whenUnsatisfiable"], "DoNotSchedule");
+    assert_eq!(spread[1]["topologyKey"], "topology.kubernetes.io/zone");
+    // The labels the chart's Deployment selects its pods by (templates/deployment.yaml).
+    assert_eq!(
+        spread[0]["labelSelector"]["matchLabels"],
+        json!({ "app.kubernetes.io/name": "opentelemetry-operator",
+                "app.kubernetes.io/component": "controller-manager",
+                "app.kubernetes.io/instance": "opentelemetry-operator" })
+    );
+}
+
+#[test]
+fn the_frontend_is_an_internal_alb_in_the_shared_group() {
+    let spec = example_spec();
+    let ingress = &render_helm_values(&spec)["signoz"]["ingress"];
+    assert_eq!(ingress["enabled"], true);
+    assert_eq!(ingress["className"], "alb");
+    let a = &ingress["annotations"];
+    assert_eq!(a["alb.ingress.kubernetes.io/scheme"], "internal");
+    assert_eq!(a["alb.ingress.kubernetes.io/group.name"], "acme-internal");
+    assert_eq!(a["alb.ingress.kubernetes.io/group.order"], "20");
+    assert_eq!(a["alb.ingress.kubernetes.io/target-type"], "ip");
+    assert!(
+        a["alb.ingress.kubernetes.io/certificate-arn"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:acm:")
+    );
+    assert_eq!(a["alb.ingress.kubernetes.io/ssl-redirect"], "443");
+    assert_eq!(
+        a["alb.ingress.kubernetes.io/healthcheck-path"],
+        "/api/v1/health"
+    );
+    assert_eq!(ingress["hosts"][0]["host"], "signoz.acme-prod.internal");
+    // The chart's own keys (SigNoz/charts values.yaml, signoz.ingress).
+    let reference: serde_norway::Value = serde_norway::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/reference/signoz-chart-values.yaml"
+        ))
+        .expect("../shared/reference beside the repository"),
+    )
+    .unwrap();
+    let chart = &reference["signoz"]["ingress"];
+    for key in ["enabled", "className", "annotations", "hosts", "tls"] {
+        assert!(
+            chart.get(key).is_some(),
+            "signoz.ingress.{key} is a chart key"
+        );
+    }
+    assert_eq!(chart["hosts"][0]["paths"][0]["port"], 8080);
 }
 
 #[test]
@@ -215,7 +372,10 @@ fn flux_delivery_feeds_the_release_from_a_watched_configmap() {
     let spec = flux_spec();
     let objects = render_delivery(&spec);
     let kinds: Vec<&str> = objects.iter().map(|o| o.resource.kind.as_str()).collect();
-    assert_eq!(kinds, ["ConfigMap", "HelmRelease"]);
+    assert_eq!(
+        kinds,
+        ["ConfigMap", "HelmRelease", "ConfigMap", "HelmRelease"]
+    );
     let cm = &objects[0].body;
     assert_eq!(
         cm["metadata"]["labels"]["reconcile.fluxcd.io/watch"],
@@ -227,6 +387,16 @@ fn flux_delivery_feeds_the_release_from_a_watched_configmap() {
     assert_eq!(
         objects[1].body["spec"]["valuesFrom"][0]["name"],
         "signoz-values"
+    );
+    // helm-controller applies post-renderers to the rendered manifest before Helm's
+    // three-way merge (helm-controller docs/api/v2/helm.md, PostRenderer): without
+    // /spec/replicas the collector keeps the count KEDA set.
+    assert_eq!(
+        objects[1].body["spec"]["postRenderers"],
+        json!([{ "kustomize": { "patches": [{
+            "target": { "group": "apps", "version": "v1", "kind": "Deployment", "name": "signoz-otel-collector" },
+            "patch": "- op: remove\n  path: /spec/replicas\n",
+        }]}}])
     );
 }
 
@@ -370,9 +540,11 @@ async fn each_custom_kind_is_applied_at_its_api_path() {
     let objects = render_owned_objects(&spec).unwrap();
     let expected = [
         "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/signoz",
+        "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/opentelemetry-operator",
         "/apis/keda.sh/v1alpha1/namespaces/platform/scaledobjects/signoz-otel-collector",
         "/apis/opentelemetry.io/v1alpha1/namespaces/platform/instrumentations/python",
     ];
+    assert_eq!(objects.len(), expected.len());
     for (object, path) in objects.iter().zip(expected) {
         let (client, mut handle) = mock_client();
         let server = tokio::spawn(async move { expect_create(&mut handle, path).await });
@@ -383,6 +555,7 @@ async fn each_custom_kind_is_applied_at_its_api_path() {
         assert_eq!(outcome, ApplyOutcome::Created);
         assert_eq!(content_type, "application/apply-patch+yaml");
         assert!(query.contains("fieldManager=signoz-control-plane") && !query.contains("force"));
+        assert!(query.contains("fieldValidation=Strict"), "{query}");
         assert_eq!(body["kind"], object.body["kind"]);
         assert_eq!(body["spec"], object.body["spec"]);
         assert!(body["metadata"]["annotations"]["signoz-control-plane/applied-hash"].is_string());
@@ -436,9 +609,14 @@ async fn restart_patches_the_pod_template_like_kubectl() {
         send.send_response(json_response(200, &live));
         body
     });
-    let restarted = super::restart_workloads(&client, &spec, &spec.database.restart, "dsn rotated")
-        .await
-        .unwrap();
+    let restarted = super::restart_workloads(
+        &client,
+        &spec,
+        &crate::spec::chart::dsn_readers(&spec),
+        "dsn rotated",
+    )
+    .await
+    .unwrap();
     let body = server.await.unwrap();
     assert_eq!(restarted, ["StatefulSet/platform/signoz"]);
     let annotations = &body["spec"]["template"]["metadata"]["annotations"];
@@ -479,6 +657,7 @@ fn flux_spec() -> PlatformSpec {
         source_name: "signoz".into(),
         values_configmap: "signoz-values".into(),
     });
+    spec.instrumentation.operator.as_mut().unwrap().source_name = Some("open-telemetry".into());
     spec
 }
 
@@ -488,7 +667,10 @@ async fn flux_objects_are_applied_at_their_api_paths() {
     let expected = [
         "/api/v1/namespaces/flux-system/configmaps/signoz-values",
         "/apis/helm.toolkit.fluxcd.io/v2/namespaces/flux-system/helmreleases/signoz",
+        "/api/v1/namespaces/flux-system/configmaps/opentelemetry-operator-values",
+        "/apis/helm.toolkit.fluxcd.io/v2/namespaces/flux-system/helmreleases/opentelemetry-operator",
     ];
+    assert_eq!(objects.len(), expected.len());
     for (object, path) in objects.iter().zip(expected) {
         let (client, mut handle) = mock_client();
         let server = tokio::spawn(async move { expect_create(&mut handle, path).await });

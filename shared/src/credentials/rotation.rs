@@ -529,7 +529,7 @@ async fn hand_off_to_cluster(
     let restarted = crate::cluster::restart::restart_workloads_once(
         &client,
         spec,
-        &spec.database.restart,
+        &crate::spec::chart::dsn_readers(spec),
         &format!("credentials-version-{token}"),
         true,
     )

@@ -1,5 +1,7 @@
-//! The platform spec: model, strict loader and validation.
+//! The platform spec: model, strict loader and validation, and the names the SigNoz chart
+//! derives from it.
 
+pub mod chart;
 mod load;
 mod model;
 mod validate;
@@ -9,8 +11,9 @@ pub use load::{
 };
 pub use model::*;
 pub use validate::{
-    MIN_DAYS_IN_STANDARD_IA, MIN_STANDARD_IA_DAYS, OTLP_HTTP_PORT, PROPAGATORS, Problem,
-    READABLE_TIERS, SAMPLERS, WORKLOAD_KINDS, longest_cold_days, parse_go_duration_secs, validate,
+    DELIVERY_KINDS, FLUX_SOURCE_KINDS, MIN_DAYS_IN_STANDARD_IA, MIN_STANDARD_IA_DAYS,
+    OTLP_HTTP_PORT, PROPAGATORS, Problem, READABLE_TIERS, SAMPLERS, WORKLOAD_KINDS,
+    longest_cold_days, parse_go_duration_secs, validate,
 };
 
 /// The example spec shipped in the repository (`infra/platform.yaml`).

@@ -59,6 +59,44 @@ pub struct Cluster {
     #[serde(default = "default_field_manager")]
     pub field_manager: String,
     pub delivery: Delivery,
+    /// SigNoz's frontend behind an internal ALB (AWS Load Balancer Controller), if any.
+    #[serde(default)]
+    pub ingress: Option<Ingress>,
+}
+
+/// The SigNoz frontend's Ingress for the AWS Load Balancer Controller: an ALB shared
+/// through an IngressGroup, HTTPS with the given ACM certificate, HTTP redirected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ingress {
+    pub host: String,
+    /// `internal` (default), or `internet-facing` with `allow_internet_facing: true`.
+    #[serde(default = "default_alb_scheme")]
+    pub scheme: String,
+    /// Explicit consent to expose SigNoz (and its admin API) to the internet.
+    #[serde(default)]
+    pub allow_internet_facing: bool,
+    /// `alb.ingress.kubernetes.io/group.name`: the shared ALB.
+    pub group_name: String,
+    /// `alb.ingress.kubernetes.io/group.order` within the group (-1000 to 1000).
+    #[serde(default)]
+    pub group_order: Option<i32>,
+    pub certificate_arn: String,
+    #[serde(default = "default_health_check_path")]
+    pub health_check_path: String,
+    #[serde(default = "default_ingress_class")]
+    pub class_name: String,
+}
+
+fn default_alb_scheme() -> String {
+    "internal".into()
+}
+
+fn default_health_check_path() -> String {
+    "/api/v1/health".into()
+}
+
+fn default_ingress_class() -> String {
+    "alb".into()
 }
 
 fn default_field_manager() -> String {
@@ -69,13 +107,27 @@ fn default_field_manager() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
     pub method: DeliveryMethod,
-    /// Helm release name; the chart names the collector `<release>-otel-collector`.
+    /// Helm release name; the chart names its objects from it (`cluster::render::chart`).
     pub release: String,
     pub chart_version: String,
     #[serde(default)]
     pub argocd: Option<ArgoCdDelivery>,
     #[serde(default)]
     pub flux: Option<FluxDelivery>,
+    /// Explicit consent to a destructive delivery change: what the control plane delivered
+    /// before and may now replace (a release rename re-creates SigNoz, a switch of method
+    /// uninstalls it from the old tool).
+    #[serde(default)]
+    pub replaces: Option<DeliveryReplacement>,
+}
+
+/// The delivery a destructive change replaces, as `signoz-control` reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryReplacement {
+    /// `Kind/namespace/name` of the Application or HelmRelease delivered before.
+    pub object: String,
+    /// The Helm release name delivered before.
+    pub release: String,
 }
 
 /// Which GitOps tool owns the Helm release.
@@ -94,17 +146,33 @@ pub struct ArgoCdDelivery {
     #[serde(default = "default_argocd_project")]
     pub project: String,
     pub repo_url: String,
-    #[serde(default = "default_argocd_destination")]
-    pub destination_server: String,
+    /// The destination cluster's API URL (default the in-cluster one); or `destination_name`.
+    #[serde(default)]
+    pub destination_server: Option<String>,
+    /// The destination cluster's name in ArgoCD; exclusive with `destination_server`.
+    #[serde(default)]
+    pub destination_name: Option<String>,
+    /// How ArgoCD syncs an Application we create (one we adopt keeps its owner's policy).
+    #[serde(default)]
+    pub sync: ArgoSync,
+}
+
+/// `automated` (ArgoCD applies every change, prunes and self-heals) or `manual` (a person
+/// presses sync); both retry a failed sync a bounded number of times.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArgoSync {
+    #[default]
+    Automated,
+    Manual,
 }
 
 fn default_argocd_project() -> String {
     "default".into()
 }
 
-fn default_argocd_destination() -> String {
-    "https://kubernetes.default.svc".into()
-}
+/// The in-cluster API server, ArgoCD's name for the cluster it runs in.
+pub const ARGOCD_IN_CLUSTER: &str = "https://kubernetes.default.svc";
 
 /// A Flux `HelmRelease` fed by a values ConfigMap.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,7 +204,8 @@ pub struct Database {
     #[serde(default)]
     pub require_multi_az: bool,
     pub kubernetes_secret: KubernetesSecret,
-    /// Workloads that read the Secret and must restart when it changes.
+    /// Other workloads that read the Secret and restart when it changes; SigNoz's own
+    /// StatefulSet, named by the chart from the release, always restarts.
     #[serde(default)]
     pub restart: Vec<WorkloadRef>,
 }
@@ -385,13 +454,51 @@ fn default_scrape_interval() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instrumentation {
     pub name: String,
-    /// OTLP/HTTP endpoint of the collector (port 4318 for the Python injector).
-    pub endpoint: String,
+    /// OTLP/HTTP endpoint of the collector (port 4318 for the Python injector); default
+    /// the chart's collector Service for the release.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The operator itself, delivered highly available through the same GitOps path.
+    #[serde(default)]
+    pub operator: Option<OperatorDelivery>,
     pub propagators: Vec<String>,
     pub sampler: Sampler,
     pub python_image: String,
     #[serde(default)]
     pub workloads: Vec<InstrumentedWorkload>,
+}
+
+/// The OpenTelemetry Operator's own chart (open-telemetry/opentelemetry-helm-charts
+/// `opentelemetry-operator`), delivered like SigNoz's with replicas spread over nodes (and
+/// zones) and a PodDisruptionBudget, so the injecting webhook survives node rotations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatorDelivery {
+    #[serde(default = "default_operator_release")]
+    pub release: String,
+    pub namespace: String,
+    pub chart_version: String,
+    /// Helm repository (ArgoCD), or the Flux HelmRepository's name with `source_name`.
+    #[serde(default = "default_operator_repo")]
+    pub repo_url: String,
+    #[serde(default)]
+    pub source_name: Option<String>,
+    #[serde(default = "default_operator_replicas")]
+    pub replicas: u32,
+    /// Spread replicas across availability zones too, not only nodes.
+    #[serde(default)]
+    pub spread_across_zones: bool,
+}
+
+fn default_operator_release() -> String {
+    "opentelemetry-operator".into()
+}
+
+fn default_operator_repo() -> String {
+    "https://open-telemetry.github.io/opentelemetry-helm-charts".into()
+}
+
+fn default_operator_replicas() -> u32 {
+    2
 }
 
 /// Sampler of the Instrumentation resource.

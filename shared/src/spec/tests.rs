@@ -186,7 +186,7 @@ fn kms_encryption_needs_a_key_and_aes256_takes_none() {
 fn sampler_and_propagators_follow_the_operator() {
     rejects(
         set("instrumentation.sampler.type", "probabilistic"),
-        "instrumentation.sampler.type: unknown sampler \"probabilistic\": expected one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio, jaeger_remote, parentbased_jaeger_remote, xray",
+        "instrumentation.sampler.type: unknown sampler \"probabilistic\": expected one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio, jaeger_remote, xray",
     );
     rejects(
         set("instrumentation.sampler.argument", Value::Null),
@@ -231,15 +231,28 @@ fn replica_bounds_hold() {
 
 #[test]
 fn workloads_to_restart_name_kind_and_name() {
+    let reader = || {
+        let mut w = serde_norway::Mapping::new();
+        w.insert("kind".into(), "Deployment".into());
+        w.insert("name".into(), "signoz-exporter".into());
+        Value::Sequence(vec![Value::Mapping(w)])
+    };
+    let with_reader = |edit: Box<dyn FnOnce(&mut Value)>| {
+        move |doc: &mut Value| {
+            doc["database"]["restart"] = reader();
+            edit(doc)
+        }
+    };
     rejects(
-        set("database.restart.0.kind", ""),
+        with_reader(Box::new(set("database.restart.0.kind", ""))),
         "database.restart[0].kind: must name the workload kind (Deployment, StatefulSet or DaemonSet), got \"\"",
     );
     rejects(
-        set("database.restart.0.name", "Signoz_Main"),
+        with_reader(Box::new(set("database.restart.0.name", "Signoz_Main"))),
         "database.restart[0].name: must be a DNS subdomain name, got \"Signoz_Main\"",
     );
     let got = problems(spec_with(|doc| {
+        doc["database"]["restart"] = reader();
         at(doc, "database.restart.0")
             .as_mapping_mut()
             .unwrap()
@@ -262,9 +275,129 @@ fn instrumented_workloads_are_unique() {
 
 #[test]
 fn delivery_method_needs_its_block() {
+    let got = problems(spec_with(set("cluster.delivery.method", "flux")));
+    assert_eq!(
+        got,
+        [
+            "cluster.delivery.flux: required when method is flux",
+            "instrumentation.operator.source_name: required with flux delivery: the HelmRepository of the operator's chart",
+        ]
+    );
+}
+
+#[test]
+fn argocd_destination_is_one_of_server_or_name() {
     rejects(
-        set("cluster.delivery.method", "flux"),
-        "cluster.delivery.flux: required when method is flux",
+        set("cluster.delivery.argocd.destination_name", "in-cluster"),
+        "cluster.delivery.argocd.destination_name: give destination_server or destination_name, not both",
+    );
+    let got = problems(spec_with(set("cluster.delivery.argocd.sync", "sometimes")));
+    assert!(
+        got.len() == 1
+            && got[0].starts_with(
+                "cluster.delivery.argocd.sync: unknown variant `sometimes`, expected `automated` or `manual`"
+            ),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_destructive_delivery_change_names_what_it_replaces() {
+    let replaces = |object: &str, release: &str| {
+        let (object, release) = (object.to_string(), release.to_string());
+        move |doc: &mut Value| {
+            let mut r = serde_norway::Mapping::new();
+            r.insert("object".into(), object.into());
+            r.insert("release".into(), release.into());
+            doc["cluster"]["delivery"]["replaces"] = Value::Mapping(r);
+        }
+    };
+    assert!(spec_with(replaces("HelmRelease/flux-system/signoz", "signoz")).is_ok());
+    rejects(
+        replaces("Deployment/argocd/signoz", "signoz"),
+        "cluster.delivery.replaces.object: must be Application/<namespace>/<name> or HelmRelease/<namespace>/<name>, got \"Deployment/argocd/signoz\"",
+    );
+}
+
+#[test]
+fn the_frontend_ingress_stays_internal_unless_the_spec_means_it() {
+    rejects(
+        set("cluster.ingress.scheme", "internet-facing"),
+        "cluster.ingress.scheme: internet-facing exposes SigNoz and its admin API to the internet: set allow_internet_facing: true to mean it",
+    );
+    assert!(
+        spec_with(|doc| {
+            doc["cluster"]["ingress"]["scheme"] = "internet-facing".into();
+            doc["cluster"]["ingress"]["allow_internet_facing"] = true.into();
+        })
+        .is_ok()
+    );
+    rejects(
+        set("cluster.ingress.group_name", "Acme_Internal"),
+        "cluster.ingress.group_name: must be an ALB group name (at most 63 of a-z, 0-9, '-', '.', starting and ending with a letter or digit), got \"Acme_Internal\"",
+    );
+    rejects(
+        set("cluster.ingress.group_order", 1001),
+        "cluster.ingress.group_order: must be between -1000 and 1000, got 1001",
+    );
+    rejects(
+        set(
+            "cluster.ingress.certificate_arn",
+            "arn:aws:iam::123456789012:server-certificate/x",
+        ),
+        "cluster.ingress.certificate_arn: must be an arn:aws:acm:...:certificate/... ARN, got \"arn:aws:iam::123456789012:server-certificate/x\"",
+    );
+}
+
+#[test]
+fn the_chart_version_is_one_the_values_are_checked_against() {
+    rejects(
+        set("cluster.delivery.chart_version", "0.140.0"),
+        "cluster.delivery.chart_version: the Helm values are built and checked against SigNoz chart 0.131.x (its keys and collector pipelines), got \"0.140.0\"",
+    );
+}
+
+#[test]
+fn the_operator_runs_highly_available() {
+    rejects(
+        set("instrumentation.operator.replicas", 1),
+        "instrumentation.operator.replicas: must be at least 2 so the injecting webhook survives a node rotation, got 1",
+    );
+}
+
+#[test]
+fn a_collector_endpoint_typed_by_hand_follows_the_charts_name() {
+    // The chart names release "signoz"'s collector Service signoz-otel-collector.
+    rejects(
+        set(
+            "instrumentation.endpoint",
+            "http://signoz-signoz-otel-collector.platform.svc.cluster.local:4318",
+        ),
+        "instrumentation.endpoint: the chart names release \"signoz\"'s collector Service \"signoz-otel-collector\", got \"signoz-signoz-otel-collector\" (omit endpoint to use it)",
+    );
+    // Another collector (an agent elsewhere) is the user's choice.
+    assert!(
+        spec_with(set(
+            "instrumentation.endpoint",
+            "http://otel-agent.observability.svc.cluster.local:4318"
+        ))
+        .is_ok()
+    );
+}
+
+#[test]
+fn flux_source_kinds_are_those_its_crd_accepts() {
+    rejects(
+        |doc: &mut Value| {
+            let flux: Value = serde_norway::from_str(
+                "{namespace: flux-system, source_kind: OCIRepository, source_name: signoz, values_configmap: v}",
+            )
+            .unwrap();
+            doc["cluster"]["delivery"]["method"] = "flux".into();
+            doc["cluster"]["delivery"]["flux"] = flux;
+            doc["instrumentation"]["operator"]["source_name"] = "open-telemetry".into();
+        },
+        "cluster.delivery.flux.source_kind: must be one of HelmRepository, GitRepository, Bucket, got \"OCIRepository\"",
     );
 }
 

@@ -22,8 +22,8 @@ pub const PROPAGATORS: [&str; 8] = [
     "ottrace",
     "none",
 ];
-/// Sampler types the OpenTelemetry Operator accepts.
-pub const SAMPLERS: [&str; 9] = [
+/// Sampler types the OpenTelemetry Operator accepts (its Instrumentation CRD's enum).
+pub const SAMPLERS: [&str; 8] = [
     "always_on",
     "always_off",
     "traceidratio",
@@ -31,9 +31,12 @@ pub const SAMPLERS: [&str; 9] = [
     "parentbased_always_off",
     "parentbased_traceidratio",
     "jaeger_remote",
-    "parentbased_jaeger_remote",
     "xray",
 ];
+/// Source kinds a Flux HelmRelease's `chart.spec.sourceRef` accepts (its CRD's enum).
+pub const FLUX_SOURCE_KINDS: [&str; 3] = ["HelmRepository", "GitRepository", "Bucket"];
+/// Kinds a delivery can be.
+pub const DELIVERY_KINDS: [&str; 2] = ["Application", "HelmRelease"];
 /// Workload kinds that carry a pod template we can annotate.
 pub const WORKLOAD_KINDS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
 /// Port of OTLP over HTTP, the protocol of the Python injector.
@@ -169,6 +172,15 @@ impl Problems {
         }
     }
 
+    fn one_of(&mut self, path: &str, value: &str, allowed: &[&str]) {
+        if !allowed.contains(&value) {
+            self.add(
+                path,
+                format!("must be one of {}, got {value:?}", allowed.join(", ")),
+            );
+        }
+    }
+
     fn arn(&mut self, path: &str, value: &str, service: &str, what: &str) {
         let parts: Vec<&str> = value.splitn(6, ':').collect();
         let ok = parts.len() == 6
@@ -204,12 +216,12 @@ pub fn parse_go_duration_secs(value: &str) -> Option<f64> {
 pub fn validate(spec: &PlatformSpec) -> Vec<Problem> {
     let mut p = Problems::default();
     validate_platform(&mut p, spec);
-    validate_cluster(&mut p, &spec.cluster);
+    validate_cluster(&mut p, spec);
     validate_database(&mut p, &spec.database);
     validate_retention(&mut p, &spec.retention);
     validate_cold_storage(&mut p, &spec.cold_storage, &spec.retention);
     validate_collectors(&mut p, &spec.collectors);
-    validate_instrumentation(&mut p, &spec.instrumentation);
+    validate_instrumentation(&mut p, spec);
     validate_alarms(&mut p, spec);
     p.0
 }
@@ -245,12 +257,25 @@ fn validate_platform(p: &mut Problems, spec: &PlatformSpec) {
     }
 }
 
-fn validate_cluster(p: &mut Problems, c: &Cluster) {
+fn validate_cluster(p: &mut Problems, spec: &PlatformSpec) {
+    let c = &spec.cluster;
     p.non_empty("cluster.name", &c.name);
     p.dns_label("cluster.namespace", &c.namespace);
     p.non_empty("cluster.field_manager", &c.field_manager);
     p.dns_label("cluster.delivery.release", &c.delivery.release);
-    p.non_empty("cluster.delivery.chart_version", &c.delivery.chart_version);
+    if !c
+        .delivery
+        .chart_version
+        .starts_with(super::chart::CHART_VERSIONS)
+    {
+        p.add(
+            "cluster.delivery.chart_version",
+            format!(
+                "the Helm values are built and checked against SigNoz chart {}x (its keys and collector pipelines), got {:?}",
+                super::chart::CHART_VERSIONS, c.delivery.chart_version
+            ),
+        );
+    }
     match c.delivery.method {
         DeliveryMethod::Argocd => match &c.delivery.argocd {
             None => p.add("cluster.delivery.argocd", "required when method is argocd"),
@@ -259,27 +284,31 @@ fn validate_cluster(p: &mut Problems, c: &Cluster) {
                 p.dns_label("cluster.delivery.argocd.namespace", &a.namespace);
                 p.non_empty("cluster.delivery.argocd.project", &a.project);
                 p.http_url("cluster.delivery.argocd.repo_url", &a.repo_url);
-                p.http_url(
-                    "cluster.delivery.argocd.destination_server",
-                    &a.destination_server,
-                );
+                match (&a.destination_server, &a.destination_name) {
+                    // ArgoCD refuses an Application naming its destination both ways.
+                    (Some(_), Some(_)) => p.add(
+                        "cluster.delivery.argocd.destination_name",
+                        "give destination_server or destination_name, not both",
+                    ),
+                    (Some(server), None) => {
+                        p.http_url("cluster.delivery.argocd.destination_server", server);
+                    }
+                    (None, Some(name)) => {
+                        p.non_empty("cluster.delivery.argocd.destination_name", name)
+                    }
+                    (None, None) => {}
+                }
             }
         },
         DeliveryMethod::Flux => match &c.delivery.flux {
             None => p.add("cluster.delivery.flux", "required when method is flux"),
             Some(f) => {
                 p.dns_label("cluster.delivery.flux.namespace", &f.namespace);
-                if !["HelmRepository", "GitRepository", "Bucket", "OCIRepository"]
-                    .contains(&f.source_kind.as_str())
-                {
-                    p.add(
-                        "cluster.delivery.flux.source_kind",
-                        format!(
-                            "must be HelmRepository, GitRepository, Bucket or OCIRepository, got {:?}",
-                            f.source_kind
-                        ),
-                    );
-                }
+                p.one_of(
+                    "cluster.delivery.flux.source_kind",
+                    &f.source_kind,
+                    &FLUX_SOURCE_KINDS,
+                );
                 p.dns_subdomain("cluster.delivery.flux.source_name", &f.source_name);
                 p.dns_subdomain(
                     "cluster.delivery.flux.values_configmap",
@@ -287,6 +316,73 @@ fn validate_cluster(p: &mut Problems, c: &Cluster) {
                 );
             }
         },
+    }
+    if let Some(r) = &c.delivery.replaces {
+        let parts: Vec<&str> = r.object.split('/').collect();
+        if parts.len() != 3
+            || !DELIVERY_KINDS.contains(&parts[0])
+            || parts[1].is_empty()
+            || parts[2].is_empty()
+        {
+            p.add(
+                "cluster.delivery.replaces.object",
+                format!("must be Application/<namespace>/<name> or HelmRelease/<namespace>/<name>, got {:?}", r.object),
+            );
+        }
+        p.dns_label("cluster.delivery.replaces.release", &r.release);
+    }
+    if let Some(i) = &c.ingress {
+        p.dns_subdomain("cluster.ingress.host", &i.host);
+        match i.scheme.as_str() {
+            "internal" => {}
+            "internet-facing" if i.allow_internet_facing => {}
+            "internet-facing" => p.add(
+                "cluster.ingress.scheme",
+                "internet-facing exposes SigNoz and its admin API to the internet: set allow_internet_facing: true to mean it",
+            ),
+            other => p.add(
+                "cluster.ingress.scheme",
+                format!("must be internal or internet-facing, got {other:?}"),
+            ),
+        }
+        // AWS Load Balancer Controller, IngressGroup: at most 63 of [a-z0-9.-], starting
+        // and ending with a letter or digit; order between -1000 and 1000.
+        let g = &i.group_name;
+        let group_ok = (1..=63).contains(&g.len())
+            && g.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && g.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && g.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric());
+        if !group_ok {
+            p.add(
+                "cluster.ingress.group_name",
+                format!("must be an ALB group name (at most 63 of a-z, 0-9, '-', '.', starting and ending with a letter or digit), got {g:?}"),
+            );
+        }
+        if let Some(order) = i.group_order
+            && !(-1000..=1000).contains(&order)
+        {
+            p.add(
+                "cluster.ingress.group_order",
+                format!("must be between -1000 and 1000, got {order}"),
+            );
+        }
+        p.arn(
+            "cluster.ingress.certificate_arn",
+            &i.certificate_arn,
+            "acm",
+            "certificate/",
+        );
+        if !i.health_check_path.starts_with('/') {
+            p.add(
+                "cluster.ingress.health_check_path",
+                format!(
+                    "must be a path starting with '/', got {:?}",
+                    i.health_check_path
+                ),
+            );
+        }
+        p.non_empty("cluster.ingress.class_name", &i.class_name);
     }
 }
 
@@ -690,18 +786,64 @@ fn validate_collectors(p: &mut Problems, c: &Collectors) {
     }
 }
 
-fn validate_instrumentation(p: &mut Problems, i: &Instrumentation) {
+fn validate_instrumentation(p: &mut Problems, spec: &PlatformSpec) {
+    let i = &spec.instrumentation;
     p.dns_subdomain("instrumentation.name", &i.name);
-    if let Some(url) = p.http_url("instrumentation.endpoint", &i.endpoint)
-        && url.port_or_known_default() != Some(OTLP_HTTP_PORT)
+    if let Some(endpoint) = &i.endpoint
+        && let Some(url) = p.http_url("instrumentation.endpoint", endpoint)
     {
-        p.add(
-            "instrumentation.endpoint",
-            format!(
-                "the Python injector speaks OTLP over HTTP on port {OTLP_HTTP_PORT}, got {:?}",
-                i.endpoint
-            ),
-        );
+        if url.port_or_known_default() != Some(OTLP_HTTP_PORT) {
+            p.add(
+                "instrumentation.endpoint",
+                format!(
+                    "the Python injector speaks OTLP over HTTP on port {OTLP_HTTP_PORT}, got {endpoint:?}"
+                ),
+            );
+        }
+        // A collector Service of this release, typed by hand: it must be the chart's name.
+        let host = url.host_str().unwrap_or_default();
+        let derived = super::chart::collector_deployment(spec);
+        let mut labels = host.split('.');
+        if let (Some(service), Some(namespace), Some("svc")) =
+            (labels.next(), labels.next(), labels.next())
+            && namespace == spec.cluster.namespace
+            && service.ends_with("otel-collector")
+            && service != derived
+        {
+            p.add(
+                "instrumentation.endpoint",
+                format!(
+                    "the chart names release {:?}'s collector Service {derived:?}, got {service:?} (omit endpoint to use it)",
+                    spec.cluster.delivery.release
+                ),
+            );
+        }
+    }
+    if let Some(o) = &i.operator {
+        p.dns_label("instrumentation.operator.release", &o.release);
+        p.dns_label("instrumentation.operator.namespace", &o.namespace);
+        p.non_empty("instrumentation.operator.chart_version", &o.chart_version);
+        if o.replicas < 2 {
+            p.add(
+                "instrumentation.operator.replicas",
+                format!(
+                    "must be at least 2 so the injecting webhook survives a node rotation, got {}",
+                    o.replicas
+                ),
+            );
+        }
+        match spec.cluster.delivery.method {
+            DeliveryMethod::Argocd => {
+                p.http_url("instrumentation.operator.repo_url", &o.repo_url);
+            }
+            DeliveryMethod::Flux => match &o.source_name {
+                Some(name) => p.dns_subdomain("instrumentation.operator.source_name", name),
+                None => p.add(
+                    "instrumentation.operator.source_name",
+                    "required with flux delivery: the HelmRepository of the operator's chart",
+                ),
+            },
+        }
     }
     if i.propagators.is_empty() {
         p.add(

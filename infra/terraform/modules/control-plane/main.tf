@@ -23,12 +23,14 @@ locals {
     state_bucket        = ["arn:${local.partition}:s3:::${var.state_bucket}"]
     state_objects       = ["arn:${local.partition}:s3:::${var.state_bucket}/${var.state_prefix}*"]
     alarm_state_objects = ["arn:${local.partition}:s3:::${var.state_bucket}/${var.state_prefix}alarms/*"]
-    cold_bucket         = ["arn:${local.partition}:s3:::${var.cold_bucket}"]
-    app_secret          = [aws_secretsmanager_secret.app.arn]
-    master_secret       = [local.master_secret_arn]
-    ttl_api_key_secret  = [var.ttl_api_key_secret_arn]
-    db_instance         = ["arn:${local.partition}:rds:${local.region}:${local.account_id}:db:${var.db_instance_identifier}"]
-    cluster             = ["arn:${local.partition}:eks:${local.region}:${local.account_id}:cluster/${var.cluster_name}"]
+    # sync-cluster's record of what SigNoz is delivered with (a rename or switch is seen against it).
+    cluster_state_objects = ["arn:${local.partition}:s3:::${var.state_bucket}/${var.state_prefix}cluster/*"]
+    cold_bucket           = ["arn:${local.partition}:s3:::${var.cold_bucket}"]
+    app_secret            = [aws_secretsmanager_secret.app.arn]
+    master_secret         = [local.master_secret_arn]
+    ttl_api_key_secret    = [var.ttl_api_key_secret_arn]
+    db_instance           = ["arn:${local.partition}:rds:${local.region}:${local.account_id}:db:${var.db_instance_identifier}"]
+    cluster               = ["arn:${local.partition}:eks:${local.region}:${local.account_id}:cluster/${var.cluster_name}"]
     # Named, not referenced: the function's own ARN in its role's policy would be a cycle.
     rotation_function = ["arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${var.name_prefix}-rotate-credentials"]
     # The instance's parameter group is named by the instance, not known here.
@@ -39,8 +41,9 @@ locals {
 
   # The symbolic condition values of functions.json (listing limited to the state prefix).
   condition_values = {
-    state_keys       = ["${var.state_prefix}*"]
-    alarm_state_keys = ["${var.state_prefix}alarms/*"]
+    state_keys         = ["${var.state_prefix}*"]
+    alarm_state_keys   = ["${var.state_prefix}alarms/*"]
+    cluster_state_keys = ["${var.state_prefix}cluster/*"]
   }
 }
 

@@ -54,7 +54,7 @@ pub fn render_instrumentation(spec: &PlatformSpec) -> Result<DesiredObject, Erro
                 "labels": crate::cluster::objects::owner_labels(&spec.platform.name),
             },
             "spec": {
-                "exporter": { "endpoint": i.endpoint },
+                "exporter": { "endpoint": crate::spec::chart::instrumentation_endpoint(spec) },
                 "propagators": i.propagators,
                 "sampler": sampler,
                 "resource": { "resourceAttributes": {

@@ -2,9 +2,9 @@
 
 use serde_json::json;
 
-use super::values::collector_deployment;
 use crate::alarms::overrides::ReplicaOverride;
 use crate::cluster::objects::{DesiredObject, owner_labels, scaled_object_resource};
+use crate::spec::chart::collector_deployment;
 use crate::spec::{PlatformSpec, ScalingBehavior};
 
 /// Annotation on the ScaledObject saying which alarm raised its replica bounds.

@@ -6,11 +6,8 @@ use crate::spec::PlatformSpec;
 
 /// Name of the collector's scrape receiver for infrastructure targets.
 const INFRA_RECEIVER: &str = "prometheus/infra";
-
-/// The collector Deployment the chart creates for a release.
-pub fn collector_deployment(spec: &PlatformSpec) -> String {
-    format!("{}-otel-collector", spec.cluster.delivery.release)
-}
+/// Exporters of the chart's `metrics` pipeline (chart 0.131).
+const METRICS_EXPORTERS: [&str; 3] = ["metadataexporter", "signozclickhousemetrics", "signozmeter"];
 
 /// The Helm values (chart keys from SigNoz's values.yaml).
 pub fn render_helm_values(spec: &PlatformSpec) -> Value {
@@ -18,6 +15,17 @@ pub fn render_helm_values(spec: &PlatformSpec) -> Value {
     let cold = &spec.cold_storage;
     let secret = &spec.database.kubernetes_secret;
     let role = json!({ "eks.amazonaws.com/role-arn": cold.clickhouse_role_arn });
+    let mut signoz = json!({
+        "env": {
+            "signoz_sqlstore_provider": "postgres",
+            "signoz_sqlstore_postgres_dsn": {
+                "valueFrom": { "secretKeyRef": { "name": secret.name, "key": secret.dsn_key } }
+            },
+        }
+    });
+    if let Some(ingress) = &spec.cluster.ingress {
+        signoz["ingress"] = render_ingress(ingress);
+    }
     let mut otel = json!({
         // Our KEDA ScaledObject scales the collector: the chart's HPA and ScaledObject stay
         // off so two autoscalers never fight over replicas.
@@ -50,14 +58,7 @@ pub fn render_helm_values(spec: &PlatformSpec) -> Value {
             },
         },
         "postgresql": { "enabled": false },
-        "signoz": {
-            "env": {
-                "signoz_sqlstore_provider": "postgres",
-                "signoz_sqlstore_postgres_dsn": {
-                    "valueFrom": { "secretKeyRef": { "name": secret.name, "key": secret.dsn_key } }
-                },
-            }
-        },
+        "signoz": signoz,
     })
 }
 
@@ -71,6 +72,8 @@ fn collector_config(spec: &PlatformSpec) -> Value {
         list.push(batch.to_string());
         json!(list)
     };
+    // The chart's own pipelines (chart 0.131: SigNoz/charts values.yaml,
+    // otelCollector.config.service.pipelines) with memory_limiter put first.
     let mut pipelines = json!({
         "traces": { "processors": with_limits(&["signozspanmetrics/delta"], "batch") },
         "metrics": { "processors": with_limits(&[], "batch") },
@@ -79,10 +82,12 @@ fn collector_config(spec: &PlatformSpec) -> Value {
     });
     let mut receivers = json!({});
     if !c.infra_targets.is_empty() {
+        // Scraped metrics go where the chart's `metrics` pipeline sends metrics: the
+        // metadata exporter, ClickHouse and the usage meter.
         pipelines["metrics/infra"] = json!({
             "receivers": [INFRA_RECEIVER],
             "processors": with_limits(&[], "batch"),
-            "exporters": ["signozclickhousemetrics"],
+            "exporters": METRICS_EXPORTERS,
         });
         let jobs: Vec<Value> = c
             .infra_targets
@@ -141,4 +146,63 @@ fn spot_affinity(weight: u32) -> Value {
         })
         .collect();
     json!({ "nodeAffinity": { "preferredDuringSchedulingIgnoredDuringExecution": terms } })
+}
+
+/// `signoz.ingress` for the AWS Load Balancer Controller (its annotations reference,
+/// kubernetes-sigs/aws-load-balancer-controller `docs/guide/ingress/annotations.md`): the
+/// shared ALB of an IngressGroup, pods as targets, HTTPS with the ACM certificate and HTTP
+/// redirected to it, health-checked at SigNoz's health path. The chart routes the host to
+/// the SigNoz Service's port 8080 (`charts/signoz/templates/signoz/ingress.yaml`).
+fn render_ingress(i: &crate::spec::Ingress) -> Value {
+    let mut annotations = json!({
+        "alb.ingress.kubernetes.io/scheme": i.scheme,
+        "alb.ingress.kubernetes.io/group.name": i.group_name,
+        "alb.ingress.kubernetes.io/target-type": "ip",
+        "alb.ingress.kubernetes.io/certificate-arn": i.certificate_arn,
+        "alb.ingress.kubernetes.io/listen-ports": r#"[{"HTTP": 80}, {"HTTPS": 443}]"#,
+        "alb.ingress.kubernetes.io/ssl-redirect": "443",
+        "alb.ingress.kubernetes.io/healthcheck-path": i.health_check_path,
+    });
+    if let Some(order) = i.group_order {
+        annotations["alb.ingress.kubernetes.io/group.order"] = json!(order.to_string());
+    }
+    json!({
+        "enabled": true,
+        "className": i.class_name,
+        "annotations": annotations,
+        "hosts": [{ "host": i.host, "paths": [{ "path": "/", "pathType": "Prefix", "port": 8080 }] }],
+        "tls": [],
+    })
+}
+
+/// The OpenTelemetry Operator chart's values for high availability
+/// (open-telemetry/opentelemetry-helm-charts `charts/opentelemetry-operator/values.yaml`):
+/// replicas spread one per node (and across zones when asked) by the labels its Deployment
+/// selects on (`templates/deployment.yaml`: name, component controller-manager, instance),
+/// and a PodDisruptionBudget keeping one webhook serving through a drain.
+pub fn render_operator_values(o: &crate::spec::OperatorDelivery) -> Value {
+    let selector = json!({ "matchLabels": {
+        "app.kubernetes.io/name": super::delivery::OPERATOR_CHART,
+        "app.kubernetes.io/component": "controller-manager",
+        "app.kubernetes.io/instance": o.release,
+    }});
+    let mut spread = vec![json!({
+        "maxSkew": 1,
+        "topologyKey": "kubernetes.io/hostname",
+        "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": selector,
+    })];
+    if o.spread_across_zones {
+        spread.push(json!({
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": selector,
+        }));
+    }
+    json!({
+        "replicaCount": o.replicas,
+        "topologySpreadConstraints": spread,
+        "pdb": { "create": true, "minAvailable": 1 },
+    })
 }
