@@ -21,7 +21,9 @@ cd "$repo"
 source tests/bin/infra-tools.sh
 
 arch=${ARCH:-x86_64}
-functions=(rotate-credentials enforce-cold-storage sync-cluster respond-to-alarms)
+# The deployment's functions (functions.json, which both IaC paths are checked against).
+mapfile -t functions < <(python3 -c 'import json, sys; print("\n".join(json.load(open(sys.argv[1]))["functions"]))' \
+  infra/terraform/modules/control-plane/functions.json)
 case "$arch" in
   x86_64) arch_flag=() triple=x86_64-unknown-linux-gnu ;;
   arm64) arch_flag=(--arm64) triple=aarch64-unknown-linux-gnu ;;
