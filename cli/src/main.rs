@@ -28,12 +28,24 @@ enum Command {
         /// The platform spec (YAML).
         spec: PathBuf,
     },
+    /// Print the monthly S3 cost of the cold tiers for a spec's `cold_storage.cost`: a
+    /// short table and every assumption behind it; `--svg` also writes the chart.
+    ///
+    /// Example: signoz-control cost infra/platform.yaml --svg cost-curve.svg
+    Cost {
+        /// The platform spec (YAML).
+        spec: PathBuf,
+        /// Where to write the SVG chart of the monthly cost per storage class.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Rbac { spec } => rbac(&spec),
+        Command::Cost { spec, svg } => cost(&spec, svg.as_deref()),
     };
     match result {
         Ok(out) => {
@@ -47,8 +59,34 @@ fn main() -> ExitCode {
     }
 }
 
-fn rbac(path: &std::path::Path) -> Result<String, String> {
+fn load(path: &std::path::Path) -> Result<signoz_control::spec::PlatformSpec, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let spec = parse_spec(&text).map_err(|e| e.to_string())?;
-    render_rbac_yaml(&spec).map_err(|e| e.to_string())
+    parse_spec(&text).map_err(|e| e.to_string())
+}
+
+fn rbac(path: &std::path::Path) -> Result<String, String> {
+    render_rbac_yaml(&load(path)?).map_err(|e| e.to_string())
+}
+
+fn cost(path: &std::path::Path, svg: Option<&std::path::Path>) -> Result<String, String> {
+    use signoz_control::cold_storage::cost::{cost_chart_svg, cost_curve, cost_table};
+    let spec = load(path)?;
+    let prices = spec
+        .cold_storage
+        .cost
+        .as_ref()
+        .ok_or("the spec has no cold_storage.cost section")?;
+    let curve = cost_curve(&spec.cold_storage, &spec.retention, prices);
+    if let Some(out) = svg {
+        std::fs::write(out, cost_chart_svg(&curve))
+            .map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+    let mut text = format!(
+        "monthly S3 cost of the cold tiers (USD):\n{}\nassumptions:\n",
+        cost_table(&curve)
+    );
+    for a in &curve.assumptions {
+        text.push_str(&format!(" - {a}\n"));
+    }
+    Ok(text)
 }

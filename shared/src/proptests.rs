@@ -374,7 +374,7 @@ fn valid_knobs() -> impl Strategy<Value = Knobs> {
         30u32..200,
         prop::option::of(30u32..200),
         prop::array::uniform3((1u32..120, 1u32..300)),
-        0u32..30,
+        crate::spec::MIN_SAFETY_MARGIN_DAYS..30,
         0u32..50,
         (1u32..5, 0u32..10),
         0.0f64..=1.0,
@@ -427,6 +427,11 @@ fn assert_invariants(spec: &PlatformSpec) {
         );
     }
     let r = &spec.retention;
+    assert!(
+        r.safety_margin_days >= crate::spec::MIN_SAFETY_MARGIN_DAYS,
+        "margin {} below the floor accepted",
+        r.safety_margin_days
+    );
     for s in [r.traces, r.logs, r.metrics] {
         assert!(
             s.hot_days < s.total_days,
@@ -564,11 +569,19 @@ fn observed_bucket(bucket: String) -> impl Strategy<Value = ObservedBucket> {
     let encryption = prop::option::of(prop_oneof![
         Just(DefaultEncryption {
             algorithm: "AES256".into(),
-            kms_key_id: None
+            kms_key_id: None,
+            bucket_key_enabled: false,
         }),
         Just(DefaultEncryption {
             algorithm: "aws:kms".into(),
-            kms_key_id: Some("alias/x".into())
+            kms_key_id: Some("alias/x".into()),
+            bucket_key_enabled: false,
+        }),
+        // Ours, read back as the alias's ARN with the bucket key on.
+        Just(DefaultEncryption {
+            algorithm: "aws:kms".into(),
+            kms_key_id: Some("arn:aws:kms:eu-west-1:123456789012:alias/signoz-cold".into()),
+            bucket_key_enabled: true,
         }),
     ]);
     let pab = prop::option::of(
@@ -609,6 +622,7 @@ fn observed_bucket(bucket: String) -> impl Strategy<Value = ObservedBucket> {
                     public_access_block,
                     versioning,
                     policy,
+                    intelligent_tiering: Vec::new(),
                 }
             },
         )
@@ -637,7 +651,10 @@ fn apply_to_observed(mut bucket: ObservedBucket, changes: &[plan::BucketChange])
 }
 
 fn is_ours(rule: &LifecycleRule) -> bool {
-    matches!(rule.id(), Some(plan::TIER_RULE_ID | plan::ABORT_RULE_ID))
+    matches!(
+        rule.id(),
+        Some(plan::TIER_RULE_ID | plan::ABORT_RULE_ID | plan::NONCURRENT_RULE_ID)
+    )
 }
 
 fn foreign_statements(policy: Option<&Value>) -> Vec<Value> {
@@ -671,9 +688,10 @@ proptest! {
     fn a_planned_bucket_replans_to_nothing_and_keeps_foreign_settings(
         (spec, observed) in spec_and_bucket(),
     ) {
-        let changes = plan::plan_bucket_posture(&spec, &observed);
+        let memory = RetentionHighWater::default();
+        let changes = plan::plan_bucket_posture(&spec, &observed, &memory);
         let after = apply_to_observed(observed.clone(), &changes);
-        let again = plan::plan_bucket_posture(&spec, &after);
+        let again = plan::plan_bucket_posture(&spec, &after, &memory);
         prop_assert!(again.is_empty(), "re-plan wants {:?}", again.iter().map(|c| c.resource).collect::<Vec<_>>());
 
         for rule in observed.lifecycle_rules.iter().filter(|r| !is_ours(r)) {
@@ -699,8 +717,14 @@ proptest! {
         prop_assert_eq!(&objects, &render_owned_objects(&spec).expect("renders twice"));
         prop_assert_eq!(render_helm_values(&spec), render_helm_values(&spec));
         let dsn = format!("postgres://u:{dsn_password}@db:5432/signoz?sslmode=verify-full");
-        let secret = render_database_secret(&spec, &dsn);
-        prop_assert_eq!(&secret, &render_database_secret(&spec, &dsn));
+        let source = crate::cluster::secret::DsnSource {
+            dsn,
+            ca_bundle: "-----BEGIN CERTIFICATE-----".into(),
+            version_id: "v1".into(),
+            authority: None,
+        };
+        let secret = render_database_secret(&spec, &source);
+        prop_assert_eq!(&secret, &render_database_secret(&spec, &source));
 
         for object in objects.iter().chain([&secret]) {
             let body = object.body_with_hash();
@@ -750,8 +774,8 @@ proptest! {
     fn the_ttls_of_a_valid_spec_are_ones_signoz_accepts_and_s3_outlives(k in valid_knobs()) {
         let spec = spec_with(&k);
         for t in crate::cold_storage::ttl::plan_ttls(&spec.retention) {
-            prop_assert!(0 < t.to_cold_hours && t.to_cold_hours < t.duration_hours, "{:?}", t);
-            let cold_days = (t.duration_hours - t.to_cold_hours) / 24;
+            prop_assert!(0 < t.hot_days && t.hot_days < t.total_days, "{:?}", t);
+            let cold_days = u64::from(t.total_days - t.hot_days);
             let margin = u64::from(spec.retention.safety_margin_days);
             prop_assert!(
                 cold_days + margin <= u64::from(spec.cold_storage.expiration_days),
@@ -770,6 +794,7 @@ proptest! {
         prop_assert!(plan::unsafe_reasons(&spec, &RetentionHighWater::default()).is_empty());
         let memory = RetentionHighWater {
             cold_days: BTreeMap::from([("metrics".to_string(), remembered)]),
+            ..RetentionHighWater::default()
         };
         let needed = remembered + spec.retention.safety_margin_days;
         let reasons = plan::unsafe_reasons(&spec, &memory);
@@ -779,6 +804,35 @@ proptest! {
             "{:?}",
             reasons
         );
+    }
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn the_expiration_written_always_covers_the_memory_and_the_spec(
+        k in valid_knobs(),
+        signal in prop_oneof![Just("traces"), Just("logs"), Just("metrics")],
+        remembered in 0u32..2000,
+    ) {
+        let spec = spec_with(&k);
+        let memory = RetentionHighWater {
+            cold_days: BTreeMap::from([(signal.to_string(), remembered)]),
+            ..RetentionHighWater::default()
+        };
+        let changes = plan::plan_bucket_posture(&spec, &ObservedBucket::default(), &memory);
+        let Some(BucketWrite::Lifecycle { rules, .. }) = changes.iter().map(|c| &c.write).find(|w| matches!(w, BucketWrite::Lifecycle { .. })) else {
+            panic!("an empty bucket gets a lifecycle");
+        };
+        let expiration = rules
+            .iter()
+            .find(|r| r.id() == Some(plan::TIER_RULE_ID))
+            .and_then(|r| r.expiration())
+            .and_then(|e| e.days())
+            .expect("the tier rule expires") as u32;
+        prop_assert!(expiration >= spec.cold_storage.expiration_days);
+        prop_assert!(expiration >= remembered + spec.retention.safety_margin_days);
     }
 }
 

@@ -167,6 +167,28 @@ impl StateStore {
         }
     }
 
+    /// Writes a report (a plan, a chart) unconditionally: nothing reads it back.
+    pub async fn put_report(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StateError> {
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .content_type(content_type)
+            .body(body.into())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StateError::Unavailable {
+                key: key.into(),
+                reason: crate::aws::error_text(&e),
+            })
+    }
+
     /// Read-modify-write with retries on conflict. `change` gets the current document
     /// and returns the new one, or `None` to leave it as is (no write).
     pub async fn update<T, F>(&self, key: &str, mut change: F) -> Result<Option<T>, StateError>

@@ -66,14 +66,11 @@ ROTATION_LAMBDA_ARN=$(aws_ lambda create-function --function-name signoz-control
 aws_ eks create-cluster --name acme-prod --role-arn arn:aws:iam::123456789012:role/eks \
   --resources-vpc-config subnetIds=subnet-1,subnet-2 > /dev/null
 
-# The example spec, with the local endpoints the stack provides. moto always reports
-# TransitionDefaultMinimumObjectSize as all_storage_classes_128K, so the local copy uses
-# that value; with the example's choice every reconcile against moto would rewrite it.
+# The example spec, with the local endpoints the stack provides.
 ttl_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 sed -e "s|master_secret_arn: .*|master_secret_arn: \"$master_arn\"|" \
     -e "s|url: https://signoz.acme-prod.internal|url: http://127.0.0.1:$ttl_port|" \
     -e "s|    mode: verify-full|    mode: verify-full\n    ca_file: $STACK_CA_FILE|" \
-    -e "s|transition_minimum_object_size: varies_by_storage_class|transition_minimum_object_size: all_storage_classes_128k|" \
     infra/platform.yaml > "$STACK_DIR/platform.yaml"
 aws_ s3 cp "$STACK_DIR/platform.yaml" s3://acme-signoz-config/platform.yaml > /dev/null
 export PLATFORM_SPEC=s3://acme-signoz-config/platform.yaml
@@ -157,6 +154,23 @@ done
 
 echo "== enforce-cold-storage: dry run (plan and cost curve), apply, no-op, undo drift"
 run enforce-cold-storage events/control-reconcile-cold-storage.json
+# The dry run leaves its plan and the cost chart side by side in the state store.
+out=${LOCAL_RUN_OUT:-${CARGO_TARGET_DIR:-$repo/target}/local-run}
+mkdir -p "$out"
+aws_ s3 cp s3://acme-signoz-control/state/cold-storage/plan.json "$out/plan.json" > /dev/null
+aws_ s3 cp s3://acme-signoz-control/state/cold-storage/cost-curve.svg "$out/cost-curve.svg" > /dev/null
+python3 - "$out/plan.json" <<'PY'
+import json, sys
+cost = json.load(open(sys.argv[1]))["cost"]
+print("monthly S3 cost of the cold tiers (USD):")
+print(cost["table"])
+print("assumptions:")
+for a in cost["assumptions"]:
+    print(" -", a)
+PY
+echo "plan: $out/plan.json, chart: $out/cost-curve.svg"
+# SigNoz's TTL jobs run in the background (v1): the first apply may leave them pending,
+# the next run reports whether what was sent landed ("verified").
 run enforce-cold-storage events/schedule.json events/schedule.json
 aws_ s3api delete-bucket-lifecycle --bucket acme-signoz-cold
 run enforce-cold-storage events/cloudtrail-delete-bucket-lifecycle.json
@@ -211,14 +225,19 @@ echo "raised:"; scaled
 # sync-cluster's schedule keeps the remediation in force.
 run sync-cluster events/schedule.json
 echo "after sync-cluster:"; scaled
+# CloudWatch sends no second event while the alarm stays in ALARM: the schedule escalates
+# once per cooldown (0 here), from the alarm's state as DescribeAlarms reports it.
+run respond-to-alarms events/schedule.json
+echo "still in ALARM after the cooldown:"; scaled
 aws_ s3 cp s3://acme-signoz-control/state/alarms/collector-pressure.json - |
   python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({k: d[k] for k in ("step","alarms","cooldown_until")}, indent=1)); print(json.dumps(d["history"][-1], indent=1))'
 alarm_event "$alarm" OK "Threshold Crossed: export queue at 35%" "$STACK_DIR/alarm-cleared.json"
 # The OK, then the older ALARM again (out of order): the revert stands.
 run respond-to-alarms "$STACK_DIR/alarm-cleared.json" "$STACK_DIR/alarm-raised.json"
 echo "cleared:"; scaled
-# ClickHouse disk high: hot days go down through SigNoz's TTL API (bounded by the floor
-# and by what the bucket's expiration allows), and come back on OK.
+# ClickHouse disk high: hot days go down through SigNoz's TTL API for new parts only (the
+# answer's "report" says what that does and does not do, and the floor it raises, bounded
+# by the bucket's expiration), and come back on OK.
 disk=signoz-clickhouse-disk-high
 aws_ cloudwatch put-metric-alarm --alarm-name "$disk" --namespace ContainerInsights \
   --metric-name pod_volume_utilization --statistic Maximum --period 300 \
@@ -230,7 +249,7 @@ echo "traces TTL while the disk is high:"; ttls traces
 alarm_event "$disk" OK "Threshold Crossed: volume at 60%" "$STACK_DIR/disk-cleared.json"
 run respond-to-alarms "$STACK_DIR/disk-cleared.json"
 echo "traces TTL after OK:"; ttls traces
-# INSUFFICIENT_DATA is logged only; the schedule finds nothing due.
+# INSUFFICIENT_DATA is remembered, changes no level; the schedule finds nothing due.
 alarm_event "$alarm" INSUFFICIENT_DATA "no datapoints" "$STACK_DIR/alarm-unknown.json"
 run respond-to-alarms "$STACK_DIR/alarm-unknown.json" events/schedule.json
 

@@ -10,10 +10,11 @@ what this file changes, each to AWS's documented rule:
 1. Resources. moto passes the real resource ARN only for S3 (bucket, bucket/key), SQS
    (queue), IAM (role) and STS (AssumeRole); every other service is authorised against
    "*", so a statement scoped to a secret's ARN never matches (moto denies what AWS
-   allows, and can never tell two secrets apart). Here Secrets Manager, RDS, EKS and
-   Lambda requests carry the ARN of the resource they act on, as the Service
-   Authorization Reference lists it (secret; db / pg; cluster; function); operations
-   with no resource type (GetRandomPassword) keep "*".
+   allows, and can never tell two secrets apart). Here Secrets Manager, RDS, EKS,
+   Lambda and CloudWatch DescribeAlarms requests carry the ARN of the resource they act
+   on, as the Service Authorization Reference lists it (secret; db / pg; cluster;
+   function; each named alarm); operations with no resource type (GetRandomPassword)
+   keep "*".
 2. Conditions. moto evaluates only StringEquals, ignores every other operator (a
    StringLike on s3:prefix always passes), and turns a failed condition of an Allow into
    an explicit deny. Here identity-policy conditions are evaluated as AWS does: String/Arn
@@ -217,6 +218,9 @@ _original_check = access_control.IAMRequestBase.check_action_permitted
 
 def _check_action_permitted(self, resource):
     self._resource = resource
+    service, _, action = self._action.partition(":")
+    if service in IAM_PREFIXES:
+        self._action = f"{IAM_PREFIXES[service]}:{action}"
     _original_check(self, resource)
 
 
@@ -230,7 +234,10 @@ def _denied_message(request) -> str:
 
 
 # Services whose protocol is JSON: their clients parse `__type`, not an XML error.
-JSON_SERVICES = {"secretsmanager", "lambda", "eks", "kms", "logs", "events", "sqs"}
+JSON_SERVICES = {"secretsmanager", "lambda", "eks", "kms", "logs", "events", "sqs", "monitoring"}
+
+# Services whose IAM prefix is not their signing name (CloudWatch signs as `monitoring`).
+IAM_PREFIXES = {"monitoring": "cloudwatch"}
 
 
 def _raise_access_denied(self):
@@ -327,6 +334,24 @@ def _lambda_resource(self) -> str:
     return _arn(self, "lambda", f"function:{name}")
 
 
+def _install_cloudwatch() -> None:
+    """DescribeAlarms acts on each alarm it names (resource type `alarm`); without names
+    it needs every alarm (`alarm:*`)."""
+    from moto.cloudwatch.responses import CloudWatchResponse
+    from moto.core.responses import BaseResponse
+
+    original = BaseResponse._authenticate_and_authorize_normal_action
+
+    def authorize(self, resource="*"):
+        if self._get_action() != "DescribeAlarms":
+            return original(self, resource)
+        names = self._get_param("AlarmNames") or ["*"]
+        for name in names:
+            original(self, _arn(self, "cloudwatch", f"alarm:{name}"))
+
+    CloudWatchResponse._authenticate_and_authorize_normal_action = authorize
+
+
 def _install_resources() -> None:
     from moto.awslambda.responses import LambdaResponse
     from moto.eks.responses import EKSResponse
@@ -337,6 +362,7 @@ def _install_resources() -> None:
     RDSResponse._determine_resource = _rds_resource
     EKSResponse._determine_resource = _eks_resource
     LambdaResponse._determine_resource = _lambda_resource
+    _install_cloudwatch()
 
 
 # ---- 4 and 5. S3 ---------------------------------------------------------------------
@@ -373,6 +399,8 @@ S3_BUCKET_SUBRESOURCES = {
         "policyStatus": "GetBucketPolicyStatus",
         "ownershipControls": "GetBucketOwnershipControls",
         "lifecycle": "GetLifecycleConfiguration",
+        # ListBucketIntelligentTieringConfigurations (moto answers it with a listing).
+        "intelligent-tiering": "GetIntelligentTieringConfiguration",
     },
     "PUT": {
         "encryption": "PutEncryptionConfiguration",

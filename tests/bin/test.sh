@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds, starts a private local stack (moto,
-# PostgreSQL with TLS, a real kube-apiserver with RBAC and the platform's CRDs) in a
+# PostgreSQL 15 and 18 with TLS, a real kube-apiserver with RBAC and the platform's CRDs) in a
 # temporary directory, runs the whole
 # workspace's tests against it plus the offline infrastructure checks, builds the four
 # Lambda artifacts the documented ways (tests/bin/build-artifacts.sh), and stops the
@@ -28,6 +28,13 @@ unset KUBECONFIG
 
 echo "== tests"
 cargo test --workspace --locked --no-fail-fast
+
+# PostgreSQL 16 changed the role rules (CREATEROLE no longer implies ADMIN OPTION): the
+# credentials and provisioning tests run again on the stack's PostgreSQL 18.
+[ -n "${PG18_PORT:-}" ] || { echo "test: the stack has no PostgreSQL 18 (tests/bin/setup.sh installs it)" >&2; exit 1; }
+echo "== credentials and provisioning on PostgreSQL 18"
+PGPORT=$PG18_PORT PG_LOG_FILE=$PG18_LOG_FILE \
+  cargo test -p platform-tests --test integration --locked --no-fail-fast -- credentials:: log_hygiene::
 
 # What ran against the real API server, from its audit log: every request a function
 # identity made (the admin's arranging is not counted).

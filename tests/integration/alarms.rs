@@ -226,7 +226,7 @@ impl Platform {
 
     /// The hot days SigNoz has for a signal, from its `toColdDuration`.
     fn hot_days(&self, signal: &str) -> i64 {
-        self.signoz.state.lock().unwrap().ttl[signal].1 / 24
+        self.signoz.with(|s| s.hot_days(signal))
     }
 
     /// sync-cluster's scheduled reconcile, as the Lambda would run it.
@@ -237,7 +237,9 @@ impl Platform {
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
             sdk,
             spec_location: self.ctx.spec_location.clone(),
-            kubeconfig: Some(self.cluster.kubeconfig(signoz_control::cluster::FUNCTION)),
+            kube: signoz_control::cluster::access::ClusterClient::new(Some(
+                self.cluster.kubeconfig(signoz_control::cluster::FUNCTION),
+            )),
         };
         signoz_control::cluster::handle(&ctx, schedule())
             .await
@@ -483,12 +485,12 @@ async fn disk_alarm_moves_data_to_cold_sooner_and_ok_restores_the_hot_days() {
     );
 
     // enforce-cold-storage's own schedule keeps the lowered hot days.
-    let posts = p.signoz.state.lock().unwrap().posts;
+    let posts = p.signoz.with(|s| s.posts);
     signoz_control::cold_storage::handle(&p.ctx.cold_storage, schedule())
         .await
         .expect("enforce-cold-storage");
     assert_eq!(p.hot_days("traces"), 5);
-    assert_eq!(p.signoz.state.lock().unwrap().posts, posts, "no TTL write");
+    assert_eq!(p.signoz.with(|s| s.posts), posts, "no TTL write");
 
     // OK after the cooldown (60 min): the baseline comes back at once.
     let cleared = p.set_state(&alarm, "OK", "volume at 60%").await;
@@ -632,5 +634,213 @@ async fn a_drift_alarm_reconciles_the_cold_bucket_at_once() {
     );
     assert!(lifecycle().await >= 1, "the lifecycle is back: {answer}");
     assert_eq!(p.hot_days("traces"), 7, "TTLs at the spec's baseline");
+    p.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_disk_alarm_says_what_moving_to_cold_sooner_will_and_will_not_do() {
+    let p = Platform::new().await;
+    let alarm = p.put_alarm("clickhouse-disk-high");
+    let raised = lambda_action(p.set_state(&alarm, "ALARM", "volume at 91%").await);
+    let answer = p.respond(raised, Timestamp::now()).await;
+    assert_eq!(decision(&answer), "escalate", "{answer}");
+    let report = answer["policies"][0]["report"].as_str().unwrap_or_default();
+    // SigNoz sets materialize_ttl_after_modify=0: only parts written from now on move sooner.
+    assert!(
+        report.contains("only parts written from now on") && report.contains("does not free"),
+        "{answer}"
+    );
+    // The floor it raises: S3 must keep metrics 2 days longer, never past the spec's
+    // expiration (400) less the safety margin (7).
+    assert!(
+        report.contains("metrics 365 -> 367") && report.contains("at most 393"),
+        "{report}"
+    );
+    p.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_one_shot_remedy_that_failed_is_retried_not_dropped_as_a_duplicate() {
+    let p = Platform::new().await;
+    let cold = format!("{}-cold", p.prefix);
+    let key_secret = format!("{}/admin-api-key", p.prefix);
+    // The first delivery finds SigNoz's API key missing: the reconcile fails.
+    p.secrets
+        .delete_secret()
+        .secret_id(&key_secret)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    let alarm = p.put_alarm("cold-bucket-drift");
+    let raised = p.set_state(&alarm, "ALARM", "lifecycle rules gone").await;
+    let t0 = Timestamp::now();
+    let first = alarms::handle_at(&p.ctx, raised.clone(), t0).await;
+    assert!(first.is_err(), "the remedy failed: {first:?}");
+    let state = p.policy_state("lifecycle-drift").await;
+    assert!(
+        state.as_ref().is_none_or(|s| s.cooldown_until.is_none()),
+        "no cooldown before the remedy took effect: {state:?}"
+    );
+    // Lambda retries the same event once the key is back: it acts now.
+    p.secrets
+        .create_secret()
+        .name(&key_secret)
+        .secret_string(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    let retried = p.respond(raised.clone(), t0 + minutes(1)).await;
+    assert_eq!(
+        retried["policies"][0]["decision"]["remedy"],
+        json!({ "reconcile": "cold_storage" }),
+        "{retried}"
+    );
+    let rules =
+        p.s3.get_bucket_lifecycle_configuration()
+            .bucket(&cold)
+            .send()
+            .await
+            .map(|l| l.rules().len())
+            .unwrap_or(0);
+    assert!(rules >= 1, "the lifecycle is back");
+    // Now it took effect, the same event is a duplicate.
+    let again = p.respond(raised, t0 + minutes(2)).await;
+    assert_eq!(
+        again["policies"][0]["decision"]["why"], "duplicate",
+        "{again}"
+    );
+    p.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_alarm_left_in_insufficient_data_or_deleted_stops_blocking_the_revert() {
+    for deleted in [false, true] {
+        let p = Platform::new().await;
+        p.scheduled_cluster_sync().await;
+        let queue = p.put_alarm("collector-queue-pressure");
+        let memory = p.put_alarm("collector-memory-pressure");
+        let t0 = Timestamp::now();
+        let answer = p
+            .respond(p.set_state(&queue, "ALARM", "queue high").await, t0)
+            .await;
+        assert_eq!(decision(&answer), "escalate", "{answer}");
+        p.respond(
+            p.set_state(&memory, "ALARM", "memory high").await,
+            t0 + minutes(1),
+        )
+        .await;
+        let answer = p
+            .respond(
+                p.set_state(&queue, "OK", "queue normal").await,
+                t0 + minutes(20),
+            )
+            .await;
+        assert_eq!(
+            answer["policies"][0]["decision"]["why"],
+            "other_alarm_active"
+        );
+        // The other alarm stops reporting, or is deleted: no OK will ever come.
+        if deleted {
+            cloudwatch(&["delete-alarms", "--alarm-names", &memory]);
+        } else {
+            p.set_state(&memory, "INSUFFICIENT_DATA", "no datapoints")
+                .await;
+        }
+        let answer = p.respond(schedule(), t0 + minutes(50)).await;
+        assert_eq!(decision(&answer), "revert", "deleted {deleted}: {answer}");
+        assert_eq!(p.max_replicas().await, 10);
+        cloudwatch(&["delete-alarms", "--alarm-names", &memory]);
+        p.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn an_alarm_that_stays_in_alarm_escalates_once_per_cooldown_up_to_the_ceiling() {
+    let p = Platform::new().await;
+    p.scheduled_cluster_sync().await;
+    let alarm = p.put_alarm("collector-queue-pressure");
+    let t0 = Timestamp::now();
+    p.respond(p.set_state(&alarm, "ALARM", "queue high").await, t0)
+        .await;
+    assert_eq!(p.max_replicas().await, 12);
+    // CloudWatch sends no further event while the alarm stays in ALARM: the schedule acts.
+    let answer = p.respond(schedule(), t0 + minutes(5)).await;
+    assert_eq!(
+        answer["policies"],
+        json!([]),
+        "within the cooldown: {answer}"
+    );
+    assert_eq!(p.max_replicas().await, 12);
+    for (round, expected) in [(1, 14), (2, 16), (3, 18), (4, 20), (5, 20)] {
+        p.respond(schedule(), t0 + minutes(16 * round)).await;
+        assert_eq!(p.max_replicas().await, expected, "after {round} cooldowns");
+    }
+    let state = p.policy_state("collector-pressure").await.unwrap();
+    assert_eq!(state.step, 5);
+    p.cleanup().await;
+}
+
+#[tokio::test]
+async fn enforce_cold_storage_racing_respond_to_alarms_never_undoes_the_override() {
+    let p = Platform::new().await;
+    let enforce = || signoz_control::cold_storage::handle(&p.ctx.cold_storage, schedule());
+    enforce().await.expect("converged at the baseline");
+    let alarm = p.put_alarm("clickhouse-disk-high");
+    let raised = lambda_action(p.set_state(&alarm, "ALARM", "volume at 88%").await);
+    // Hot days back at the baseline in SigNoz (someone reset them): the schedule will
+    // post the baseline while the alarm posts the lowered hot days.
+    p.signoz.with(|s| s.set_in_force("traces", 30, Some(6)));
+    // The schedule's first POST is held until the alarm has had its chance.
+    p.signoz.with(|s| s.hold_posts(1));
+    let scheduled = tokio::spawn({
+        let ctx = p.ctx.cold_storage.clone();
+        async move { signoz_control::cold_storage::handle(&ctx, schedule()).await }
+    });
+    while !p.signoz.with(|s| s.holding()) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let responded = {
+        let event = raised.clone();
+        alarms::handle_at(&p.ctx, event, Timestamp::now())
+    };
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        p.signoz.with(|s| s.release_posts());
+    };
+    let (answer, ()) = tokio::join!(responded, release);
+    answer.expect("respond-to-alarms");
+    scheduled.await.unwrap().expect("enforce-cold-storage");
+    // Whatever the order, the alarm's lowered hot days are what SigNoz keeps, and S3
+    // keeps every object as long as the longest cold period ever set needs.
+    assert_eq!(p.hot_days("traces"), 5);
+    assert_eq!(p.hot_days("metrics"), 28);
+    let cold = format!("{}-cold", p.prefix);
+    let memory = signoz_control::state::StateStore::new(p.s3.clone(), &p.state_bucket, "state/")
+        .load::<signoz_control::cold_storage::plan::RetentionHighWater>(
+            signoz_control::cold_storage::plan::RetentionHighWater::KEY,
+        )
+        .await
+        .unwrap()
+        .0
+        .unwrap();
+    let expiration =
+        p.s3.get_bucket_lifecycle_configuration()
+            .bucket(&cold)
+            .send()
+            .await
+            .unwrap()
+            .rules()
+            .iter()
+            .find(|r| r.id() == Some("signoz-cold-tiers"))
+            .and_then(|r| r.expiration())
+            .and_then(|e| e.days())
+            .unwrap();
+    let longest = memory.cold_days.values().max().copied().unwrap();
+    assert!(longest >= 367, "{memory:?}");
+    assert!(
+        expiration as u32 >= longest + 7,
+        "{expiration} vs {memory:?}"
+    );
     p.cleanup().await;
 }

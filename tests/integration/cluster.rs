@@ -34,7 +34,10 @@ fn example_spec() -> PlatformSpec {
 fn dsn(version: &str) -> DsnSource {
     DsnSource {
         dsn: format!("postgres://signoz_app:pw-{version}@db.local:5432/signoz?sslmode=verify-full"),
+        ca_bundle: "-----BEGIN CERTIFICATE-----\n".into(),
         version_id: version.into(),
+        // The test is the authority: each version it hands over is AWSCURRENT.
+        authority: None,
     }
 }
 
@@ -207,10 +210,29 @@ async fn converges_then_updates_only_what_changed(mut cluster: TestCluster, clie
         Some("acme-api-v2")
     );
 
-    // The sampler changes: the Instrumentation and every instrumented workload, once.
+    // The sampler changes: the Instrumentation, and every instrumented workload rolls
+    // once, by the one write that records the new fingerprint in its pod template.
     spec.instrumentation.sampler.argument = Some("0.25".into());
     let fourth = sync(&client, &spec, &v1).await;
-    assert_eq!(ids(&fourth), [format!("Instrumentation/{ns}/python")]);
+    assert_eq!(
+        ids(&fourth),
+        [
+            format!("Instrumentation/{ns}/python"),
+            format!("Deployment/{apps}/api"),
+            format!("Deployment/{apps}/worker"),
+            format!("Deployment/{apps}/beat"),
+            format!("Deployment/{apps}/flower"),
+        ]
+    );
+    for update in &fourth.updated[1..] {
+        let paths: Vec<&str> = update.changes.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [".spec.template.metadata.annotations.signoz-control-plane/instrumentation-hash"],
+            "{}",
+            update.object
+        );
+    }
     assert_eq!(fourth.restarted.len(), 4, "{:?}", fourth.restarted);
     assert!(
         sync(&client, &spec, &v1).await.in_sync(),
@@ -633,8 +655,8 @@ async fn under_the_old_namespace_scoped_edit_policy_a_reconcile_fails_clearly() 
             "opentelemetry.io/instrumentations".into(),
         ),
         (
-            format!("Deployment/{apps}/api"),
-            format!("apps/deployments \"api\" in namespace {apps}"),
+            format!("Deployment/{apps}"),
+            format!("cannot list apps/deployments in namespace {apps}"),
         ),
     ] {
         let error = failure(&report, &object);
@@ -798,7 +820,9 @@ async fn handler_syncs_the_cluster_with_the_dsn_from_secrets_manager() {
         s3: signoz_control::aws::s3_client(&role),
         secrets: aws_sdk_secretsmanager::Client::new(&role),
         spec_location: location,
-        kubeconfig: Some(cluster.kubeconfig(FUNCTION)),
+        kube: signoz_control::cluster::access::ClusterClient::new(Some(
+            cluster.kubeconfig(FUNCTION),
+        )),
         sdk: role,
     };
     let mut dry = event("control-sync-cluster.json");

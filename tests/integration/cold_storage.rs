@@ -16,7 +16,9 @@ use platform_tests::create_buckets;
 use platform_tests::signoz::{SignozServer, start_signoz};
 use platform_tests::{Deployment, aws, aws_as, unique};
 use serde_json::{Value, json};
-use signoz_control::cold_storage::plan::{self, ABORT_RULE_ID, DENY_INSECURE_SID, TIER_RULE_ID};
+use signoz_control::cold_storage::plan::{
+    self, ABORT_RULE_ID, DENY_INSECURE_SID, NONCURRENT_RULE_ID, TIER_RULE_ID,
+};
 use signoz_control::cold_storage::ttl::TtlPatience;
 use signoz_control::cold_storage::{self, Context, DRIFT_EVENT_NAMES};
 use signoz_control::spec::{EXAMPLE_SPEC, SpecLocation};
@@ -50,23 +52,23 @@ impl Intercept for CountWrites {
     }
 }
 
-struct Platform {
-    ctx: Context,
-    s3: aws_sdk_s3::Client,
-    secrets: aws_sdk_secretsmanager::Client,
-    writes: Arc<AtomicUsize>,
-    cold: String,
-    state_bucket: String,
-    config: String,
-    secret: String,
-    signoz: SignozServer,
+pub(crate) struct Platform {
+    pub(crate) ctx: Context,
+    pub(crate) s3: aws_sdk_s3::Client,
+    pub(crate) secrets: aws_sdk_secretsmanager::Client,
+    pub(crate) writes: Arc<AtomicUsize>,
+    pub(crate) cold: String,
+    pub(crate) state_bucket: String,
+    pub(crate) config: String,
+    pub(crate) secret: String,
+    pub(crate) signoz: SignozServer,
 }
 
-const API_KEY: &str = "signoz-admin-key-for-tests";
+pub(crate) const API_KEY: &str = "signoz-admin-key-for-tests";
 
 impl Platform {
     /// Fresh buckets, secret and SigNoz; the spec is the example with these names.
-    async fn new() -> Platform {
+    pub(crate) async fn new() -> Platform {
         let config = aws().await;
         let s3 = signoz_control::aws::s3_client(&config);
         let secrets = aws_sdk_secretsmanager::Client::new(&config);
@@ -130,7 +132,7 @@ impl Platform {
     /// Uploads the example spec with this platform's names, edited by `edit`. moto reports
     /// `TransitionDefaultMinimumObjectSize` as `all_storage_classes_128K` whatever was
     /// written, so the tests choose that value to keep "no write when right" checkable.
-    async fn write_spec(&self, edit: impl Fn(String) -> String) {
+    pub(crate) async fn write_spec(&self, edit: impl Fn(String) -> String) {
         let text = EXAMPLE_SPEC
             .replace("acme-signoz-cold", &self.cold)
             .replace("acme-signoz-control", &self.state_bucket)
@@ -148,11 +150,11 @@ impl Platform {
             .unwrap();
     }
 
-    fn writes(&self) -> usize {
+    pub(crate) fn writes(&self) -> usize {
         self.writes.load(Ordering::SeqCst)
     }
 
-    async fn reconcile(&self) -> signoz_control::Result<Value> {
+    pub(crate) async fn reconcile(&self) -> signoz_control::Result<Value> {
         cold_storage::handle(
             &self.ctx,
             json!({
@@ -164,13 +166,46 @@ impl Platform {
         .await
     }
 
-    async fn observed(&self) -> plan::ObservedBucket {
+    /// A scheduled reconcile as if it ran at `now` (TTL jobs are timed against it).
+    pub(crate) async fn reconcile_at(&self, now: jiff::Timestamp) -> signoz_control::Result<Value> {
+        cold_storage::handle_at(
+            &self.ctx,
+            json!({
+                "version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events",
+                "account": "123456789012", "time": "2026-11-25T08:00:00Z", "region": "eu-west-1",
+                "resources": ["arn:aws:events:eu-west-1:123456789012:rule/reconcile"], "detail": {}
+            }),
+            now,
+        )
+        .await
+    }
+
+    /// The expiration of the tier rule as S3 (moto) holds it.
+    pub(crate) async fn expiration(&self) -> Option<i32> {
+        let o = self.observed().await;
+        o.lifecycle_rules
+            .iter()
+            .find(|r| r.id() == Some(TIER_RULE_ID))
+            .and_then(|r| r.expiration())
+            .and_then(|e| e.days())
+    }
+
+    /// The remembered retention maximum in the state bucket.
+    pub(crate) async fn memory(&self) -> Option<plan::RetentionHighWater> {
+        StateStore::new(self.s3.clone(), &self.state_bucket, "state/")
+            .load::<plan::RetentionHighWater>(plan::RetentionHighWater::KEY)
+            .await
+            .unwrap()
+            .0
+    }
+
+    pub(crate) async fn observed(&self) -> plan::ObservedBucket {
         cold_storage::apply::observe_bucket(&self.s3, &self.cold)
             .await
             .unwrap()
     }
 
-    async fn loaded_spec(&self) -> signoz_control::spec::PlatformSpec {
+    pub(crate) async fn loaded_spec(&self) -> signoz_control::spec::PlatformSpec {
         signoz_control::spec::load_spec(&self.ctx.spec_location, &self.s3)
             .await
             .unwrap()
@@ -244,14 +279,15 @@ async fn apply_reads_back_as_planned_and_a_second_run_writes_nothing() {
         .iter()
         .map(|c| c["resource"].as_str().unwrap())
         .collect();
+    // Access and encryption first; the lifecycle last, once SigNoz's retention is known.
     assert_eq!(
         resources,
         [
-            "lifecycle",
-            "encryption",
             "public_access_block",
+            "encryption",
             "versioning",
-            "policy"
+            "policy",
+            "lifecycle",
         ]
     );
     assert_eq!(p.writes(), 5);
@@ -274,6 +310,23 @@ async fn apply_reads_back_as_planned_and_a_second_run_writes_nothing() {
             .days_after_initiation(),
         Some(7)
     );
+    // Versioning was once enabled: what it left behind is expired under the prefix.
+    let noncurrent = rule(&o, NONCURRENT_RULE_ID);
+    assert_eq!(noncurrent.filter().unwrap().prefix(), Some("clickhouse/"));
+    assert_eq!(
+        noncurrent
+            .noncurrent_version_expiration()
+            .unwrap()
+            .noncurrent_days(),
+        Some(1)
+    );
+    assert_eq!(
+        noncurrent
+            .expiration()
+            .unwrap()
+            .expired_object_delete_marker(),
+        Some(true)
+    );
     assert_eq!(rule(&o, "access-logs-expire"), &foreign_rule());
     assert_eq!(
         o.minimum_object_size.as_deref(),
@@ -292,37 +345,34 @@ async fn apply_reads_back_as_planned_and_a_second_run_writes_nothing() {
         statements[1]["Condition"]["Bool"]["aws:SecureTransport"],
         "false"
     );
-    assert!(plan::plan_bucket_posture(&p.loaded_spec().await, &o).is_empty());
-
-    // TTLs: hours, total and hot, every signal; the job status is reported.
-    {
-        let s = p.signoz.state.lock().unwrap();
-        assert_eq!(s.ttl["traces"], (720, 168, "success".into()));
-        assert_eq!(s.ttl["logs"], (720, 168, "success".into()));
-        assert_eq!(s.ttl["metrics"], (395 * 24, 30 * 24, "success".into()));
-        assert_eq!(s.posts, 3);
-    }
-    assert_eq!(
-        summary["ttls"][0]["outcome"],
-        json!({"applied": {"status": "success"}})
+    assert!(
+        plan::plan_bucket_posture(&p.loaded_spec().await, &o, &p.memory().await.unwrap())
+            .is_empty()
     );
+
+    // TTLs: every signal at its total and hot days; logs through v2 (the current schema).
+    p.signoz.with(|s| {
+        assert_eq!(s.in_force_days("traces"), (30, Some(7)));
+        assert_eq!(s.in_force_days("logs"), (30, Some(7)));
+        assert_eq!(s.in_force_days("metrics"), (395, Some(30)));
+        assert_eq!(s.posts, 3);
+    });
+    assert_eq!(summary["ttls"][0]["signal"], "traces");
+    assert_eq!(summary["ttls"][0]["api"], "v1");
+    assert_eq!(summary["ttls"][2]["api"], "v2");
     assert_eq!(summary["remembered_cold_days"]["metrics"], 365);
 
     let again = p.reconcile().await.expect("second reconcile");
     assert_eq!(p.writes(), 5, "a converged bucket gets no write call");
     assert_eq!(again["changes"], json!([]));
     assert_eq!(
-        p.signoz.state.lock().unwrap().posts,
+        p.signoz.with(|s| s.posts),
         3,
         "TTLs already right are not re-posted"
     );
-    assert!(
-        again["ttls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|t| t["outcome"] == "unchanged")
-    );
+    for t in again["ttls"].as_array().unwrap() {
+        assert_eq!(t["outcome"], "unchanged", "{t}");
+    }
 }
 
 /// Makes the change a CloudTrail event of this name records.
@@ -411,6 +461,7 @@ async fn each_cloudtrail_drift_event_is_undone_and_foreign_buckets_are_untouched
     let p = Platform::new().await;
     p.reconcile().await.expect("converge first");
     let spec = p.loaded_spec().await;
+    let memory = p.memory().await.expect("remembered");
     let events = cloudtrail_events();
     assert!(events.len() >= 6);
     for (name, event) in events {
@@ -420,7 +471,7 @@ async fn each_cloudtrail_drift_event_is_undone_and_foreign_buckets_are_untouched
         );
         drift(&p, &name).await;
         assert!(
-            !plan::plan_bucket_posture(&spec, &p.observed().await).is_empty(),
+            !plan::plan_bucket_posture(&spec, &p.observed().await, &memory).is_empty(),
             "{name} drifted the bucket"
         );
 
@@ -458,7 +509,7 @@ async fn each_cloudtrail_drift_event_is_undone_and_foreign_buckets_are_untouched
             summary.get("ttls").is_none(),
             "drift only touches the bucket"
         );
-        let after = plan::plan_bucket_posture(&spec, &p.observed().await);
+        let after = plan::plan_bucket_posture(&spec, &p.observed().await, &memory);
         assert!(
             after.is_empty(),
             "{name} left {:?}",
@@ -513,139 +564,219 @@ async fn every_unsafe_spec_is_refused_with_its_reason_and_nothing_is_written() {
         let err = p.reconcile().await.expect_err(name).to_string();
         assert!(err.contains(message), "{name}: {err}");
         assert_eq!(p.writes(), 0, "{name}: nothing written");
-        assert_eq!(p.signoz.state.lock().unwrap().posts, 0);
+        assert_eq!(p.signoz.with(|s| s.posts), 0);
     }
+}
 
-    // A rule someone else added that expires ClickHouse's prefix early.
-    p.write_spec(|s| s).await;
-    let mut early = foreign_rule();
-    early = LifecycleRule::builder()
-        .id("cleanup")
-        .filter(LifecycleRuleFilter::builder().prefix("").build())
-        .status(ExpirationStatus::Enabled)
-        .expiration(early.expiration().unwrap().clone())
-        .build()
-        .unwrap();
+/// Puts a lifecycle someone else wrote: only `rules`.
+async fn put_foreign_lifecycle(p: &Platform, rules: Vec<LifecycleRule>) {
     p.s3.put_bucket_lifecycle_configuration()
         .bucket(&p.cold)
         .lifecycle_configuration(
             BucketLifecycleConfiguration::builder()
-                .rules(early)
+                .set_rules(Some(rules))
                 .build()
                 .unwrap(),
         )
         .send()
         .await
         .unwrap();
-    let err = p.reconcile().await.expect_err("foreign rule").to_string();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsafe_lifecycle_blocks_only_the_lifecycle_and_the_rest_is_repaired() {
+    let p = Platform::new().await;
+    // Someone else's rule expires everything after 10 days, ClickHouse's prefix included.
+    let cleanup = LifecycleRule::builder()
+        .id("cleanup")
+        .filter(LifecycleRuleFilter::builder().prefix("").build())
+        .status(ExpirationStatus::Enabled)
+        .expiration(LifecycleExpiration::builder().days(10).build())
+        .build()
+        .unwrap();
+    put_foreign_lifecycle(&p, vec![cleanup.clone()]).await;
+    let err = p
+        .reconcile()
+        .await
+        .expect_err("unsafe lifecycle")
+        .to_string();
     assert!(
-        err.contains("\"cleanup\"") && err.contains("nothing was written"),
+        err.contains("\"cleanup\"") && err.contains("after 10 days"),
         "{err}"
     );
-    assert_eq!(p.writes(), 0);
+    assert!(
+        err.contains("repaired: public_access_block, encryption, policy"),
+        "the error says what was still repaired: {err}"
+    );
+    let o = p.observed().await;
+    assert_eq!(o.lifecycle_rules, [cleanup], "the lifecycle is left alone");
+    assert_eq!(o.public_access_block, Some(plan::PublicAccessBlock::ALL_ON));
+    assert_eq!(o.encryption.as_ref().unwrap().algorithm, "AES256");
+    assert_eq!(
+        o.policy.as_ref().unwrap()["Statement"][0]["Sid"],
+        DENY_INSECURE_SID
+    );
+    assert_eq!(p.writes(), 3);
+    // The TTLs still converge: they do not depend on the lifecycle.
+    assert_eq!(
+        p.signoz.with(|s| s.in_force_days("metrics")),
+        (395, Some(30))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_date_expiration_under_the_prefix_blocks_the_lifecycle() {
+    // moto stores a rule's Expiration Date as S3 does; the check reads it back from there.
+    let p = Platform::new().await;
+    let on_a_date = LifecycleRule::builder()
+        .id("purge-2027")
+        .filter(LifecycleRuleFilter::builder().prefix("clickhouse/").build())
+        .status(ExpirationStatus::Enabled)
+        .expiration(
+            LifecycleExpiration::builder()
+                .date(aws_sdk_s3::primitives::DateTime::from_secs(1_798_761_600))
+                .build(),
+        )
+        .build()
+        .unwrap();
+    put_foreign_lifecycle(&p, vec![on_a_date]).await;
+    let err = p
+        .reconcile()
+        .await
+        .expect_err("date expiration")
+        .to_string();
+    assert!(
+        err.contains("\"purge-2027\"") && err.contains("2027-01-01"),
+        "{err}"
+    );
+    assert_eq!(p.expiration().await, None, "our rule was not written");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_remembered_maximum_holds_when_retention_is_shortened() {
     let p = Platform::new().await;
     p.reconcile().await.expect("apply 395-day metrics");
-    let writes = p.writes();
-    // Metrics shortened to 200 days: statically fine, but old parts keep 365 cold days.
+    // Metrics shortened to 200 days and expiration to 250: statically fine, but parts
+    // written under the old TTL keep 365 cold days (materialize_ttl_after_modify=0).
     p.write_spec(|s| {
         s.replace("metrics: { total_days: 395", "metrics: { total_days: 200")
             .replace("expiration_days: 400", "expiration_days: 250")
     })
     .await;
-    let err = p.reconcile().await.expect_err("refused").to_string();
-    assert!(
-        err.contains("metrics was once applied with 365 cold days"),
-        "{err}"
-    );
-    assert_eq!(p.writes(), writes);
-    assert_eq!(p.signoz.state.lock().unwrap().ttl["metrics"].0, 395 * 24);
-    // Keeping expiration above the remembered maximum lets the shorter TTL through.
-    p.write_spec(|s| s.replace("metrics: { total_days: 395", "metrics: { total_days: 200"))
-        .await;
-    let summary = p.reconcile().await.expect("shorter TTL, safe expiration");
-    assert_eq!(p.signoz.state.lock().unwrap().ttl["metrics"].0, 200 * 24);
-    assert_eq!(summary["remembered_cold_days"]["metrics"], 365);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ttl_409_is_retried_then_applied() {
-    let p = Platform::new().await;
-    p.signoz.state.lock().unwrap().conflicts_left = 2;
-    let summary = p.reconcile().await.expect("409s are not failures");
+    let summary = p.reconcile().await.expect("safe expiration written");
     assert_eq!(
-        summary["ttls"][0]["outcome"],
-        json!({"applied": {"status": "success"}})
+        p.signoz.with(|s| s.in_force_days("metrics")),
+        (200, Some(30))
     );
-    assert_eq!(p.signoz.state.lock().unwrap().posts, 3);
+    assert_eq!(
+        p.expiration().await,
+        Some(372),
+        "365 remembered cold days + 7 margin, not the spec's 250"
+    );
+    assert_eq!(summary["remembered_cold_days"]["metrics"], 365);
+    let warning = summary["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.contains("cold_storage.expiration_days 250")
+            && warning.contains("metrics")
+            && warning.contains("372"),
+        "{warning}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ttl_409_beyond_patience_is_deferred_not_failed() {
+async fn adopting_a_cluster_that_keeps_data_longer_never_expires_below_it() {
     let p = Platform::new().await;
-    p.signoz.state.lock().unwrap().conflicts_left = 100;
-    let summary = p.reconcile().await.expect("deferred is not a failure");
+    // Before the control plane ever ran, someone kept metrics 600 days, 30 of them hot.
+    p.signoz.with(|s| s.set_in_force("metrics", 600, Some(30)));
+    let summary = p.reconcile().await.expect("adopted");
+    assert_eq!(summary["remembered_cold_days"]["metrics"], 570);
+    assert_eq!(p.expiration().await, Some(577));
+    assert_eq!(p.memory().await.unwrap().cold_days["metrics"], 570);
+    // SigNoz is brought to the spec's retention for new parts.
+    assert_eq!(
+        p.signoz.with(|s| s.in_force_days("metrics")),
+        (395, Some(30))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retention_changed_in_the_signoz_ui_is_learned_before_anything_is_decided() {
+    let p = Platform::new().await;
+    p.reconcile().await.expect("converged");
+    assert_eq!(p.expiration().await, Some(400));
+    // Someone keeps logs 600 days from the SigNoz UI; new parts carry that TTL.
+    p.signoz.with(|s| s.set_in_force("logs", 600, Some(7)));
+    let summary = p.reconcile().await.expect("learned");
+    assert_eq!(p.memory().await.unwrap().cold_days["logs"], 593);
+    assert_eq!(p.expiration().await, Some(600), "593 + 7");
+    assert_eq!(summary["ttls"][2]["before"]["total_days"], 600);
+    assert_eq!(p.signoz.with(|s| s.in_force_days("logs")), (30, Some(7)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_state_document_is_learned_again_from_signoz() {
+    let p = Platform::new().await;
+    p.reconcile().await.expect("converged");
+    p.s3.delete_object()
+        .bucket(&p.state_bucket)
+        .key(format!("state/{}", plan::RetentionHighWater::KEY))
+        .send()
+        .await
+        .unwrap();
+    // With the memory gone, a shorter spec must still not expire what SigNoz keeps.
+    p.write_spec(|s| {
+        s.replace("metrics: { total_days: 395", "metrics: { total_days: 200")
+            .replace("expiration_days: 400", "expiration_days: 250")
+    })
+    .await;
+    p.reconcile().await.expect("relearned");
+    assert_eq!(p.memory().await.unwrap().cold_days["metrics"], 365);
+    assert_eq!(p.expiration().await, Some(372));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_job_counts_with_the_retention_it_will_set() {
+    let p = Platform::new().await;
+    // A job someone started that has not finished: metrics to 800 days, 30 hot.
+    p.signoz.with(|s| s.plant_stuck_job("metrics", 800, 30));
+    let summary = p.reconcile().await.expect("deferred, not failed");
+    assert_eq!(summary["remembered_cold_days"]["metrics"], 770);
+    assert_eq!(p.expiration().await, Some(777));
     assert!(
-        summary["ttls"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|t| t["outcome"]["deferred"].is_object()),
+        summary["ttls"][1]["outcome"]["deferred"].is_object(),
         "{summary}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_ttl_job_is_an_error() {
+async fn kms_encryption_sets_the_bucket_key_and_a_second_run_writes_nothing() {
     let p = Platform::new().await;
-    p.signoz.state.lock().unwrap().fail_jobs = true;
-    let err = p.reconcile().await.expect_err("failed job");
-    assert!(
-        err.to_string()
-            .contains("TTL job failed for: traces, metrics, logs"),
-        "{err}"
-    );
+    p.write_spec(|s| {
+        s.replace(
+            "algorithm: AES256",
+            "algorithm: aws:kms\n    kms_key_id: alias/signoz-cold",
+        )
+    })
+    .await;
+    p.reconcile().await.expect("kms");
+    let out =
+        p.s3.get_bucket_encryption()
+            .bucket(&p.cold)
+            .send()
+            .await
+            .unwrap();
+    let rule = &out.server_side_encryption_configuration().unwrap().rules()[0];
+    let default = rule.apply_server_side_encryption_by_default().unwrap();
+    assert_eq!(default.sse_algorithm().as_str(), "aws:kms");
+    assert_eq!(default.kms_master_key_id(), Some("alias/signoz-cold"));
+    assert_eq!(rule.bucket_key_enabled(), Some(true));
+    let writes = p.writes();
+    p.reconcile().await.expect("no-op");
+    assert_eq!(p.writes(), writes, "the bucket key reads back as written");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_api_key_is_a_clear_error_and_a_wrong_one_is_rejected() {
-    let p = Platform::new().await;
-    p.secrets
-        .delete_secret()
-        .secret_id(&p.secret)
-        .force_delete_without_recovery(true)
-        .send()
-        .await
-        .unwrap();
-    let err = p.reconcile().await.expect_err("no key").to_string();
-    // The role may read only that secret: for a deleted one AWS answers AccessDenied, the
-    // ARN it names (no suffix) matching no `name-??????` grant (tests/bin/moto-iam-server.py).
-    assert!(
-        err.contains(&p.secret) && (err.contains("does not exist") || err.contains("AccessDenied")),
-        "{err}"
-    );
-    assert_eq!(p.signoz.state.lock().unwrap().posts, 0);
-
-    p.secrets
-        .create_secret()
-        .name(&p.secret)
-        .secret_string("wrong-key")
-        .send()
-        .await
-        .unwrap();
-    let err = p.reconcile().await.expect_err("wrong key").to_string();
-    assert!(err.contains("HTTP 403"), "{err}");
-    assert!(
-        !err.contains("wrong-key"),
-        "the key never appears in errors"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dry_run_prints_the_plan_and_cost_and_writes_nothing() {
+async fn dry_run_prints_the_plan_and_cost_and_writes_nothing_to_the_bucket() {
     let p = Platform::new().await;
     let event: Value = serde_json::from_str(include_str!(
         "../../events/control-reconcile-cold-storage.json"
@@ -653,7 +784,7 @@ async fn dry_run_prints_the_plan_and_cost_and_writes_nothing() {
     .unwrap();
     let summary = cold_storage::handle(&p.ctx, event).await.expect("dry run");
     assert_eq!(p.writes(), 0);
-    assert_eq!(p.signoz.state.lock().unwrap().posts, 0);
+    assert_eq!(p.signoz.with(|s| s.posts), 0);
     let planned: Vec<&str> = summary["planned_changes"]
         .as_array()
         .unwrap()
@@ -662,7 +793,7 @@ async fn dry_run_prints_the_plan_and_cost_and_writes_nothing() {
         .collect();
     assert_eq!(
         planned,
-        ["lifecycle", "encryption", "public_access_block", "policy"]
+        ["public_access_block", "encryption", "policy", "lifecycle"]
     );
     assert_eq!(summary["planned_changes"][1]["before"], Value::Null);
     assert_eq!(
@@ -671,17 +802,36 @@ async fn dry_run_prints_the_plan_and_cost_and_writes_nothing() {
     );
     assert_eq!(
         summary["planned_ttls"][1],
-        json!({"signal": "metrics", "duration_hours": 9480, "to_cold_hours": 720})
+        json!({"signal": "metrics", "total_days": 395, "hot_days": 30})
     );
+    // Money in cents; every assumption stated.
+    let cost = &summary["cost"];
+    let total = cost["steady_state"]["total_usd"].as_f64().unwrap();
+    assert_eq!((total * 100.0).round() / 100.0, total, "{total}");
+    assert!(cost["assumptions"].as_array().unwrap().len() >= 5);
+    assert!(cost["table"].as_str().unwrap().contains("steady state"));
+    // The plan and the chart sit side by side in the state store.
+    let read = |key: &str| {
+        let (s3, bucket) = (p.s3.clone(), p.state_bucket.clone());
+        let key = format!("state/{key}");
+        async move {
+            let out = s3
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            String::from_utf8(out.body.collect().await.unwrap().into_bytes().to_vec()).unwrap()
+        }
+    };
+    let chart = read(cold_storage::COST_CHART_KEY).await;
     assert!(
-        (summary["cost"]["steady_state"]["total_usd"]
-            .as_f64()
-            .unwrap()
-            - 107.2)
-            .abs()
-            < 1e-9
+        chart.starts_with("<svg") && chart.contains("steady state"),
+        "{chart}"
     );
-    assert_eq!(summary["cost"]["months"].as_array().unwrap().len(), 14);
+    let plan: Value = serde_json::from_str(&read(cold_storage::PLAN_KEY).await).unwrap();
+    assert_eq!(plan["planned_changes"], summary["planned_changes"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -697,6 +847,7 @@ async fn a_spec_write_elsewhere_is_ignored() {
     event["Records"][0]["s3"]["object"]["key"] = json!("platform.yaml");
     let applied = cold_storage::handle(&p.ctx, event).await.unwrap();
     assert_eq!(applied["changes"].as_array().unwrap().len(), 4);
+    assert!(p.expiration().await.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

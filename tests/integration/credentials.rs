@@ -29,6 +29,8 @@ use signoz_control::events::{RotationRequest, RotationStep};
 use signoz_control::spec::{DatabaseTls, PlatformSpec, RotationStrategy, SpecLocation, TlsMode};
 use tracing::instrument::WithSubscriber;
 
+mod lockouts;
+
 const UNDEPLOYED_LAMBDA: &str =
     "arn:aws:lambda:eu-west-1:123456789012:function:signoz-control-rotate-credentials";
 const STEPS: [RotationStep; 4] = [
@@ -81,6 +83,46 @@ impl Platform {
 
     fn app_secret(&self) -> &str {
         &self.spec.database.app_secret_name
+    }
+
+    /// Moves the platform onto its own namespaces of the stack's API server (the spec
+    /// file follows), creates its workloads, and hands off as rotate-credentials' identity.
+    async fn on_cluster(&mut self) -> TestCluster {
+        let cluster = TestCluster::new(self.spec.clone()).await;
+        self.spec = cluster.spec.clone();
+        std::fs::write(self.spec_file.path(), spec_yaml(&self.spec)).unwrap();
+        cluster.arrange_workloads().await;
+        self.ctx.cluster = ClusterAccess::Client(cluster.client(credentials::FUNCTION).await);
+        cluster
+    }
+
+    /// Changes the master's password in the database only (as RDS's own rotation does first).
+    async fn set_master_password_in_database(&self, password: &str) {
+        superuser(&self.admin)
+            .await
+            .batch_execute(&format!(
+                "ALTER ROLE \"{}\" PASSWORD '{}'",
+                self.master_user,
+                postgres_verifier(password)
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// A connection as this platform's master to `dbname`.
+    async fn master(&self, dbname: &str) -> tokio_postgres::Client {
+        admin_tls(&self.admin)
+            .connect(
+                &Endpoint {
+                    host: self.admin.host.clone(),
+                    port: self.admin.port,
+                },
+                dbname,
+                &self.master_user,
+                &Password::new(self.master_password.clone()),
+            )
+            .await
+            .expect("master connection")
     }
 
     /// What Secrets Manager does before calling createSecret: a new version with
@@ -299,7 +341,7 @@ async fn alternating_users_rotate_twice_and_signoz_objects_stay_usable_by_whoeve
     );
     let mut forms = Vec::new();
     for secret in used {
-        let dsn = credentials::dsn::signoz_dsn(&secret, p.spec.database.tls.mode);
+        let dsn = credentials::dsn::signoz_dsn(&secret, &p.spec.database);
         forms.extend(password_forms(secret.password.expose()));
         forms.push(("the DSN in base64", BASE64.encode(&dsn)));
         forms.push(("the app secret in base64", BASE64.encode(secret.to_json())));
@@ -325,11 +367,7 @@ async fn alternating_users_rotate_twice_and_signoz_objects_stay_usable_by_whoeve
 async fn rotate_alternating_users_twice() -> (Platform, TestCluster, Vec<AppSecret>) {
     let mut p = Platform::new(RotationStrategy::AlternatingUsers, None).await;
     // The hand-off goes to the stack's API server as rotate-credentials' own identity.
-    let cluster = TestCluster::new(p.spec.clone()).await;
-    p.spec = cluster.spec.clone();
-    std::fs::write(p.spec_file.path(), spec_yaml(&p.spec)).unwrap();
-    cluster.arrange_workloads().await;
-    p.ctx.cluster = ClusterAccess::Client(cluster.client(credentials::FUNCTION).await);
+    let cluster = p.on_cluster().await;
     let kube = cluster.admin.clone();
     let ns = p.spec.cluster.namespace.clone();
     let statefulsets = Api::<StatefulSet>::namespaced(kube.clone(), &ns);
@@ -460,44 +498,25 @@ async fn rotate_alternating_users_twice() -> (Platform, TestCluster, Vec<AppSecr
             "a password reached PostgreSQL's log"
         );
     }
-    (p, cluster, vec![first, second, third])
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn single_user_rotation_interrupted_after_any_step_resumes_and_never_loses_the_password() {
-    let p = Platform::new(RotationStrategy::SingleUser, None).await;
-    p.provision().await;
-    for interrupted_after in 0..STEPS.len() {
-        let token = p.start_rotation().await;
-        for step in &STEPS[..=interrupted_after] {
-            p.step(*step, &token).await.unwrap();
-            assert_some_version_logs_in(&p, &token).await;
-        }
-        // Secrets Manager resumes: every step again, from the start.
-        for step in STEPS {
-            p.step(step, &token).await.unwrap();
-            assert_some_version_logs_in(&p, &token).await;
-        }
-        let current = p.current().await;
-        p.login(&current)
+    // Nor the verifiers the function sent (log_statement = all): each is exactly what
+    // the server stores.
+    let su = superuser(&p.admin).await;
+    for user in [base_user.clone(), format!("{base_user}_clone")] {
+        let verifier: String = su
+            .query_one(
+                "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
+                &[&user],
+            )
             .await
-            .expect("AWSCURRENT logs in after the rotation");
+            .unwrap()
+            .get(0);
+        assert!(verifier.starts_with("SCRAM-SHA-256$"), "{user}");
+        assert!(
+            !log.contains(&verifier),
+            "the SCRAM verifier of {user} reached PostgreSQL's statement log"
+        );
     }
-    p.cleanup().await;
-}
-
-async fn assert_some_version_logs_in(p: &Platform, token: &str) {
-    let current = p.current().await;
-    let pending = p.secret_at(Version::IdAtStage(token, AWSPENDING)).await;
-    let current_ok = p.login(&current).await.is_ok();
-    let pending_ok = match &pending {
-        Some(s) => p.login(s).await.is_ok(),
-        None => false,
-    };
-    assert!(
-        current_ok || pending_ok,
-        "neither AWSCURRENT nor AWSPENDING logs in"
-    );
+    (p, cluster, vec![first, second, third])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -622,15 +641,7 @@ async fn an_rds_managed_master_password_that_rotated_mid_way_is_reread_and_retri
 
     // RDS rotates the master: the database changes first, the secret a moment later.
     let new_master = format!("Rotated{}", token.replace('-', ""));
-    superuser(&p.admin)
-        .await
-        .batch_execute(&format!(
-            "ALTER ROLE \"{}\" PASSWORD '{}'",
-            p.master_user,
-            postgres_verifier(&new_master)
-        ))
-        .await
-        .unwrap();
+    p.set_master_password_in_database(&new_master).await;
     // Too little time left to pause and retry: a typed, retryable error at once instead
     // of a pause that Lambda would cut short.
     let started = Instant::now();
@@ -1067,8 +1078,9 @@ async fn two_app_secrets_on_one_owner_role_rotate_concurrently_without_corruptin
         );
         let tables: i64 = reader
             .query_one(
-                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
-                &[],
+                // The probe ledger stays (each login reads what the other wrote).
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename <> $1",
+                &[&credentials::postgres::PROBE_LEDGER],
             )
             .await
             .unwrap()
@@ -1095,4 +1107,61 @@ async fn two_app_secrets_on_one_owner_role_rotate_concurrently_without_corruptin
             .await;
     }
     p.cleanup().await;
+}
+
+/// A login costs the round trips the protocol needs and no more: SSLRequest, the TLS 1.3
+/// greeting (ClientHello → ServerHello..Finished), the client's Finished with the startup
+/// message, the two SCRAM exchanges; then one per query. PostgreSQL up to 17 (RDS too)
+/// accepts only P-256 for key exchange by default (`ssl_ecdh_curve = prime256v1`, checked
+/// here), so a client whose first key share is X25519 pays a HelloRetryRequest on top.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_costs_five_round_trips_and_no_hello_retry() {
+    let admin = pg_admin();
+    let curve = superuser(&admin)
+        .await
+        .query_one("SHOW ssl_ecdh_curve", &[])
+        .await
+        .unwrap()
+        .get::<_, String>(0);
+    // PostgreSQL 15 (and RDS up to 17): `prime256v1` alone; 18: `X25519:prime256v1`.
+    assert!(
+        curve.split(':').any(|group| group == "prime256v1"),
+        "the server accepts P-256: {curve}"
+    );
+    let proxy = platform_tests::tcp_proxy::TcpProxy::start(
+        &format!("{}:{}", admin.host, admin.port),
+        Duration::from_millis(5),
+    )
+    .await
+    .unwrap();
+    let through = Endpoint {
+        host: "127.0.0.1".into(),
+        port: proxy.addr.port(),
+    };
+    let tls = PgTls::from_spec(
+        &DatabaseTls {
+            mode: TlsMode::VerifyCa,
+            ca_file: Some(admin.ca_file.clone()),
+        },
+        Timeouts::default(),
+    )
+    .unwrap();
+    let client = tls
+        .connect(
+            &through,
+            "postgres",
+            &admin.user,
+            &Password::new(admin.password.clone()),
+        )
+        .await
+        .unwrap();
+    // The statement timeout travels in the startup message, not as a `SET` after it.
+    let timeout = client
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap();
+    assert_ne!(timeout.get::<_, String>(0), "0", "bounded");
+    let trips = proxy.round_trips();
+    assert_eq!(proxy.connections(), 1);
+    assert_eq!(trips.len(), 6, "5 to log in, 1 for the query: {trips:?}");
 }

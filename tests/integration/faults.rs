@@ -174,7 +174,13 @@ impl ColdPlatform {
         let observed = cold_storage::apply::observe_bucket(&self.direct, &self.cold)
             .await
             .unwrap();
-        plan::plan_bucket_posture(&spec, &observed)
+        let memory = StateStore::new(self.direct.clone(), &self.state_bucket, "state/")
+            .load::<RetentionHighWater>(RetentionHighWater::KEY)
+            .await
+            .unwrap()
+            .0
+            .unwrap_or_default();
+        plan::plan_bucket_posture(&spec, &observed, &memory)
             .iter()
             .map(|c| c.resource)
             .collect()
@@ -234,7 +240,11 @@ async fn a_reconcile_rides_out_throttling_5xx_and_dropped_connections_within_the
         .await
         .unwrap();
     assert_eq!(memory.unwrap().cold_days["metrics"], 365);
-    assert_eq!(p.signoz.state.lock().unwrap().ttl.len(), 3, "TTLs applied");
+    assert_eq!(
+        p.signoz.with(|s| s.in_force_days("metrics")),
+        (395, Some(30)),
+        "TTLs applied"
+    );
 
     let lifecycle_puts = p
         .proxy

@@ -58,6 +58,10 @@ const SDK_OPERATIONS: &[(&str, &str)] = &[
     ("delete_bucket_policy", "s3:DeleteBucketPolicy"),
     ("get_bucket_policy_status", "s3:GetBucketPolicyStatus"),
     ("get_bucket_tagging", "s3:GetBucketTagging"),
+    (
+        "list_bucket_intelligent_tiering_configurations",
+        "s3:GetIntelligentTieringConfiguration",
+    ),
     ("get_secret_value", "secretsmanager:GetSecretValue"),
     ("put_secret_value", "secretsmanager:PutSecretValue"),
     ("describe_secret", "secretsmanager:DescribeSecret"),
@@ -929,4 +933,81 @@ fn the_dead_letter_queue_rotation_and_app_secret_are_deployable() {
         assert!(terraform.contains(needle), "Terraform has {needle}");
     }
     assert!(!terraform.contains("kms_master_key_id"));
+}
+
+/// The cold bucket's lifecycle has one owner, enforce-cold-storage (its expiration follows
+/// what SigNoz has ever held): the Terraform module declares no lifecycle, so a reconcile
+/// and `terraform plan` never undo each other. What the module does declare for the
+/// bucket is what the control plane writes for the same spec.
+#[test]
+fn terraform_leaves_the_cold_lifecycle_to_the_control_plane_and_agrees_on_the_rest() {
+    for entry in std::fs::read_dir(terraform_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "tf") {
+            assert!(
+                !read(&path).contains("aws_s3_bucket_lifecycle_configuration"),
+                "{} declares a lifecycle of its own",
+                path.display()
+            );
+        }
+    }
+    let tf = read(&terraform_dir().join("cold_bucket.tf"));
+    let setting = |name: &str| {
+        tf.lines()
+            .find_map(|l| {
+                let (key, value) = l.split_once('=')?;
+                (key.trim() == name).then(|| value.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("cold_bucket.tf sets no {name}"))
+    };
+    use signoz_control::cold_storage::plan::{
+        ObservedBucket, PublicAccessBlock, RetentionHighWater, plan_bucket_posture,
+    };
+    let planned = |spec: &signoz_control::spec::PlatformSpec, resource: &str| {
+        plan_bucket_posture(
+            spec,
+            &ObservedBucket::default(),
+            &RetentionHighWater::default(),
+        )
+        .into_iter()
+        .find(|c| c.resource == resource)
+        .unwrap()
+        .after
+    };
+    let mut spec = signoz_control::spec::parse_spec(signoz_control::spec::EXAMPLE_SPEC).unwrap();
+    assert_eq!(
+        planned(&spec, "public_access_block"),
+        serde_json::json!(PublicAccessBlock::ALL_ON)
+    );
+    for name in [
+        "block_public_acls",
+        "ignore_public_acls",
+        "block_public_policy",
+        "restrict_public_buckets",
+    ] {
+        assert_eq!(setting(name), "true", "{name}");
+    }
+    // No key: AES256 without a bucket key; a key: aws:kms with the bucket key on.
+    let aes = planned(&spec, "encryption");
+    assert_eq!(
+        (&aes["algorithm"], &aes["bucket_key_enabled"]),
+        (&"AES256".into(), &false.into())
+    );
+    spec.cold_storage.encryption.algorithm = signoz_control::spec::EncryptionAlgorithm::AwsKms;
+    spec.cold_storage.encryption.kms_key_id = Some("alias/signoz-cold".into());
+    let kms = planned(&spec, "encryption");
+    assert_eq!(
+        (&kms["algorithm"], &kms["bucket_key_enabled"]),
+        (&"aws:kms".into(), &true.into())
+    );
+    assert_eq!(
+        setting("sse_algorithm"),
+        r#"var.cold_bucket_kms_key_arn == null ? "AES256" : "aws:kms""#
+    );
+    assert_eq!(
+        setting("bucket_key_enabled"),
+        "var.cold_bucket_kms_key_arn == null ? null : true"
+    );
+    // Never enabled, so the control plane has nothing to suspend.
+    assert_eq!(setting("status"), r#""Disabled""#);
 }

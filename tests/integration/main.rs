@@ -10,3 +10,4 @@ mod iam;
 mod infra;
 mod log_hygiene;
 mod runtime_api;
+mod ttl_api;

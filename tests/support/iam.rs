@@ -157,6 +157,10 @@ impl Deployment {
             ),
             ("rotation_function", vec![self.rotation_function_arn()]),
             (
+                "alarms",
+                vec![format!("arn:{p}:cloudwatch:{r}:{a}:alarm:*")],
+            ),
+            (
                 "db_parameter_groups",
                 vec![format!("arn:{p}:rds:{r}:{a}:pg:*")],
             ),

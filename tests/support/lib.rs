@@ -8,6 +8,7 @@ pub mod iam;
 pub mod kube;
 pub mod runtime_api;
 pub mod signoz;
+pub mod tcp_proxy;
 pub mod tls_front;
 
 use std::sync::atomic::{AtomicU32, Ordering};

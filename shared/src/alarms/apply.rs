@@ -16,8 +16,7 @@ use crate::state::StateStore;
 pub async fn apply_collector_scaling(ctx: &Context, spec: &PlatformSpec) -> crate::Result<Value> {
     let store = StateStore::for_spec(ctx.s3.clone(), spec);
     let replicas = read_replica_override(&store, spec).await?;
-    let client =
-        crate::cluster::access::connect_with(spec, &ctx.sdk, ctx.kubeconfig.as_deref()).await?;
+    let client = ctx.kube.client(spec, &ctx.sdk).await?;
     let object = render_scaled_object_with(spec, replicas.as_ref());
     let outcome = apply_object(&client, &spec.cluster.field_manager, &object, false).await?;
     let (min, max) = (
@@ -58,15 +57,14 @@ fn outcome_name(outcome: &ApplyOutcome) -> &'static str {
 }
 
 /// Runs the cold-storage reconcile (bucket posture and TTLs, hot-days overrides in force).
-pub async fn reconcile_cold_storage(ctx: &Context) -> crate::Result<Value> {
-    crate::cold_storage::reconcile_now(&ctx.cold_storage, super::FUNCTION).await
+pub async fn reconcile_cold_storage(ctx: &Context, now: jiff::Timestamp) -> crate::Result<Value> {
+    crate::cold_storage::reconcile_now(&ctx.cold_storage, super::FUNCTION, now).await
 }
 
 /// Runs the whole cluster sync, as sync-cluster's schedule would.
 pub async fn reconcile_cluster(ctx: &Context, spec: &PlatformSpec) -> crate::Result<Value> {
     let dsn = crate::cluster::read_dsn(&ctx.secrets, spec).await?;
-    let client =
-        crate::cluster::access::connect_with(spec, &ctx.sdk, ctx.kubeconfig.as_deref()).await?;
+    let client = ctx.kube.client(spec, &ctx.sdk).await?;
     let store = StateStore::for_spec(ctx.s3.clone(), spec);
     let report =
         crate::cluster::sync::reconcile(&client, &store, spec, dsn.as_ref(), false).await?;

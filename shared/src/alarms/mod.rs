@@ -6,6 +6,7 @@
 //! scheduled reconcile keeps a remediation until an OK (after the cooldown) reverts it.
 
 pub mod apply;
+pub mod cloudwatch;
 pub mod overrides;
 pub mod plan;
 
@@ -16,9 +17,10 @@ use crate::cold_storage::plan::RetentionHighWater;
 use crate::events::{AlarmChange, Trigger, TriggerKind, decode_for};
 use crate::spec::{AlarmAction, AlarmPolicy, PlatformSpec, SpecLocation, load_spec};
 use crate::state::{StateError, StateStore};
+use cloudwatch::CurrentAlarms;
 use overrides::{describe_step, max_step, state_key};
 use plan::{
-    Decision, Ignored, PolicyState, Recorded, Remedy, plan_alarm_response, plan_due_revert,
+    Decision, Ignored, PolicyState, Recorded, Remedy, Scheduled, plan_alarm_response, plan_schedule,
 };
 
 /// Name of the Lambda function this module serves.
@@ -39,6 +41,9 @@ pub enum Error {
     /// Secrets Manager refused or failed (retry may help).
     #[error("Secrets Manager on {secret}: {detail}")]
     SecretsManager { secret: String, detail: String },
+    /// CloudWatch could not say what state the alarms are in (retry may help).
+    #[error("CloudWatch: {detail}")]
+    CloudWatch { detail: String },
 }
 
 impl Error {
@@ -46,7 +51,7 @@ impl Error {
     pub fn retryable(&self) -> bool {
         match self {
             Error::State(e) => !matches!(e, StateError::Corrupt { .. }),
-            Error::SecretsManager { .. } => true,
+            Error::SecretsManager { .. } | Error::CloudWatch { .. } => true,
             Error::RotationNotConfigured { .. } => false,
         }
     }
@@ -58,10 +63,12 @@ pub struct Context {
     pub s3: aws_sdk_s3::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub spec_location: SpecLocation,
-    /// Kubeconfig of a non-EKS cluster (`KUBECONFIG`); `None` reaches EKS with a fresh token.
-    pub kubeconfig: Option<std::path::PathBuf>,
+    /// The cluster (`KUBECONFIG`, else EKS with a token per invocation), kept warm.
+    pub kube: crate::cluster::access::ClusterClient,
     /// enforce-cold-storage's context: move-to-cold and reconcile-now run its reconcile.
     pub cold_storage: crate::cold_storage::Context,
+    /// CloudWatch's HTTPS client, built on first use.
+    cloudwatch: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl Context {
@@ -92,9 +99,25 @@ impl Context {
             s3,
             secrets,
             spec_location,
-            kubeconfig,
+            kube: crate::cluster::access::ClusterClient::new(kubeconfig),
             sdk: sdk.clone(),
+            cloudwatch: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The current state of `names` in CloudWatch (deleted alarms are absent).
+    pub async fn current_alarms(&self, names: &[String]) -> Result<CurrentAlarms, Error> {
+        if names.is_empty() {
+            return Ok(CurrentAlarms::new());
+        }
+        let http = match self.cloudwatch.get() {
+            Some(http) => http,
+            None => {
+                let built = cloudwatch::http_client()?;
+                self.cloudwatch.get_or_init(|| built)
+            }
+        };
+        cloudwatch::describe_alarms(http, &self.sdk, names).await
     }
 }
 
@@ -110,13 +133,26 @@ pub async fn handle_at(ctx: &Context, payload: Value, now: Timestamp) -> crate::
     let store = StateStore::for_spec(ctx.s3.clone(), &spec);
     let responses = match &trigger {
         Trigger::AlarmChange(change) => respond_to_change(ctx, &store, &spec, change, now).await?,
-        _ => complete_due_reverts(ctx, &store, &spec, now).await?,
+        _ => run_schedule(ctx, &store, &spec, now).await?,
     };
     Ok(json!({
         "function": FUNCTION,
         "trigger": trigger.kind().to_string(),
         "policies": responses,
     }))
+}
+
+/// The names of the other alarms whose marks say they may still hold the policy's
+/// level (ALARM, INSUFFICIENT_DATA): CloudWatch is asked what they are now.
+fn alarms_to_check(state: Option<&PolicyState>, except: Option<&str>) -> Vec<String> {
+    state
+        .into_iter()
+        .flat_map(|s| s.alarms.iter())
+        .filter(|(name, mark)| {
+            Some(name.as_str()) != except && mark.state != crate::events::AlarmState::Ok
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 /// Plans and applies the response of every policy matching the alarm.
@@ -141,56 +177,167 @@ async fn respond_to_change(
     let mut responses = Vec::new();
     for policy in policies {
         let limit = max_step(policy, spec, &memory);
+        let key = state_key(&policy.name);
+        // An OK reverts only if no other alarm of the policy still holds the level: ask
+        // CloudWatch about those, an event may never come for them.
+        let current = if change.state == crate::events::AlarmState::Ok
+            && plan::holds_a_level(&policy.action)
+        {
+            let (state, _) = store.load::<PolicyState>(&key).await.map_err(Error::from)?;
+            let names = alarms_to_check(state.as_ref(), Some(&change.alarm_name));
+            Some(ctx.current_alarms(&names).await?)
+        } else {
+            None
+        };
         let mut decided = None;
         let mut step_before = 0;
         store
-            .update(&state_key(&policy.name), |current: Option<&PolicyState>| {
-                let decision = plan_alarm_response(policy, change, current, limit, now);
-                let state = current.cloned().unwrap_or_default();
-                step_before = state.step;
+            .update(&key, |stored: Option<&PolicyState>| {
+                let state = stored.cloned().unwrap_or_default();
+                let view = match &current {
+                    Some(c) => state.with_current(c, Some(&change.alarm_name)),
+                    None => state,
+                };
+                let decision = plan_alarm_response(policy, change, Some(&view), limit, now);
+                step_before = view.step;
                 decided = Some(decision);
-                decision.is_recorded().then(|| {
-                    state.after(&recorded(policy, spec, Some(change), decision, &state, now))
-                })
+                match decision {
+                    // A one-shot remedy is only claimed now; it is recorded once it worked.
+                    Decision::Trigger { .. } => Some(view.claimed(policy, change, now)),
+                    d if d.is_recorded() => {
+                        Some(view.after(&recorded(policy, spec, Some(change), None, d, &view, now)))
+                    }
+                    _ => None,
+                }
             })
             .await
             .map_err(Error::from)?;
         let decision = decided.expect("update calls the change at least once");
-        audit(policy, spec, Some(change), &decision, step_before);
-        let effect = carry_out(ctx, spec, policy, &decision).await?;
-        responses.push(json!({ "policy": policy.name, "decision": decision, "effect": effect }));
+        audit(policy, spec, Some(change), None, &decision, step_before);
+        let effect = match carry_out(ctx, spec, policy, &decision, now).await {
+            Ok(effect) => effect,
+            Err(e) if matches!(decision, Decision::Trigger { .. }) => {
+                // Not taken effect: drop the claim so Lambda's retry of this event runs it.
+                tracing::warn!(policy = %policy.name, alarm = %change.alarm_name, error = %e, "remedy failed; the event will be retried");
+                store
+                    .update(&key, |stored: Option<&PolicyState>| {
+                        stored.and_then(|s| s.released(change))
+                    })
+                    .await
+                    .map_err(Error::from)?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        if matches!(decision, Decision::Trigger { .. }) {
+            store
+                .update(&key, |stored: Option<&PolicyState>| {
+                    let state = stored.cloned().unwrap_or_default();
+                    Some(state.after(&recorded(
+                        policy,
+                        spec,
+                        Some(change),
+                        None,
+                        decision,
+                        &state,
+                        now,
+                    )))
+                })
+                .await
+                .map_err(Error::from)?;
+        }
+        let mut response = json!({ "policy": policy.name, "decision": decision, "effect": effect });
+        if let Some(report) = overrides::remedy_report(policy, spec, &memory, &decision) {
+            response["report"] = json!(report);
+        }
+        responses.push(response);
     }
     Ok(responses)
 }
 
-/// On the schedule: reverts whose cooldown has passed since the OK.
-async fn complete_due_reverts(
+/// On the schedule: for every policy holding a level, what CloudWatch says its alarms
+/// are now decides: escalate once per cooldown while one stays in ALARM, revert once
+/// none holds it (the cooldown passed after an OK, INSUFFICIENT_DATA past the bound,
+/// deleted).
+async fn run_schedule(
     ctx: &Context,
     store: &StateStore,
     spec: &PlatformSpec,
     now: Timestamp,
 ) -> crate::Result<Vec<Value>> {
+    let policies: Vec<&AlarmPolicy> = spec
+        .alarms
+        .policies
+        .iter()
+        .filter(|p| plan::holds_a_level(&p.action))
+        .collect();
+    let mut stored = Vec::new();
+    for policy in &policies {
+        let (state, _) = store
+            .load::<PolicyState>(&state_key(&policy.name))
+            .await
+            .map_err(Error::from)?;
+        stored.push(state.filter(|s| s.step > 0));
+    }
+    let names: Vec<String> = stored
+        .iter()
+        .flat_map(|s| alarms_to_check(s.as_ref(), None))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if stored.iter().all(Option::is_none) {
+        return Ok(Vec::new());
+    }
+    let current = ctx.current_alarms(&names).await?;
+    let memory = remembered_retention(store, &policies).await?;
     let mut responses = Vec::new();
-    for policy in &spec.alarms.policies {
-        if !plan::holds_a_level(&policy.action) {
+    for (policy, state) in policies.into_iter().zip(stored) {
+        if state.is_none() {
             continue;
         }
-        let mut decided = None;
+        let limit = max_step(policy, spec, &memory);
+        let mut decided: Option<Scheduled> = None;
         let mut step_before = 0;
         store
-            .update(&state_key(&policy.name), |current: Option<&PolicyState>| {
-                let state = current?;
-                let decision = plan_due_revert(state, now);
-                decided = decision;
-                step_before = state.step;
-                decision.map(|d| state.after(&recorded(policy, spec, None, d, state, now)))
+            .update(&state_key(&policy.name), |stored: Option<&PolicyState>| {
+                let view = stored?.with_current(&current, None);
+                let scheduled = plan_schedule(policy, &view, limit, now);
+                step_before = view.step;
+                decided = scheduled.clone();
+                scheduled.map(|s| {
+                    view.after(&recorded(
+                        policy,
+                        spec,
+                        None,
+                        Some(&s),
+                        s.decision,
+                        &view,
+                        now,
+                    ))
+                })
             })
             .await
             .map_err(Error::from)?;
-        let Some(decision) = decided else { continue };
-        audit(policy, spec, None, &decision, step_before);
-        let effect = carry_out(ctx, spec, policy, &decision).await?;
-        responses.push(json!({ "policy": policy.name, "decision": decision, "effect": effect }));
+        let Some(scheduled) = decided else { continue };
+        audit(
+            policy,
+            spec,
+            None,
+            Some(&scheduled.why),
+            &scheduled.decision,
+            step_before,
+        );
+        let effect = carry_out(ctx, spec, policy, &scheduled.decision, now).await?;
+        let mut response = json!({
+            "policy": policy.name,
+            "decision": scheduled.decision,
+            "why": scheduled.why,
+            "effect": effect,
+        });
+        if let Some(report) = overrides::remedy_report(policy, spec, &memory, &scheduled.decision) {
+            response["report"] = json!(report);
+        }
+        responses.push(response);
     }
     Ok(responses)
 }
@@ -224,6 +371,7 @@ fn recorded<'a>(
     policy: &'a AlarmPolicy,
     spec: &PlatformSpec,
     change: Option<&'a AlarmChange>,
+    scheduled: Option<&'a Scheduled>,
     decision: Decision,
     state: &PolicyState,
     now: Timestamp,
@@ -231,6 +379,7 @@ fn recorded<'a>(
     Recorded {
         policy,
         change,
+        scheduled,
         decision,
         now,
         before: describe_step(policy, spec, state.step),
@@ -243,12 +392,13 @@ fn audit(
     policy: &AlarmPolicy,
     spec: &PlatformSpec,
     change: Option<&AlarmChange>,
+    why: Option<&str>,
     decision: &Decision,
     step_before: u32,
 ) {
     let alarm = change.map_or("(schedule)", |c| c.alarm_name.as_str());
     let state = change.map_or_else(|| "-".to_string(), |c| c.state.to_string());
-    let reason = change.map_or("cooldown passed after OK", |c| c.reason.as_str());
+    let reason = change.map_or(why.unwrap_or("schedule"), |c| c.reason.as_str());
     let before = describe_step(policy, spec, step_before);
     let after = describe_step(policy, spec, step_after(decision, step_before));
     let decided_by = plan::decided_by(policy);
@@ -268,6 +418,7 @@ async fn carry_out(
     spec: &PlatformSpec,
     policy: &AlarmPolicy,
     decision: &Decision,
+    now: Timestamp,
 ) -> crate::Result<Value> {
     let converge = matches!(
         decision,
@@ -278,11 +429,11 @@ async fn carry_out(
             apply::apply_collector_scaling(ctx, spec).await
         }
         (AlarmAction::MoveToColdSooner(_), _) if converge => {
-            apply::reconcile_cold_storage(ctx).await
+            apply::reconcile_cold_storage(ctx, now).await
         }
         (_, Decision::Trigger { remedy }) => match remedy {
             Remedy::Reconcile(crate::spec::ReconcileTarget::ColdStorage) => {
-                apply::reconcile_cold_storage(ctx).await
+                apply::reconcile_cold_storage(ctx, now).await
             }
             Remedy::Reconcile(crate::spec::ReconcileTarget::Cluster) => {
                 apply::reconcile_cluster(ctx, spec).await

@@ -2,7 +2,7 @@
 //! values on top of the spec's baseline. sync-cluster and enforce-cold-storage read them
 //! too, so a scheduled reconcile keeps a remediation instead of undoing it.
 
-use crate::cold_storage::plan::{RetentionHighWater, unsafe_reasons};
+use crate::cold_storage::plan::{RetentionHighWater, expiration_days, unsafe_reasons};
 use crate::spec::{
     AlarmAction, AlarmPolicy, MoveToColdSooner, PlatformSpec, Retention, ScaleCollectors,
 };
@@ -81,9 +81,22 @@ pub fn lowered_retention(spec: &PlatformSpec, m: &MoveToColdSooner, step: u32) -
     r
 }
 
+/// Whether `lowered` (the spec with alarm overrides) needs no longer expiration than the
+/// one in force for `spec` and the memory: a move-to-cold step may raise the remembered
+/// maximum only up to what S3 already keeps, never the expiration itself.
+fn within_expiration(
+    spec: &PlatformSpec,
+    lowered: &PlatformSpec,
+    memory: &RetentionHighWater,
+) -> bool {
+    let mut bounded = lowered.clone();
+    bounded.cold_storage.expiration_days = expiration_days(spec, memory);
+    unsafe_reasons(&bounded, memory).is_empty()
+}
+
 /// The highest step a policy's bounds allow. For move-to-cold this is also the highest
-/// step the cold-storage safety check accepts (expiration still covers every cold period
-/// plus the margin, and the remembered high-water mark).
+/// step the cold-storage safety check accepts: every lowered cold period plus the margin
+/// stays within the expiration in force (the spec's, or the longer one the memory needs).
 pub fn max_step(policy: &AlarmPolicy, spec: &PlatformSpec, memory: &RetentionHighWater) -> u32 {
     match &policy.action {
         AlarmAction::ScaleCollectors(s) => {
@@ -104,7 +117,7 @@ pub fn max_step(policy: &AlarmPolicy, spec: &PlatformSpec, memory: &RetentionHig
                         retention: lowered_retention(spec, m, *step),
                         why: Vec::new(),
                     };
-                    unsafe_reasons(&lowered.applied_to(spec), memory).is_empty()
+                    within_expiration(spec, &lowered.applied_to(spec), memory)
                 })
                 .last()
                 .unwrap_or(0)
@@ -218,7 +231,7 @@ pub fn hot_days_override(
     }
     // Each policy's step is safe alone and the check is per signal, so the combination
     // is too; checked again rather than assumed.
-    result.filter(|o| unsafe_reasons(&o.applied_to(spec), memory).is_empty())
+    result.filter(|o| within_expiration(spec, &o.applied_to(spec), memory))
 }
 
 /// Reads the state of every policy that holds a level (scale, move-to-cold).
@@ -266,4 +279,72 @@ pub async fn read_hot_days_override(
         &load_policy_states(store, spec).await?,
         memory,
     ))
+}
+
+/// What a move-to-cold step will and will not do, in words, for the policy's report:
+/// SigNoz changes the TTL of parts written afterwards only (`materialize_ttl_after_modify
+/// = 0`), so the step frees no hot disk now, and each step raises for good how long S3
+/// must keep objects, never past what the spec's expiration covers.
+pub fn remedy_report(
+    policy: &AlarmPolicy,
+    spec: &PlatformSpec,
+    memory: &RetentionHighWater,
+    decision: &super::plan::Decision,
+) -> Option<String> {
+    use super::plan::Decision;
+    let AlarmAction::MoveToColdSooner(m) = &policy.action else {
+        return None;
+    };
+    let names = ["traces", "logs", "metrics"];
+    let by_signal = |r: &Retention| [r.traces, r.logs, r.metrics];
+    let floor = |r: &Retention| -> Vec<u32> {
+        names
+            .iter()
+            .zip(by_signal(r))
+            .map(|(name, s)| {
+                s.cold_days()
+                    .max(memory.cold_days.get(*name).copied().unwrap_or(0))
+            })
+            .collect()
+    };
+    let pairs = |a: Vec<u32>, b: Vec<u32>| -> String {
+        names
+            .iter()
+            .zip(a.iter().zip(&b))
+            .map(|(n, (a, b))| format!("{n} {a} -> {b}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let hot = |r: &Retention| by_signal(r).iter().map(|s| s.hot_days).collect::<Vec<_>>();
+    let in_force = expiration_days(spec, memory);
+    let bound = in_force.saturating_sub(spec.retention.safety_margin_days);
+    match decision {
+        Decision::Escalate { from, to } => {
+            let (before, after) = (
+                lowered_retention(spec, m, *from),
+                lowered_retention(spec, m, *to),
+            );
+            let lowest = hot(&after).into_iter().min().unwrap_or(0);
+            Some(format!(
+                "lowers hot days ({}): SigNoz sets materialize_ttl_after_modify=0, so only parts written from now on move to S3 sooner; it does not free the hot disk now (parts already there keep their TTL), relief starts as new parts pass {lowest} hot days. It raises for good how long S3 must keep objects (the remembered maximum, days): {}; bounded: the policy stops before any signal needs more than the expiration in force ({in_force} days) - safety_margin_days {} = at most {bound} days, so it never lengthens the expiration",
+                pairs(hot(&before), hot(&after)),
+                pairs(floor(&before), floor(&after)),
+                spec.retention.safety_margin_days,
+            ))
+        }
+        Decision::Revert { from } => {
+            let lowered = lowered_retention(spec, m, *from);
+            Some(format!(
+                "restores hot days ({}) for parts written from now on; parts written while they were lower keep their TTL, and S3 keeps objects as long as the remembered maximum needs ({} days)",
+                pairs(hot(&lowered), hot(&spec.retention)),
+                floor(&lowered)
+                    .iter()
+                    .zip(names)
+                    .map(|(d, n)| format!("{n} {d}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        }
+        _ => None,
+    }
 }

@@ -58,8 +58,30 @@ pub struct PolicyState {
     pub cooldown_until: Option<Timestamp>,
     /// An OK arrived within the cooldown: revert to the baseline once this time has come.
     pub pending_revert: Option<Timestamp>,
+    /// A one-shot remedy started for this event and not confirmed yet: its state and
+    /// cooldown are recorded only once it took effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<InFlight>,
     pub history: Vec<AuditRecord>,
 }
+
+/// A one-shot remedy being carried out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlight {
+    pub alarm: String,
+    /// The event's own timestamp.
+    pub at: Timestamp,
+    /// When the invocation carrying it out started.
+    pub since: Timestamp,
+}
+
+/// How long a claimed one-shot remedy keeps a duplicate delivery from starting it again:
+/// a little less than a function runs at most (60 s), so Lambda's retries (1 and 2
+/// minutes later) find it released or expired.
+pub const IN_FLIGHT_FOR: SignedDuration = SignedDuration::from_secs(50);
+/// The least time an alarm in INSUFFICIENT_DATA keeps a remediation in force (a short
+/// gap in the metric); past the policy's cooldown it no longer blocks a revert.
+pub const INSUFFICIENT_DATA_GRACE: SignedDuration = SignedDuration::from_mins(5);
 
 /// Why an event leads to no action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -79,6 +101,8 @@ pub enum Ignored {
     OtherAlarmActive,
     /// OK with nothing in force to revert.
     NothingToRevert,
+    /// The same one-shot remedy is being carried out by another invocation.
+    InProgress,
 }
 
 /// A one-shot remediation.
@@ -120,7 +144,7 @@ impl Decision {
     pub fn is_recorded(&self) -> bool {
         !matches!(
             self,
-            Decision::Ignore(Ignored::Stale | Ignored::Duplicate | Ignored::InsufficientData)
+            Decision::Ignore(Ignored::Stale | Ignored::Duplicate | Ignored::InProgress)
         )
     }
 
@@ -150,6 +174,7 @@ fn ignored_label(why: &Ignored) -> String {
         Ignored::AtBound => "at its bound".into(),
         Ignored::OtherAlarmActive => "another alarm of the policy is in ALARM".into(),
         Ignored::NothingToRevert => "nothing to revert".into(),
+        Ignored::InProgress => "the remedy is being carried out".into(),
     }
 }
 
@@ -166,8 +191,28 @@ pub fn holds_a_level(action: &AlarmAction) -> bool {
     )
 }
 
+/// How long an alarm in INSUFFICIENT_DATA still counts as firing for this policy.
+pub fn insufficient_data_bound(policy: &AlarmPolicy) -> SignedDuration {
+    SignedDuration::from_mins(i64::from(policy.cooldown_minutes)).max(INSUFFICIENT_DATA_GRACE)
+}
+
+/// Whether an alarm in this mark still holds the policy's remediation at `now`: ALARM
+/// does; INSUFFICIENT_DATA only within [`insufficient_data_bound`] (a metric that
+/// stopped reporting must not hold a level for ever); OK does not.
+pub fn holds(policy: &AlarmPolicy, mark: &AlarmMark, now: Timestamp) -> bool {
+    match mark.state {
+        AlarmState::Alarm => true,
+        AlarmState::InsufficientData => mark
+            .at
+            .checked_add(insufficient_data_bound(policy))
+            .is_ok_and(|until| now < until),
+        AlarmState::Ok => false,
+    }
+}
+
 /// Decides what one alarm transition means for a policy. `max_step` is the highest step
-/// the policy's bounds allow (ceiling, floor, retention invariants).
+/// the policy's bounds allow (ceiling, floor, retention invariants). `state` should hold
+/// the other alarms' marks as CloudWatch reports them now ([`PolicyState::with_current`]).
 pub fn plan_alarm_response(
     policy: &AlarmPolicy,
     change: &AlarmChange,
@@ -175,9 +220,6 @@ pub fn plan_alarm_response(
     max_step: u32,
     now: Timestamp,
 ) -> Decision {
-    if change.state == AlarmState::InsufficientData {
-        return Decision::Ignore(Ignored::InsufficientData);
-    }
     let empty = PolicyState::default();
     let state = state.unwrap_or(&empty);
     if let Some(last) = state.alarms.get(&change.alarm_name) {
@@ -193,6 +235,10 @@ pub fn plan_alarm_response(
             });
         }
     }
+    if change.state == AlarmState::InsufficientData {
+        // Remembered (it bounds how long this alarm holds a level), not acted on.
+        return Decision::Ignore(Ignored::InsufficientData);
+    }
     let cooling = state.cooldown_until.filter(|until| now < *until);
     match (change.state, &policy.action) {
         (_, AlarmAction::NotifyOnly) => Decision::Notify,
@@ -204,20 +250,28 @@ pub fn plan_alarm_response(
                 to: state.step + 1,
             },
         },
-        (AlarmState::Alarm, action) => match cooling {
-            Some(until) => Decision::Ignore(Ignored::Cooldown { until }),
-            None => Decision::Trigger {
-                remedy: match action {
-                    AlarmAction::ReconcileNow(r) => Remedy::Reconcile(r.target),
-                    _ => Remedy::RotateAppSecret,
+        (AlarmState::Alarm, action) => {
+            let claimed = state.in_flight.as_ref().is_some_and(|f| {
+                f.alarm == change.alarm_name
+                    && f.at == change.state_changed_at
+                    && f.since.checked_add(IN_FLIGHT_FOR).is_ok_and(|t| now < t)
+            });
+            match cooling {
+                _ if claimed => Decision::Ignore(Ignored::InProgress),
+                Some(until) => Decision::Ignore(Ignored::Cooldown { until }),
+                None => Decision::Trigger {
+                    remedy: match action {
+                        AlarmAction::ReconcileNow(r) => Remedy::Reconcile(r.target),
+                        _ => Remedy::RotateAppSecret,
+                    },
                 },
-            },
-        },
+            }
+        }
         (_, action) if holds_a_level(action) => {
             let other_active = state
                 .alarms
                 .iter()
-                .any(|(name, mark)| *name != change.alarm_name && mark.state == AlarmState::Alarm);
+                .any(|(name, mark)| *name != change.alarm_name && holds(policy, mark, now));
             if state.step == 0 {
                 Decision::Ignore(Ignored::NothingToRevert)
             } else if other_active {
@@ -232,23 +286,70 @@ pub fn plan_alarm_response(
     }
 }
 
-/// A revert the schedule should complete now: an OK came within the cooldown, the time has
-/// come and no alarm of the policy is in ALARM again.
-pub fn plan_due_revert(state: &PolicyState, now: Timestamp) -> Option<Decision> {
-    let due = state.pending_revert.is_some_and(|at| at <= now);
-    let any_alarm = state
+/// A decision the schedule makes with no event: what, why, and the alarm behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scheduled {
+    pub decision: Decision,
+    pub why: String,
+    pub alarm: Option<String>,
+}
+
+/// What the schedule does for a policy that holds a level: escalate once per cooldown
+/// while an alarm stays in ALARM (CloudWatch sends no further event), revert once no
+/// alarm holds it any more (an OK came within the cooldown, or the alarms went to
+/// INSUFFICIENT_DATA past the bound, or were deleted). `state` should carry the marks as
+/// CloudWatch reports them now.
+pub fn plan_schedule(
+    policy: &AlarmPolicy,
+    state: &PolicyState,
+    max_step: u32,
+    now: Timestamp,
+) -> Option<Scheduled> {
+    if !holds_a_level(&policy.action) || state.step == 0 {
+        return None;
+    }
+    let cooled = state.cooldown_until.is_none_or(|until| until <= now);
+    if let Some((name, _)) = state
         .alarms
-        .values()
-        .any(|mark| mark.state == AlarmState::Alarm);
-    (due && state.step > 0 && !any_alarm).then_some(Decision::Revert { from: state.step })
+        .iter()
+        .find(|(_, m)| m.state == AlarmState::Alarm)
+    {
+        return (cooled && state.step < max_step).then(|| Scheduled {
+            decision: Decision::Escalate {
+                from: state.step,
+                to: state.step + 1,
+            },
+            why: format!("{name} still in ALARM after the cooldown"),
+            alarm: Some(name.clone()),
+        });
+    }
+    if state.alarms.values().any(|m| holds(policy, m, now)) {
+        return None;
+    }
+    let revert = |why: &str| {
+        Some(Scheduled {
+            decision: Decision::Revert { from: state.step },
+            why: why.into(),
+            alarm: None,
+        })
+    };
+    match state.pending_revert {
+        Some(at) if at <= now => revert("cooldown passed after OK"),
+        Some(_) => None,
+        None if cooled => revert(
+            "no alarm of the policy holds it any more (OK, INSUFFICIENT_DATA past the bound, or deleted)",
+        ),
+        None => None,
+    }
 }
 
 /// What a decision leaves in the policy's state. `before` / `after` describe the effect
 /// (e.g. `maxReplicaCount 10` -> `maxReplicaCount 12`) for the audit record.
 pub struct Recorded<'a> {
     pub policy: &'a AlarmPolicy,
-    /// The event, or `None` when the schedule decided.
+    /// The event, or `None` when the schedule decided (then `scheduled` says why).
     pub change: Option<&'a AlarmChange>,
+    pub scheduled: Option<&'a Scheduled>,
     pub decision: Decision,
     pub now: Timestamp,
     pub before: String,
@@ -256,10 +357,77 @@ pub struct Recorded<'a> {
 }
 
 impl PolicyState {
+    /// This state with the marks that may hold the level (ALARM, INSUFFICIENT_DATA) as
+    /// CloudWatch reports those alarms now: a newer state replaces the mark, a deleted
+    /// alarm loses it. OK marks, and `except` (the alarm whose event is being handled),
+    /// stay as they are.
+    pub fn with_current(
+        &self,
+        current: &super::cloudwatch::CurrentAlarms,
+        except: Option<&str>,
+    ) -> PolicyState {
+        let mut next = self.clone();
+        next.alarms.retain(|name, mark| {
+            if Some(name.as_str()) == except || mark.state == AlarmState::Ok {
+                return true;
+            }
+            match current.get(name) {
+                None => false,
+                Some(c) => {
+                    if c.since > mark.at {
+                        *mark = AlarmMark {
+                            state: c.state,
+                            at: c.since,
+                        };
+                    }
+                    true
+                }
+            }
+        });
+        next
+    }
+
+    /// The state with a one-shot remedy claimed for `change` (nothing else recorded yet).
+    pub fn claimed(
+        &self,
+        policy: &AlarmPolicy,
+        change: &AlarmChange,
+        now: Timestamp,
+    ) -> PolicyState {
+        let mut next = self.clone();
+        next.policy = policy.name.clone();
+        next.in_flight = Some(InFlight {
+            alarm: change.alarm_name.clone(),
+            at: change.state_changed_at,
+            since: now,
+        });
+        next
+    }
+
+    /// The state with the claim for `change` dropped (the remedy failed: a retry runs it).
+    pub fn released(&self, change: &AlarmChange) -> Option<PolicyState> {
+        let ours = self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.alarm == change.alarm_name && f.at == change.state_changed_at);
+        ours.then(|| PolicyState {
+            in_flight: None,
+            ..self.clone()
+        })
+    }
+
     /// The state after `r.decision`, with its audit record appended.
     pub fn after(&self, r: &Recorded<'_>) -> PolicyState {
         let mut next = self.clone();
         next.policy = r.policy.name.clone();
+        if let Some(change) = r.change
+            && next
+                .in_flight
+                .as_ref()
+                .is_some_and(|f| f.alarm == change.alarm_name && f.at == change.state_changed_at)
+        {
+            next.in_flight = None;
+        }
         if let Some(change) = r.change {
             next.alarms.insert(
                 change.alarm_name.clone(),
@@ -281,10 +449,17 @@ impl PolicyState {
         match r.decision {
             Decision::Escalate { to, .. } => {
                 next.step = to;
-                next.last_escalation = r.change.map(|c| Escalation {
-                    alarm: c.alarm_name.clone(),
-                    at: c.state_changed_at,
-                });
+                next.last_escalation = match (r.change, r.scheduled) {
+                    (Some(c), _) => Some(Escalation {
+                        alarm: c.alarm_name.clone(),
+                        at: c.state_changed_at,
+                    }),
+                    (None, Some(s)) => s.alarm.as_ref().map(|a| Escalation {
+                        alarm: a.clone(),
+                        at: r.now,
+                    }),
+                    (None, None) => None,
+                };
                 acted(&mut next);
             }
             Decision::Revert { .. } => {
@@ -309,10 +484,11 @@ impl PolicyState {
             state: r.change.map_or_else(|| "-".into(), |c| c.state.to_string()),
             event_at: r.change.map(|c| c.state_changed_at),
             decision: r.decision.label(),
-            reason: r.change.map_or_else(
-                || "cooldown passed after OK".into(),
-                |c| c.reason.chars().take(300).collect(),
-            ),
+            reason: match (r.change, r.scheduled) {
+                (Some(c), _) => c.reason.chars().take(300).collect(),
+                (None, Some(s)) => s.why.clone(),
+                (None, None) => "cooldown passed after OK".into(),
+            },
             before: r.before.clone(),
             after: r.after.clone(),
             decided_by: decided_by(r.policy),

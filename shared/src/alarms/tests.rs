@@ -56,6 +56,7 @@ fn run(
                 *state = Some(current.after(&Recorded {
                     policy,
                     change: Some(event),
+                    scheduled: None,
                     decision,
                     now: *now,
                     before: String::new(),
@@ -132,7 +133,7 @@ fn an_event_older_than_the_last_handled_is_stale() {
 }
 
 #[test]
-fn insufficient_data_is_only_logged() {
+fn insufficient_data_is_remembered_but_changes_no_level() {
     let p = policy("collector-pressure");
     let mut state = None;
     run(
@@ -149,8 +150,197 @@ fn insufficient_data_is_only_logged() {
         5,
     );
     assert_eq!(d, [Decision::Ignore(Ignored::InsufficientData)]);
-    assert!(!d[0].is_recorded());
-    assert_eq!(state, before);
+    let after = state.unwrap();
+    let before = before.unwrap();
+    assert_eq!(after.step, before.step);
+    assert_eq!(after.cooldown_until, before.cooldown_until);
+    assert_eq!(after.alarms[QUEUE].state, AlarmState::InsufficientData);
+}
+
+#[test]
+fn insufficient_data_holds_a_level_only_within_the_bound() {
+    let p = policy("collector-pressure");
+    let mut state = None;
+    let other = "signoz-collector-refused";
+    let d = run(
+        &p,
+        &mut state,
+        &[
+            (change(QUEUE, AlarmState::Alarm, 0), at(0)),
+            (change(other, AlarmState::Alarm, 1), at(1)),
+            (change(other, AlarmState::InsufficientData, 2), at(2)),
+            // Within the bound (the cooldown, 15 minutes) the other alarm still holds.
+            (change(QUEUE, AlarmState::Ok, 16), at(16)),
+        ],
+        5,
+    );
+    assert_eq!(d[3], Decision::Ignore(Ignored::OtherAlarmActive));
+    let state = state.unwrap();
+    assert_eq!(plan_schedule(&p, &state, 5, at(16)), None);
+    let later = plan_schedule(&p, &state, 5, at(18)).expect("past the bound");
+    assert_eq!(later.decision, Decision::Revert { from: 1 });
+    assert!(
+        later.why.contains("INSUFFICIENT_DATA past the bound"),
+        "{}",
+        later.why
+    );
+}
+
+#[test]
+fn a_deleted_alarm_no_longer_holds_the_level() {
+    use super::cloudwatch::{CurrentAlarm, CurrentAlarms};
+    let p = policy("collector-pressure");
+    let mut state = None;
+    let other = "signoz-collector-refused";
+    run(
+        &p,
+        &mut state,
+        &[
+            (change(QUEUE, AlarmState::Alarm, 0), at(0)),
+            (change(other, AlarmState::Alarm, 1), at(1)),
+        ],
+        5,
+    );
+    let state = state.unwrap();
+    let queue_ok = CurrentAlarms::from([(
+        QUEUE.to_string(),
+        CurrentAlarm {
+            state: AlarmState::Ok,
+            since: at(20),
+        },
+    )]);
+    // CloudWatch knows only QUEUE now (in OK, its event lost): the other was deleted.
+    let view = state.with_current(&queue_ok, None);
+    assert!(!view.alarms.contains_key(other));
+    assert_eq!(view.alarms[QUEUE].state, AlarmState::Ok);
+    assert_eq!(
+        plan_schedule(&p, &view, 5, at(30)).map(|s| s.decision),
+        Some(Decision::Revert { from: 1 })
+    );
+    // Without asking CloudWatch the stale marks would hold the level for ever.
+    assert_eq!(
+        plan_schedule(&p, &state, 5, at(10_000)).map(|s| s.decision),
+        Some(Decision::Escalate { from: 1, to: 2 })
+    );
+}
+
+#[test]
+fn the_schedule_escalates_once_per_cooldown_while_an_alarm_stays_in_alarm() {
+    let p = policy("collector-pressure");
+    let mut state = None;
+    run(
+        &p,
+        &mut state,
+        &[(change(QUEUE, AlarmState::Alarm, 0), at(0))],
+        2,
+    );
+    let mut state = state.unwrap();
+    assert_eq!(plan_schedule(&p, &state, 2, at(10)), None, "cooling down");
+    let s = plan_schedule(&p, &state, 2, at(15)).expect("after the cooldown");
+    assert_eq!(s.decision, Decision::Escalate { from: 1, to: 2 });
+    assert_eq!(s.alarm.as_deref(), Some(QUEUE));
+    state = state.after(&Recorded {
+        policy: &p,
+        change: None,
+        scheduled: Some(&s),
+        decision: s.decision,
+        now: at(15),
+        before: String::new(),
+        after: String::new(),
+    });
+    assert_eq!(state.cooldown_until, Some(at(30)));
+    assert_eq!(state.last_escalation.as_ref().unwrap().alarm, QUEUE);
+    assert!(
+        state
+            .history
+            .last()
+            .unwrap()
+            .reason
+            .contains("still in ALARM")
+    );
+    assert_eq!(plan_schedule(&p, &state, 2, at(60)), None, "at the ceiling");
+}
+
+#[test]
+fn a_one_shot_remedy_is_recorded_only_once_it_took_effect() {
+    let p = policy("lifecycle-drift");
+    let alarm = "signoz-cold-bucket-drift";
+    let event = change(alarm, AlarmState::Alarm, 0);
+    let trigger = plan_alarm_response(&p, &event, None, 0, at(0));
+    assert!(matches!(trigger, Decision::Trigger { .. }));
+    let claimed = PolicyState::default().claimed(&p, &event, at(0));
+    assert!(claimed.alarms.is_empty() && claimed.cooldown_until.is_none());
+    // A duplicate while it runs waits; the claim is released when the remedy failed.
+    assert_eq!(
+        plan_alarm_response(&p, &event, Some(&claimed), 0, at(0)),
+        Decision::Ignore(Ignored::InProgress)
+    );
+    let released = claimed.released(&event).unwrap();
+    assert_eq!(
+        plan_alarm_response(&p, &event, Some(&released), 0, at(1)),
+        trigger
+    );
+    // A claim whose invocation died expires.
+    assert_eq!(
+        plan_alarm_response(&p, &event, Some(&claimed), 0, at(2)),
+        trigger
+    );
+    // Once it took effect the same event is a duplicate, and the cooldown runs.
+    let done = claimed.after(&Recorded {
+        policy: &p,
+        change: Some(&event),
+        scheduled: None,
+        decision: trigger,
+        now: at(0),
+        before: String::new(),
+        after: String::new(),
+    });
+    assert_eq!(done.in_flight, None);
+    assert_eq!(
+        plan_alarm_response(&p, &event, Some(&done), 0, at(1)),
+        Decision::Ignore(Ignored::Duplicate)
+    );
+}
+
+#[test]
+fn the_disk_remedy_says_what_it_does_and_bounds_the_floor_it_raises() {
+    let s = spec();
+    let p = policy("clickhouse-disk");
+    let report = super::overrides::remedy_report(
+        &p,
+        &s,
+        &RetentionHighWater::default(),
+        &Decision::Escalate { from: 0, to: 1 },
+    )
+    .unwrap();
+    assert!(
+        report.contains("traces 7 -> 5, logs 7 -> 5, metrics 30 -> 28"),
+        "{report}"
+    );
+    assert!(
+        report.contains("only parts written from now on"),
+        "{report}"
+    );
+    assert!(
+        report.contains("does not free the hot disk now"),
+        "{report}"
+    );
+    assert!(report.contains("metrics 365 -> 367"), "{report}");
+    assert!(report.contains("at most 393"), "{report}");
+    // And the bound holds: no step leaves a signal needing more than 393 days.
+    let limit = max_step(&p, &s, &RetentionHighWater::default());
+    if let crate::spec::AlarmAction::MoveToColdSooner(m) = &p.action {
+        let lowered = lowered_retention(&s, m, limit);
+        assert!(lowered.metrics.cold_days() <= 393);
+    }
+    let revert = super::overrides::remedy_report(
+        &p,
+        &s,
+        &RetentionHighWater::default(),
+        &Decision::Revert { from: 1 },
+    )
+    .unwrap();
+    assert!(revert.contains("restores hot days"), "{revert}");
 }
 
 #[test]
@@ -190,9 +380,10 @@ fn an_alarm_after_a_deferred_ok_cancels_the_pending_revert() {
         5,
     );
     assert_eq!(state.as_ref().unwrap().pending_revert, Some(at(15)));
-    assert_eq!(plan_due_revert(state.as_ref().unwrap(), at(14)), None);
+    let scheduled = |state: &PolicyState, now| plan_schedule(&p, state, 5, now).map(|s| s.decision);
+    assert_eq!(scheduled(state.as_ref().unwrap(), at(14)), None);
     assert_eq!(
-        plan_due_revert(state.as_ref().unwrap(), at(15)),
+        scheduled(state.as_ref().unwrap(), at(15)),
         Some(Decision::Revert { from: 1 })
     );
     run(
@@ -203,7 +394,11 @@ fn an_alarm_after_a_deferred_ok_cancels_the_pending_revert() {
     );
     let state = state.unwrap();
     assert_eq!(state.pending_revert, None);
-    assert_eq!(plan_due_revert(&state, at(100)), None, "the alarm is back");
+    assert_eq!(
+        scheduled(&state, at(100)),
+        Some(Decision::Escalate { from: 1, to: 2 }),
+        "the alarm is back and stays: one more step after the cooldown"
+    );
 }
 
 #[test]
@@ -316,20 +511,28 @@ fn hot_days_stop_where_expiration_would_delete_referenced_objects() {
 }
 
 #[test]
-fn a_remembered_retention_too_long_for_expiration_allows_no_step() {
-    let s = spec();
+fn steps_never_lengthen_the_expiration_in_force() {
+    // The spec's expiration exactly covers metrics' 365 cold days: no step may raise them.
+    let mut s = spec();
+    s.cold_storage.expiration_days = 372;
     let p = policy("clickhouse-disk");
-    let mut memory = RetentionHighWater::default();
-    memory.cold_days.insert("metrics".into(), 395);
-    assert_eq!(max_step(&p, &s, &memory), 0);
+    let none = RetentionHighWater::default();
+    assert_eq!(max_step(&p, &s, &none), 0);
     let states = [(
-        p,
+        p.clone(),
         PolicyState {
             step: 1,
             ..Default::default()
         },
     )];
-    assert_eq!(hot_days_override(&s, &states, &memory), None);
+    assert_eq!(hot_days_override(&s, &states, &none), None);
+    // Parts once kept 380 days: S3 already keeps 387, so metrics may go up to 380 cold
+    // days (hot 16, seven steps of 2) and no further.
+    let mut memory = RetentionHighWater::default();
+    memory.cold_days.insert("metrics".into(), 380);
+    assert_eq!(max_step(&p, &s, &memory), 7);
+    let o = hot_days_override(&s, &states, &memory).unwrap();
+    assert_eq!(o.retention.metrics.hot_days, 28);
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! IAM bearer token minted per invocation (no kubectl, no exec plugin).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
@@ -63,6 +64,16 @@ pub async fn client_from_kubeconfig(kubeconfig: Kubeconfig) -> Result<kube::Clie
 
 /// Builds a kubeconfig for the EKS cluster from `DescribeCluster` and a fresh IAM token.
 pub async fn eks_kubeconfig(spec: &PlatformSpec, sdk: &SdkConfig) -> Result<Kubeconfig, Error> {
+    let token = mint_token(spec, sdk).await?;
+    eks_kubeconfig_with(spec, sdk, Some(&token)).await
+}
+
+/// The EKS cluster's kubeconfig from `DescribeCluster`, with `token` or no credentials.
+async fn eks_kubeconfig_with(
+    spec: &PlatformSpec,
+    sdk: &SdkConfig,
+    token: Option<&str>,
+) -> Result<Kubeconfig, Error> {
     let cluster = &spec.cluster.name;
     let eks = aws_sdk_eks::Client::new(sdk);
     let described = eks
@@ -85,6 +96,25 @@ pub async fn eks_kubeconfig(spec: &PlatformSpec, sdk: &SdkConfig) -> Result<Kube
             detail: "cluster has no endpoint or certificate authority yet".into(),
         });
     };
+    let user = match token {
+        Some(token) => serde_json::json!({ "token": token }),
+        None => serde_json::json!({}),
+    };
+    let yaml = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{ "name": cluster, "cluster": { "server": endpoint, "certificate-authority-data": ca } }],
+        "users": [{ "name": "iam", "user": user }],
+        "contexts": [{ "name": cluster, "context": { "cluster": cluster, "user": "iam" } }],
+        "current-context": cluster,
+    });
+    serde_json::from_value(yaml).map_err(|e| Error::Kubeconfig {
+        detail: format!("building the EKS kubeconfig: {e}"),
+    })
+}
+
+/// A fresh EKS bearer token for the spec's cluster, from the SDK's credentials.
+async fn mint_token(spec: &PlatformSpec, sdk: &SdkConfig) -> Result<String, Error> {
     let provider = sdk.credentials_provider().ok_or(Error::Token {
         detail: "no AWS credentials provider configured".into(),
     })?;
@@ -98,18 +128,122 @@ pub async fn eks_kubeconfig(spec: &PlatformSpec, sdk: &SdkConfig) -> Result<Kube
         .region()
         .map(|r| r.as_ref().to_string())
         .unwrap_or_else(|| spec.platform.region.clone());
-    let token = eks_token(&credentials, &region, cluster, SystemTime::now())?;
-    let yaml = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{ "name": cluster, "cluster": { "server": endpoint, "certificate-authority-data": ca } }],
-        "users": [{ "name": "iam", "user": { "token": token } }],
-        "contexts": [{ "name": cluster, "context": { "cluster": cluster, "user": "iam" } }],
-        "current-context": cluster,
-    });
-    serde_json::from_value(yaml).map_err(|e| Error::Kubeconfig {
-        detail: format!("building the EKS kubeconfig: {e}"),
-    })
+    eks_token(&credentials, &region, &spec.cluster.name, SystemTime::now())
+}
+
+/// The cluster's client, built once per process and reused across invocations, so its
+/// connections (and TLS sessions) stay warm; on EKS a fresh IAM token is still minted for
+/// every invocation and sent on every request.
+pub struct ClusterClient {
+    kubeconfig: Option<PathBuf>,
+    /// The client and what it was built for (the kubeconfig, or the EKS cluster's name).
+    cached: tokio::sync::Mutex<Option<(String, kube::Client)>>,
+    token: Arc<RwLock<String>>,
+}
+
+impl ClusterClient {
+    /// Through `kubeconfig` (kind, k3d, tests) or, `None`, EKS with IAM tokens.
+    pub fn new(kubeconfig: Option<PathBuf>) -> Self {
+        ClusterClient {
+            kubeconfig,
+            cached: tokio::sync::Mutex::new(None),
+            token: Arc::default(),
+        }
+    }
+
+    /// [`ClusterClient::new`] with `KUBECONFIG` when set.
+    pub fn from_env() -> Self {
+        Self::new(kubeconfig_from_env())
+    }
+
+    /// The client for this invocation (a token minted now on EKS).
+    pub async fn client(
+        &self,
+        spec: &PlatformSpec,
+        sdk: &SdkConfig,
+    ) -> Result<kube::Client, Error> {
+        let key = match &self.kubeconfig {
+            Some(path) => path.display().to_string(),
+            None => {
+                let token = mint_token(spec, sdk).await?;
+                *self.token.write().unwrap_or_else(|e| e.into_inner()) = token;
+                format!("eks:{}", spec.cluster.name)
+            }
+        };
+        let mut cached = self.cached.lock().await;
+        if let Some((built_for, client)) = cached.as_ref()
+            && *built_for == key
+        {
+            return Ok(client.clone());
+        }
+        let client = match &self.kubeconfig {
+            Some(path) => connect_with(spec, sdk, Some(path)).await?,
+            None => {
+                let kubeconfig = eks_kubeconfig_with(spec, sdk, None).await?;
+                let config =
+                    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                        .await
+                        .map_err(|e| Error::Kubeconfig {
+                            detail: e.to_string(),
+                        })?;
+                kube::client::ClientBuilder::try_from(config)
+                    .map_err(|e| Error::Kubeconfig {
+                        detail: e.to_string(),
+                    })?
+                    .with_layer(&BearerLayer(self.token.clone()))
+                    .build()
+            }
+        };
+        *cached = Some((key, client.clone()));
+        Ok(client)
+    }
+}
+
+/// Sends the current token as `Authorization: Bearer`, marked sensitive (never logged).
+#[derive(Clone)]
+struct BearerLayer(Arc<RwLock<String>>);
+
+impl<S> tower::Layer<S> for BearerLayer {
+    type Service = Bearer<S>;
+    fn layer(&self, inner: S) -> Bearer<S> {
+        Bearer {
+            inner,
+            token: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Bearer<S> {
+    inner: S,
+    token: Arc<RwLock<String>>,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Bearer<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let token = self.token.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Ok(mut value) = http::HeaderValue::from_str(&format!("Bearer {token}")) {
+            value.set_sensitive(true);
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, value);
+        }
+        self.inner.call(request)
+    }
 }
 
 /// The EKS bearer token: `k8s-aws-v1.` + base64url (no padding) of an STS
@@ -273,5 +407,47 @@ print("k8s-aws-v1." + base64.urlsafe_b64encode(req.prepare().url.encode()).decod
         let b = eks_token(&credentials, "eu-west-1", "b", time).unwrap();
         assert!(a.starts_with("k8s-aws-v1.") && !a.contains('='));
         assert_ne!(a, b);
+    }
+
+    /// The warm client sends whatever token the current invocation minted, on every
+    /// request, marked sensitive so no layer logs it.
+    #[tokio::test]
+    async fn the_warm_client_sends_each_invocations_token() {
+        use http::{Request, Response};
+        use kube::client::Body;
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let token = std::sync::Arc::new(std::sync::RwLock::new(String::new()));
+        let client = kube::client::ClientBuilder::new(service, "default")
+            .with_layer(&super::BearerLayer(token.clone()))
+            .build();
+        let serve = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..2 {
+                let (request, send) = handle.next_request().await.expect("request");
+                let auth = request.headers()[http::header::AUTHORIZATION].clone();
+                seen.push((auth.to_str().unwrap().to_string(), auth.is_sensitive()));
+                send.send_response(
+                    Response::builder()
+                        .body(Body::from(
+                            br#"{"kind":"Namespace","apiVersion":"v1","metadata":{"name":"x"}}"#
+                                .to_vec(),
+                        ))
+                        .unwrap(),
+                );
+            }
+            seen
+        });
+        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
+        for minted in ["k8s-aws-v1.first", "k8s-aws-v1.second"] {
+            *token.write().unwrap() = minted.into();
+            namespaces.get("x").await.unwrap();
+        }
+        assert_eq!(
+            serve.await.unwrap(),
+            [
+                ("Bearer k8s-aws-v1.first".to_string(), true),
+                ("Bearer k8s-aws-v1.second".to_string(), true)
+            ]
+        );
     }
 }

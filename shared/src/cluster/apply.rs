@@ -1,12 +1,12 @@
 //! Server-side apply under one field manager, skipping objects the server already holds
 //! as desired (a no-op reconcile sends no write), and pruning what we made and no longer want.
 
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 
 use super::{Call, Error};
 
-use super::objects::{DesiredObject, MANAGED_BY, MANAGED_BY_LABEL, PLATFORM_LABEL, owner_selector};
+use super::objects::{DesiredObject, MANAGED_BY, MANAGED_BY_LABEL, PLATFORM_LABEL};
 use super::render::instrumentation::INSTRUMENTED_LABEL;
 
 /// What applying one object did (or, in a dry run, would do).
@@ -94,7 +94,8 @@ pub async fn apply_over_live(
     Ok(outcome)
 }
 
-async fn apply_over_live_returning(
+/// [`apply_over_live`], also returning the object as the server holds it afterwards.
+pub async fn apply_over_live_returning(
     client: &kube::Client,
     field_manager: &str,
     desired: &DesiredObject,
@@ -290,44 +291,29 @@ fn keyed_by_name(items: &[Value]) -> bool {
         .all(|i| i.get("name").is_some_and(Value::is_string))
 }
 
-/// Deletes objects of `resource` in `namespace` carrying our ownership labels that are
-/// not in `keep` (names). Returns the `Kind/ns/name` of each deleted (or, in a dry run, to
-/// be deleted).
-pub async fn prune_objects(
+/// Deletes one object (a 404 is fine: someone was first); a dry run deletes nothing.
+pub async fn prune_object(
     client: &kube::Client,
-    platform: &str,
     resource: &ApiResource,
     namespace: &str,
-    keep: &[&str],
+    name: &str,
     dry_run: bool,
-) -> Result<Vec<String>, Error> {
-    let api = api_for(client, resource, Some(namespace));
-    let call = |verb, name| Call {
-        verb,
-        resource,
-        namespace: Some(namespace),
-        name,
-    };
-    let listed = api
-        .list_metadata(&ListParams::default().labels(&owner_selector(platform)))
-        .await
-        .map_err(|source| call("list", None).failed(source))?;
-    let mut pruned = Vec::new();
-    for object in listed.items {
-        let name = object.metadata.name.clone().unwrap_or_default();
-        if keep.contains(&name.as_str()) {
-            continue;
-        }
-        let id = format!("{}/{namespace}/{name}", resource.kind);
-        if !dry_run {
-            match api.delete(&name, &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.is_not_found() => {}
-                Err(source) => return Err(call("delete", Some(&name)).failed(source)),
-            }
-        }
-        tracing::info!(object = %id, before = "present", after = "deleted", dry_run, "pruned object the spec no longer wants");
-        pruned.push(id);
+) -> Result<(), Error> {
+    if dry_run {
+        return Ok(());
     }
-    Ok(pruned)
+    match api_for(client, resource, Some(namespace))
+        .delete(name, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+        Err(source) => Err(Call {
+            verb: "delete",
+            resource,
+            namespace: Some(namespace),
+            name: Some(name),
+        }
+        .failed(source)),
+    }
 }

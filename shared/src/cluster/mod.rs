@@ -5,6 +5,7 @@ pub mod access;
 pub mod apply;
 pub mod delivery;
 pub mod objects;
+pub mod observe;
 pub mod permissions;
 pub mod render;
 pub mod restart;
@@ -267,8 +268,8 @@ pub struct Context {
     pub secrets: aws_sdk_secretsmanager::Client,
     /// Where the spec is read from on each invocation.
     pub spec_location: SpecLocation,
-    /// Kubeconfig of a non-EKS cluster (`KUBECONFIG`); `None` reaches EKS with a fresh token.
-    pub kubeconfig: Option<std::path::PathBuf>,
+    /// The cluster (`KUBECONFIG`, else EKS with a token per invocation), kept warm.
+    pub kube: access::ClusterClient,
 }
 
 impl Context {
@@ -279,7 +280,7 @@ impl Context {
             s3: crate::aws::s3_client(&sdk),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
             spec_location: SpecLocation::from_env()?,
-            kubeconfig: access::kubeconfig_from_env(),
+            kube: access::ClusterClient::from_env(),
             sdk,
         })
     }
@@ -306,7 +307,7 @@ pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
     };
     let spec = load_spec(&ctx.spec_location, &ctx.s3).await?.spec;
     let dsn = read_dsn(&ctx.secrets, &spec).await?;
-    let client = access::connect_with(&spec, &ctx.sdk, ctx.kubeconfig.as_deref()).await?;
+    let client = ctx.kube.client(&spec, &ctx.sdk).await?;
     let store = crate::state::StateStore::for_spec(ctx.s3.clone(), &spec);
     let report = sync::reconcile(&client, &store, &spec, dsn.as_ref(), dry_run).await?;
     if trigger.kind() == TriggerKind::Schedule && !report.in_sync() {
@@ -358,10 +359,13 @@ pub async fn read_dsn(
     };
     let secret = crate::credentials::values::AppSecret::parse(name, text)
         .map_err(|e| failed(e.to_string()))?;
-    Ok(Some(sync::DsnSource {
-        dsn: crate::credentials::dsn::signoz_dsn(&secret, spec.database.tls.mode),
-        version_id: version.to_string(),
-    }))
+    let authority = secret::VersionAuthority {
+        secrets: secrets.clone(),
+        secret_id: name.clone(),
+    };
+    crate::credentials::dsn::handoff(&secret, &spec.database, version, Some(authority))
+        .map(Some)
+        .map_err(|e| failed(e.to_string()))
 }
 
 #[cfg(test)]

@@ -64,7 +64,12 @@ impl DesiredObject {
         if !self.owned {
             return body;
         }
-        let hash = content_hash(&self.body);
+        // A `resourceVersion` precondition (the DSN Secret's guard) is not content.
+        let mut content = self.body.clone();
+        if let Some(metadata) = content.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.remove("resourceVersion");
+        }
+        let hash = content_hash(&content);
         if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
             let annotations = metadata.entry("annotations").or_insert_with(|| json!({}));
             if let Some(map) = annotations.as_object_mut() {

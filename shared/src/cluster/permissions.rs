@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::Error;
 use super::objects::{DesiredObject, PLATFORM_LABEL, workload_resource};
 use super::render::{render_owned_objects, workload_namespace};
-use super::secret::render_database_secret;
+use super::secret::{DsnSource, render_database_secret};
 use crate::spec::{AlarmAction, PlatformSpec, ReconcileTarget};
 
 /// Kinds of workloads we may have opted in (release lists them where workloads live).
@@ -145,7 +145,7 @@ fn sync_grants(spec: &PlatformSpec) -> Result<Vec<Grant>, Error> {
 
 /// The DSN Secret and the workloads restarted onto it (rotate-credentials' finishSecret).
 fn handoff_grants(spec: &PlatformSpec) -> Vec<Grant> {
-    let mut grants = apply_grants(&render_database_secret(spec, ""));
+    let mut grants = apply_grants(&render_database_secret(spec, &DsnSource::placeholder()));
     for workload in &crate::spec::chart::dsn_readers(spec) {
         if let Some(resource) = workload_resource(&workload.kind) {
             let namespace = workload_namespace(spec, &workload.namespace);
@@ -161,7 +161,7 @@ fn handoff_grants(spec: &PlatformSpec) -> Vec<Grant> {
 }
 
 /// Server-side apply of one object: read and patch it (a Secret by its name only), create
-/// it when missing.
+/// it when missing; the reconcile reads our objects of a kind with one list (`observe`).
 fn apply_grants(object: &DesiredObject) -> Vec<Grant> {
     let namespace = object.namespace.as_deref().unwrap_or_default();
     if object.resource.kind == "Secret" {
@@ -179,7 +179,7 @@ fn apply_grants(object: &DesiredObject) -> Vec<Grant> {
         namespace,
         &object.resource,
         &[],
-        &["create", "get", "patch"],
+        &["create", "get", "list", "patch"],
     )]
 }
 

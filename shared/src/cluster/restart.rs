@@ -97,6 +97,45 @@ pub async fn restart_for(
         name: workload.name.clone(),
     })?;
     let namespace = workload_namespace(spec, &workload.namespace);
+    let live = api_for(client, &resource, Some(namespace))
+        .get_opt(&workload.name)
+        .await
+        .map_err(|source| {
+            Call {
+                verb: "get",
+                resource: &resource,
+                namespace: Some(namespace),
+                name: Some(&workload.name),
+            }
+            .failed(source)
+        })?;
+    restart_over(
+        client,
+        spec,
+        workload,
+        live.as_ref(),
+        reasons,
+        always,
+        dry_run,
+    )
+    .await
+}
+
+/// [`restart_for`] when the workload was already read (`None`: it does not exist).
+pub async fn restart_over(
+    client: &kube::Client,
+    spec: &PlatformSpec,
+    workload: &WorkloadRef,
+    live: Option<&kube::api::DynamicObject>,
+    reasons: &[(&'static str, String)],
+    always: bool,
+    dry_run: bool,
+) -> Result<bool, Error> {
+    let resource = workload_resource(&workload.kind).ok_or_else(|| Error::UnsupportedWorkload {
+        kind: workload.kind.clone(),
+        name: workload.name.clone(),
+    })?;
+    let namespace = workload_namespace(spec, &workload.namespace);
     let id = workload_id(spec, workload);
     let api = api_for(client, &resource, Some(namespace));
     let call = |verb| Call {
@@ -105,11 +144,7 @@ pub async fn restart_for(
         namespace: Some(namespace),
         name: Some(&workload.name),
     };
-    let Some(live) = api
-        .get_opt(&workload.name)
-        .await
-        .map_err(|source| call("get").failed(source))?
-    else {
+    let Some(live) = live else {
         tracing::warn!(workload = %id, "workload to restart does not exist; skipped");
         return Ok(false);
     };

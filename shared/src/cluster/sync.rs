@@ -1,45 +1,37 @@
 //! One reconcile of the cluster: apply what the spec renders, release and prune what it no
 //! longer wants, restart what changed (once per change).
 
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{DynamicObject, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::Value;
 
-use std::collections::BTreeMap;
-
-use kube::api::DeleteParams;
-
+use super::Error;
 use super::apply::{
-    ApplyOutcome, FieldChange, api_for, apply_over_live, apply_returning_live,
-    conflicting_managers, created_by_us, prune_objects, read_live,
+    ApplyOutcome, FieldChange, api_for, apply_over_live, apply_over_live_returning,
+    conflicting_managers, created_by_us, prune_object,
 };
 use super::delivery::{
     DeliveryPlan, DeliveryRecord, adopt, destination_clash, plan_delivery, refusal,
 };
 use super::objects::{DesiredObject, content_hash};
-use super::permissions::{prune_scopes, release_scopes};
+use super::observe::observe;
+use super::permissions::prune_scopes;
 use super::render::instrumentation::{
     INSTRUMENTED_LABEL, first_container, render_workload_optin, workload_fields,
 };
 use super::render::render_owned_objects;
 use super::render::scaling::render_scaled_object_with;
-use super::restart::{RESTARTED_FOR_ANNOTATION, restart_for, workload_id};
-use super::secret::{data_changed, render_database_secret};
-use super::{Call, Error};
+use super::restart::{RESTARTED_FOR_ANNOTATION, restart_over, workload_id};
+use super::secret::{
+    HandoffOutcome, apply_database_secret_over, data_changed, render_database_secret,
+};
 use crate::alarms::overrides::ReplicaOverride;
-use crate::spec::{PlatformSpec, WorkloadRef};
+use crate::spec::PlatformSpec;
 
 /// Pod-template annotation holding the instrumentation a workload last restarted for.
 pub const INSTRUMENTATION_RESTART_ANNOTATION: &str = "signoz-control-plane/instrumentation-hash";
 
-/// The DSN to hand to the cluster and the Secrets Manager version it came from.
-#[derive(Debug, Clone)]
-pub struct DsnSource {
-    pub dsn: String,
-    /// Version id of AWSCURRENT: the rotation uses the same `credentials-version-<id>`
-    /// restart reason, so a rotation followed by a reconcile restarts once.
-    pub version_id: String,
-}
+pub use super::secret::DsnSource;
 
 /// What one reconcile did (or, dry run, would do).
 #[derive(Debug, Default, Serialize)]
@@ -252,38 +244,38 @@ pub async fn sync_cluster_with(
         ..
     } = inputs;
     let manager = &spec.cluster.field_manager;
-    let platform = &spec.platform.name;
     let mut report = SyncReport {
         dry_run,
         ..Default::default()
     };
-
-    // The DSN Secret first: SigNoz's credentials reach the cluster even when another
-    // object (a CRD not installed, say) fails.
-    let mut owned: Vec<DesiredObject> = dsn
-        .map(|source| render_database_secret(spec, &source.dsn))
-        .into_iter()
-        .collect();
+    let mut owned: Vec<DesiredObject> = Vec::new();
     for object in render_owned_objects(spec)? {
         owned.push(match object.resource.kind.as_str() {
             "ScaledObject" if replicas.is_some() => render_scaled_object_with(spec, replicas),
             _ => object,
         });
     }
+    let secret = dsn.map(|source| render_database_secret(spec, source));
+    let probes = spec
+        .instrumentation
+        .workloads
+        .iter()
+        .map(|w| render_workload_optin(spec, w, None))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // Read phase: everything at once (see `observe`).
+    let desired: Vec<&DesiredObject> = owned.iter().chain(secret.iter()).collect();
+    let mut observed = observe(client, spec, &desired).await;
+
     // A release rename or a switch of delivery method changes what everything is named
     // after: unless the spec allows it, nothing of this spec is applied.
     let signoz = super::render::delivery::signoz_delivery(spec);
-    let mut signoz_live = match read_live(client, &signoz).await {
-        Ok(live) => Some(live),
-        Err(error) => {
-            report.fail(signoz.id(), error);
-            None
-        }
-    };
+    let signoz_live = observed.object(&signoz);
     // Without a record, only a live object of ours tells what we delivered before (one
     // someone else manages is adopted, or refused, on its own terms).
     let live_json = signoz_live
         .as_ref()
+        .ok()
         .and_then(|l| l.as_ref())
         .filter(|l| created_by_us(l))
         .map(|l| serde_json::to_value(l).unwrap_or_default());
@@ -307,154 +299,169 @@ pub async fn sync_cluster_with(
         }
     };
 
-    let mut dsn_handed_off = None;
-    // The Instrumentation as the server holds it after our apply: what pods get injected
-    // with, so what workloads restart for. `None` when it did not land.
-    let mut instrumentation_live = None;
+    // Write phase 1, concurrently: the DSN Secret (its guard never puts an older version
+    // over the one a rotation handed off, nor restarts onto it) and every owned object.
+    let secret_live = secret.as_ref().map(|s| observed.object(s));
+    let mut lives = Vec::new();
     for object in &owned {
-        let applied = match object.resource.kind.as_str() {
-            "Application" | "HelmRelease" => {
-                let is_signoz = object.id() == signoz.id();
-                let live = if is_signoz {
-                    match signoz_live.take() {
-                        Some(live) => live,
-                        // Its read failed: reported above.
-                        None => continue,
+        lives.push(if object.id() == signoz.id() {
+            signoz_live.as_ref().map(Clone::clone).map_err(|_| ())
+        } else {
+            observed
+                .object(object)
+                .map_err(|e| report.fail(object.id(), e))
+        });
+    }
+    if let Err(error) = signoz_live {
+        report.fail(signoz.id(), error);
+    }
+    let handoff = async {
+        match (dsn, secret_live) {
+            (Some(source), Some(Ok(live))) => {
+                Some(apply_database_secret_over(client, spec, source, live, dry_run).await)
+            }
+            (Some(_), Some(Err(error))) => Some(Err(error)),
+            _ => None,
+        }
+    };
+    let applies =
+        futures_util::future::join_all(owned.iter().zip(lives).filter_map(|(object, live)| {
+            let live = live.ok()?;
+            Some(async move {
+                let applied = match object.resource.kind.as_str() {
+                    "Application" | "HelmRelease" => {
+                        apply_delivery(client, spec, object, live, dry_run)
+                            .await
+                            .map(|(outcome, warnings)| (outcome, None, warnings))
                     }
-                } else {
-                    match read_live(client, object).await {
-                        Ok(live) => live,
-                        Err(error) => {
-                            report.fail(object.id(), error);
-                            continue;
-                        }
-                    }
+                    _ => apply_over_live_returning(client, manager, object, live, dry_run)
+                        .await
+                        .map(|(outcome, live)| (outcome, live, Vec::new())),
                 };
-                let applied = apply_delivery(client, spec, object, live, &mut report).await;
-                if is_signoz && applied.is_ok() {
+                (object, applied)
+            })
+        }));
+    let (handoff, applied) = tokio::join!(handoff, applies);
+
+    let mut dsn_handed_off = false;
+    if let (Some(object), Some(handoff)) = (&secret, handoff) {
+        match handoff {
+            Ok(HandoffOutcome::Applied(outcome)) => {
+                dsn_handed_off = true;
+                if data_changed(&outcome) {
+                    tracing::info!(secret = %object.id(), "database secret hand-off");
+                }
+                report.record(object, &outcome);
+            }
+            Ok(HandoffOutcome::Stale { .. }) => report.unchanged.push(object.id()),
+            Err(error) => report.fail(object.id(), error),
+        }
+    }
+    // The Instrumentation as the server holds it after our apply: what pods get injected
+    // with, so what workloads roll for. `None` when it did not land (a conflict, say).
+    let mut instrumentation_live = None;
+    for (object, result) in applied {
+        match result {
+            Ok((outcome, live, warnings)) => {
+                if object.resource.kind == "Instrumentation"
+                    && !matches!(outcome, ApplyOutcome::Conflict { .. })
+                {
+                    instrumentation_live = live.map(|l| l["spec"].clone());
+                }
+                if object.id() == signoz.id() {
                     report.delivered = Some(wanted.clone());
                 }
-                applied.map(|outcome| (outcome, None))
-            }
-            _ => apply_returning_live(client, manager, object, dry_run).await,
-        };
-        match applied {
-            Ok((outcome, live)) => {
-                match object.resource.kind.as_str() {
-                    "Secret" => dsn_handed_off = Some(data_changed(&outcome)),
-                    "Instrumentation" if !matches!(outcome, ApplyOutcome::Conflict { .. }) => {
-                        instrumentation_live = live.map(|l| l["spec"].clone());
-                    }
-                    _ => {}
+                for warning in warnings {
+                    report.warnings.push(format!("{}: {warning}", object.id()));
                 }
                 report.record(object, &outcome);
             }
             Err(error) => report.fail(object.id(), error),
         }
     }
-    if let Some(from) = replacement
-        && report.delivered.is_some()
-    {
-        remove_replaced_delivery(client, spec, &from, &mut report).await;
+    for (id, error) in std::mem::take(&mut observed.failures) {
+        report.fail(id, error);
     }
 
-    // Restarts, per workload: every cause of this reconcile in one rollout.
-    let mut restarts: BTreeMap<String, (WorkloadRef, Vec<(&'static str, String)>)> =
-        BTreeMap::new();
-    let mut restart =
-        |spec: &PlatformSpec, workload: WorkloadRef, key: &'static str, reason: String| {
-            restarts
-                .entry(workload_id(spec, &workload))
-                .or_insert_with(|| (workload, Vec::new()))
-                .1
-                .push((key, reason));
-        };
-
-    // Opt-in fields on the listed workloads, and the restart fingerprint of each: the live
-    // Instrumentation plus that workload's own fields, so only affected ones restart, and
-    // none while the Instrumentation did not land (a conflict, say).
-    let mut wanted = Vec::new();
-    for workload in &spec.instrumentation.workloads {
-        let probe = render_workload_optin(spec, workload, None)?;
-        wanted.push(probe.id());
-        let (object, outcome) = match opt_in_workload(client, spec, workload, dry_run).await {
-            Ok(done) => done,
-            Err(error) => {
-                report.fail(probe.id(), error);
-                continue;
-            }
-        };
-        report.record(&object, &outcome);
-        if let Some(instrumentation) = &instrumentation_live
-            && !matches!(
-                outcome,
-                ApplyOutcome::Missing | ApplyOutcome::Conflict { .. }
-            )
-        {
-            let reason = format!(
-                "instrumentation-{}",
-                content_hash(&serde_json::json!([instrumentation, object.body]))
-            );
-            restart(
+    // Write phase 2, concurrently: the workloads' opt-in fields, each with the causes it
+    // rolls for in its pod template (the live Instrumentation and its own fields; the DSN
+    // version when it reads the Secret), so one change is one rollout and a change that
+    // did not land rolls nothing; releases of workloads the spec no longer lists (giving
+    // our fields back rolls them too); prunes; the delivery a replacement allows to go.
+    let dsn_reason = dsn
+        .filter(|_| dsn_handed_off)
+        .map(|s| format!("credentials-version-{}", s.version_id));
+    let readers = crate::spec::chart::dsn_readers(spec);
+    // A workload whose namespace could not be listed is not known to be missing: skipped
+    // (its list's failure is reported).
+    let readable: Vec<_> = spec
+        .instrumentation
+        .workloads
+        .iter()
+        .zip(&probes)
+        .filter(|(_, probe)| !observed.unread_workload(&probe.id()))
+        .collect();
+    let opt_ins = futures_util::future::join_all(readable.iter().map(|(workload, probe)| {
+        let live = observed.workloads.get(&probe.id()).cloned();
+        let reads_dsn = readers.iter().any(|r| workload_id(spec, r) == probe.id());
+        let instrumentation = instrumentation_live.as_ref();
+        let dsn_reason = dsn_reason.as_ref().filter(|_| reads_dsn);
+        async move {
+            let object = optin_with_rollout_causes(
                 spec,
-                workload_ref(&object),
-                INSTRUMENTATION_RESTART_ANNOTATION,
-                reason,
-            );
+                workload,
+                live.as_ref(),
+                instrumentation,
+                dsn_reason,
+            )?;
+            let outcome = apply_over_live(client, manager, &object, live, dry_run).await?;
+            Ok::<_, Error>((object, outcome))
         }
-    }
-
-    // Workloads we opted in earlier and the spec no longer lists: give our fields back.
-    for (resource, namespace) in release_scopes(spec) {
-        let selector = format!("{INSTRUMENTED_LABEL}={platform}");
-        let listed = api_for(client, &resource, Some(&namespace))
-            .list_metadata(&ListParams::default().labels(&selector))
-            .await;
-        let listed = match listed {
-            Ok(list) => list,
-            Err(source) => {
-                let call = Call {
-                    verb: "list",
-                    resource: &resource,
-                    namespace: Some(&namespace),
-                    name: None,
-                };
-                report.fail(call.id(), call.failed(source));
-                continue;
-            }
+    }));
+    let wanted_ids: Vec<String> = probes.iter().map(DesiredObject::id).collect();
+    let platform = &spec.platform.name;
+    let mut releases = Vec::new();
+    for (id, live) in &observed.workloads {
+        let labelled = live
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(INSTRUMENTED_LABEL))
+            .is_some_and(|p| p == platform);
+        if !labelled || wanted_ids.contains(id) {
+            continue;
+        }
+        let (kind, namespace) = (
+            live.types.as_ref().map_or("", |t| t.kind.as_str()),
+            live.metadata.namespace.as_deref().unwrap_or(""),
+        );
+        let kind = if kind.is_empty() {
+            id.split('/').next().unwrap_or_default()
+        } else {
+            kind
         };
-        for live in listed.items {
-            let name = live.metadata.name.clone().unwrap_or_default();
-            let release = workload_fields(spec, &resource.kind, &namespace, &name, None)?;
-            if wanted.contains(&release.id()) {
-                continue;
-            }
-            if !dry_run {
-                let applied = api_for(client, &resource, Some(&namespace))
-                    .patch(
-                        &name,
-                        &PatchParams::apply(manager).validation_strict(),
-                        &Patch::Apply(&release.body),
-                    )
-                    .await;
-                if let Err(source) = applied {
-                    report.fail(release.id(), release.call("patch").failed(source));
-                    continue;
-                }
-            }
-            tracing::info!(workload = %release.id(), before = "instrumented", after = "released", dry_run, "removed our instrumentation fields");
-            report.released_workloads.push(release.id());
-            let reason = "instrumentation-removed".to_string();
-            restart(
-                spec,
-                workload_ref(&release),
-                INSTRUMENTATION_RESTART_ANNOTATION,
-                reason,
-            );
-        }
+        releases.push(workload_fields(
+            spec,
+            kind,
+            namespace,
+            live.metadata.name.as_deref().unwrap_or(""),
+            None,
+        )?);
     }
-
-    // Prune our objects the spec no longer wants, per kind and namespace we place them in.
+    let released = futures_util::future::join_all(releases.iter().map(|release| async move {
+        if !dry_run {
+            api_for(client, &release.resource, release.namespace.as_deref())
+                .patch(
+                    &release.name,
+                    &PatchParams::apply(manager).validation_strict(),
+                    &Patch::Apply(&release.body),
+                )
+                .await
+                .map_err(|source| release.call("patch").failed(source))?;
+        }
+        Ok::<_, Error>(())
+    }));
+    let mut doomed = Vec::new();
     for (resource, namespace) in prune_scopes(spec)? {
         let keep: Vec<&str> = owned
             .iter()
@@ -463,41 +470,149 @@ pub async fn sync_cluster_with(
             })
             .map(|o| o.name.as_str())
             .collect();
-        match prune_objects(client, platform, &resource, &namespace, &keep, dry_run).await {
-            Ok(pruned) => report.pruned.extend(pruned),
-            Err(error) => report.fail(format!("{}/{namespace}", resource.kind), error),
+        for live in observed
+            .labelled
+            .get(&(resource.kind.clone(), namespace.clone()))
+            .into_iter()
+            .flatten()
+        {
+            let name = live.metadata.name.clone().unwrap_or_default();
+            if !keep.contains(&name.as_str()) {
+                doomed.push((resource.clone(), namespace.clone(), name));
+            }
         }
+    }
+    let pruned =
+        futures_util::future::join_all(doomed.iter().map(|(resource, namespace, name)| {
+            prune_object(client, resource, namespace, name, dry_run)
+        }));
+    let replaced = async {
+        match &replacement {
+            Some(from) if report.delivered.is_some() => {
+                Some(remove_replaced_delivery(client, spec, from, dry_run).await)
+            }
+            _ => None,
+        }
+    };
+    let (opt_ins, released, pruned, replaced) = tokio::join!(opt_ins, released, pruned, replaced);
+
+    for ((_, probe), result) in readable.iter().zip(opt_ins) {
+        match result {
+            Ok((object, outcome)) => {
+                if matches!(
+                    outcome,
+                    ApplyOutcome::Created | ApplyOutcome::Updated { .. }
+                ) {
+                    report.restarted.push(object.id());
+                }
+                report.record(&object, &outcome);
+            }
+            Err(error) => report.fail(probe.id(), error),
+        }
+    }
+    for (release, result) in releases.iter().zip(released) {
+        match result {
+            Ok(()) => {
+                tracing::info!(workload = %release.id(), before = "instrumented", after = "released", dry_run, "removed our instrumentation fields");
+                report.released_workloads.push(release.id());
+                report.restarted.push(release.id());
+            }
+            Err(error) => report.fail(release.id(), error),
+        }
+    }
+    for ((resource, namespace, name), result) in doomed.iter().zip(pruned) {
+        let id = format!("{}/{namespace}/{name}", resource.kind);
+        match result {
+            Ok(()) => {
+                tracing::info!(object = %id, before = "present", after = "deleted", dry_run, "pruned object the spec no longer wants");
+                report.pruned.push(id);
+            }
+            Err(error) => report.fail(id, error),
+        }
+    }
+    match (replacement, replaced) {
+        (Some(from), Some(Ok(true))) => report.pruned.push(from.object),
+        (Some(from), Some(Err(error))) => report.fail(from.object, error),
+        _ => {}
     }
 
-    // Onto the DSN only once the Secret holding it was applied.
-    if let (Some(source), Some(data_changed)) = (dsn, dsn_handed_off) {
-        let reason = format!("credentials-version-{}", source.version_id);
-        for workload in crate::spec::chart::dsn_readers(spec) {
-            restart(spec, workload, RESTARTED_FOR_ANNOTATION, reason.clone());
-        }
-        if data_changed {
-            tracing::info!(data_changed, "database secret hand-off");
-        }
-    }
-    for (id, (workload, reasons)) in restarts {
-        match restart_for(client, spec, &workload, &reasons, false, dry_run).await {
-            Ok(true) => report.restarted.push(id),
-            Ok(false) => {}
-            Err(error) => report.fail(id, error),
+    // Write phase 3: the DSN readers that are not instrumented workloads (SigNoz's
+    // StatefulSet) roll onto the new DSN, once per version, once the Secret holds it.
+    if let Some(reason) = &dsn_reason {
+        let rolls = readers
+            .iter()
+            .filter(|r| !wanted_ids.contains(&workload_id(spec, r)))
+            .map(|workload| {
+                let live = observed.workloads.get(&workload_id(spec, workload));
+                let reasons = [(RESTARTED_FOR_ANNOTATION, reason.clone())];
+                async move {
+                    let id = workload_id(spec, workload);
+                    (
+                        id,
+                        restart_over(client, spec, workload, live, &reasons, false, dry_run).await,
+                    )
+                }
+            });
+        for (id, result) in futures_util::future::join_all(rolls).await {
+            match result {
+                Ok(true) => report.restarted.push(id),
+                Ok(false) => {}
+                Err(error) => report.fail(id, error),
+            }
         }
     }
     Ok(report)
 }
 
+/// The opt-in fields of one workload plus the causes it rolls for, as pod-template
+/// annotations we own: the fingerprint of the live Instrumentation and of its own
+/// fields, and the DSN version when it reads the Secret. A cause that did not land this
+/// time keeps the value the workload already carries, so nothing rolls for it.
+fn optin_with_rollout_causes(
+    spec: &PlatformSpec,
+    workload: &crate::spec::InstrumentedWorkload,
+    live: Option<&DynamicObject>,
+    instrumentation: Option<&Value>,
+    dsn_reason: Option<&String>,
+) -> Result<DesiredObject, Error> {
+    let container = live.and_then(|l| first_container(&l.data));
+    let mut object = render_workload_optin(spec, workload, container)?;
+    let carried = |key: &str| {
+        live.and_then(|l| l.data.pointer("/spec/template/metadata/annotations"))
+            .and_then(|a| a.get(key))
+            .cloned()
+    };
+    let fingerprint = instrumentation
+        .map(|i| {
+            Value::String(format!(
+                "instrumentation-{}",
+                content_hash(&serde_json::json!([i, object.body]))
+            ))
+        })
+        .or_else(|| carried(INSTRUMENTATION_RESTART_ANNOTATION));
+    let dsn = dsn_reason
+        .map(|r| Value::String(r.clone()))
+        .or_else(|| carried(RESTARTED_FOR_ANNOTATION).filter(|_| dsn_reason.is_some()));
+    let annotations = &mut object.body["spec"]["template"]["metadata"]["annotations"];
+    if let Some(fingerprint) = fingerprint {
+        annotations[INSTRUMENTATION_RESTART_ANNOTATION] = fingerprint;
+    }
+    if let Some(dsn) = dsn {
+        annotations[RESTARTED_FOR_ANNOTATION] = dsn;
+    }
+    Ok(object)
+}
+
 /// Applies one delivery object: one someone else created only as far as adopting it
-/// allows, one of ours never with its destination named twice.
+/// allows (returning what its owner must still fix), one of ours never with its
+/// destination named twice.
 async fn apply_delivery(
     client: &kube::Client,
     spec: &PlatformSpec,
     object: &DesiredObject,
-    live: Option<kube::api::DynamicObject>,
-    report: &mut SyncReport,
-) -> Result<ApplyOutcome, Error> {
+    live: Option<DynamicObject>,
+    dry_run: bool,
+) -> Result<(ApplyOutcome, Vec<String>), Error> {
     let manager = &spec.cluster.field_manager;
     let json = live
         .as_ref()
@@ -505,92 +620,49 @@ async fn apply_delivery(
     match (live, json) {
         (Some(live), Some(json)) if !created_by_us(&live) => {
             let adoption = adopt(object, &json)?;
-            for warning in adoption.warnings {
+            for warning in &adoption.warnings {
                 tracing::warn!(object = %object.id(), warning = %warning, "adopted delivery object");
-                report.warnings.push(format!("{}: {warning}", object.id()));
             }
             let Some(body) = adoption.body else {
-                return Ok(ApplyOutcome::Unchanged);
+                return Ok((ApplyOutcome::Unchanged, adoption.warnings));
             };
             let values_only = DesiredObject {
                 body,
                 owned: false,
                 ..object.clone()
             };
-            apply_over_live(client, manager, &values_only, Some(live), report.dry_run).await
+            let outcome =
+                apply_over_live(client, manager, &values_only, Some(live), dry_run).await?;
+            Ok((outcome, adoption.warnings))
         }
         (live, json) => {
             if let Some(clash) = json.and_then(|j| destination_clash(object, &j)) {
                 return Err(clash);
             }
-            apply_over_live(client, manager, object, live, report.dry_run).await
+            let outcome = apply_over_live(client, manager, object, live, dry_run).await?;
+            Ok((outcome, Vec::new()))
         }
     }
 }
 
-/// Deletes the delivery object a replacement allowed (after the new one was applied).
+/// Deletes the delivery object a replacement allowed (after the new one was applied);
+/// `Ok(false)` when there is nothing else to delete (a rename in the same Application).
 async fn remove_replaced_delivery(
     client: &kube::Client,
     spec: &PlatformSpec,
     from: &DeliveryRecord,
-    report: &mut SyncReport,
-) {
-    let wanted = DeliveryRecord::wanted(spec);
-    if from.object == wanted.object {
-        return; // A release rename in the same Application: nothing else to delete.
-    }
-    let Some((kind_resource, namespace, name)) = super::delivery::delivery_object(&from.object)
-    else {
-        return;
-    };
-    if !report.dry_run {
-        let deleted = api_for(client, &kind_resource, Some(namespace))
-            .delete(name, &DeleteParams::default())
-            .await;
-        match deleted {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.is_not_found() => {}
-            Err(source) => {
-                let call = Call {
-                    verb: "delete",
-                    resource: &kind_resource,
-                    namespace: Some(namespace),
-                    name: Some(name),
-                };
-                report.fail(from.object.clone(), call.failed(source));
-                return;
-            }
-        }
-    }
-    tracing::warn!(object = %from.object, before = "present", after = "deleted", dry_run = report.dry_run, "deleted the delivery cluster.delivery.replaces names");
-    report.pruned.push(from.object.clone());
-}
-
-/// Applies our opt-in fields to one workload we instrument (never creating it).
-async fn opt_in_workload(
-    client: &kube::Client,
-    spec: &PlatformSpec,
-    workload: &crate::spec::InstrumentedWorkload,
     dry_run: bool,
-) -> Result<(DesiredObject, ApplyOutcome), Error> {
-    let probe = render_workload_optin(spec, workload, None)?;
-    let live = read_live(client, &probe).await?;
-    let container = live
-        .as_ref()
-        .and_then(|l| first_container(&l.data))
-        .map(str::to_string);
-    let object = render_workload_optin(spec, workload, container.as_deref())?;
-    let outcome =
-        apply_over_live(client, &spec.cluster.field_manager, &object, live, dry_run).await?;
-    Ok((object, outcome))
-}
-
-fn workload_ref(object: &DesiredObject) -> WorkloadRef {
-    WorkloadRef {
-        kind: object.resource.kind.clone(),
-        name: object.name.clone(),
-        namespace: object.namespace.clone(),
+) -> Result<bool, Error> {
+    let wanted = DeliveryRecord::wanted(spec);
+    let Some((resource, namespace, name)) = super::delivery::delivery_object(&from.object) else {
+        return Ok(false);
+    };
+    if from.object == wanted.object {
+        return Ok(false);
     }
+    prune_object(client, &resource, namespace, name, dry_run).await?;
+    tracing::warn!(object = %from.object, before = "present", after = "deleted", dry_run, "deleted the delivery cluster.delivery.replaces names");
+    Ok(true)
 }
 
 /// The report as the handler's JSON answer.

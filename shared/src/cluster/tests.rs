@@ -404,7 +404,10 @@ fn flux_delivery_feeds_the_release_from_a_watched_configmap() {
 fn every_owned_object_is_labelled_ours() {
     let spec = example_spec();
     let mut objects = render_owned_objects(&spec).unwrap();
-    objects.push(render_database_secret(&spec, "postgres://u:p@h/db"));
+    objects.push(render_database_secret(
+        &spec,
+        &dsn_source("postgres://u:p@h/db"),
+    ));
     for object in objects {
         let labels = &object.body["metadata"]["labels"];
         assert_eq!(
@@ -489,11 +492,12 @@ async fn database_secret_is_applied_with_our_field_manager_without_force() {
         )
         .await
     });
-    let changed = super::apply_database_secret(&client, &spec, "postgres://u:p%40ss@h:5432/signoz")
+    let source = dsn_source("postgres://u:p%40ss@h:5432/signoz");
+    let changed = super::apply_database_secret(&client, &spec, &source, false)
         .await
         .unwrap();
     let (query, content_type, body) = server.await.unwrap();
-    assert!(changed);
+    assert!(changed.data_changed());
     assert_eq!(content_type, "application/apply-patch+yaml");
     assert!(
         query.contains("fieldManager=signoz-control-plane"),
@@ -508,14 +512,29 @@ async fn database_secret_is_applied_with_our_field_manager_without_force() {
         body["data"]["SIGNOZ_SQLSTORE_POSTGRES_DSN"],
         "cG9zdGdyZXM6Ly91OnAlNDBzc0BoOjU0MzIvc2lnbm96"
     );
+    assert_eq!(body["data"]["database-ca.pem"], "LS0tLS1CRUdJTg==");
+    assert_eq!(
+        body["metadata"]["annotations"]["signoz-control-plane/credentials-version"],
+        "v1"
+    );
     assert!(body.get("stringData").is_none());
+}
+
+/// A hand-off of version `v1` with a stand-in CA bundle (base64 `LS0tLS1CRUdJTg==`).
+fn dsn_source(dsn: &str) -> super::secret::DsnSource {
+    super::secret::DsnSource {
+        dsn: dsn.into(),
+        ca_bundle: "-----BEGIN".into(),
+        version_id: "v1".into(),
+        authority: None,
+    }
 }
 
 #[tokio::test]
 async fn unchanged_secret_sends_no_write() {
     let spec = example_spec();
-    let dsn = "postgres://u:p@h:5432/signoz";
-    let live = render_database_secret(&spec, dsn).body_with_hash();
+    let dsn = dsn_source("postgres://u:p@h:5432/signoz");
+    let live = render_database_secret(&spec, &dsn).body_with_hash();
     let (client, mut handle) = mock_client();
     let server = tokio::spawn(async move {
         let (get, send) = handle.next_request().await.expect("GET");
@@ -525,9 +544,10 @@ async fn unchanged_secret_sends_no_write() {
         handle
     });
     assert!(
-        !super::apply_database_secret(&client, &spec, dsn)
+        !super::apply_database_secret(&client, &spec, &dsn, false)
             .await
             .unwrap()
+            .data_changed()
     );
     drop(client);
     let mut handle = server.await.unwrap();

@@ -1,21 +1,27 @@
-//! The `enforce-cold-storage` function's path: decode, plan, check safety, apply.
+//! The `enforce-cold-storage` function's path: decode, observe, plan, check safety, apply.
 //!
 //! The bucket's posture ([`plan`], [`apply`]) and ClickHouse's TTLs ([`ttl`]) are planned
-//! from the spec; an unsafe plan is refused before any write. The largest retention ever
-//! applied lives in the state store and bounds expiration from below.
+//! from the spec. The largest retention ever applied to or observed in SigNoz lives in
+//! the state store and sets the expiration's floor; it is raised by compare-and-swap,
+//! under a lease in the same document, before the lifecycle or a TTL is written, so two
+//! functions reconciling at once serialise their writes. An unsafe lifecycle blocks the
+//! lifecycle only: the rest of the posture is repaired and the run fails afterwards.
 
 pub mod apply;
 pub mod cost;
 pub mod plan;
 pub mod ttl;
 
+use std::hash::BuildHasher;
+
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
 use crate::events::{ControlAction, Trigger, TriggerKind, decode_for};
-use crate::spec::{LoadedSpec, SpecLocation, load_spec};
+use crate::spec::{LoadedSpec, PlatformSpec, SpecLocation, load_spec};
 use crate::state::{StateError, StateStore};
-use plan::RetentionHighWater;
-use ttl::{TtlApi, TtlOutcome, TtlPatience};
+use plan::{ColdDaysNeeded, Lease, RetentionHighWater};
+use ttl::{ObservedTtl, TtlApi, TtlJobs, TtlOutcome, TtlPatience, TtlReport};
 
 /// Name of the Lambda function this module serves.
 pub const FUNCTION: &str = "enforce-cold-storage";
@@ -47,12 +53,24 @@ pub const DRIFT_EVENT_NAMES: &[&str] = &[
 
 /// Environment variable that turns every invocation into a dry run (the local command).
 pub const DRY_RUN_ENV: &str = "DRY_RUN";
+/// State key of the last dry run's plan.
+pub const PLAN_KEY: &str = "cold-storage/plan.json";
+/// State key of the last dry run's cost chart, next to the plan.
+pub const COST_CHART_KEY: &str = "cold-storage/cost-curve.svg";
+/// How long a lease on the lifecycle and TTLs lasts (a run takes well under a minute).
+const LEASE_FOR: SignedDuration = SignedDuration::from_mins(2);
+/// How long a run waits for another run's lease before giving up (retryable).
+const LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// Errors of this function's path. Nothing is written when `Unsafe` is returned.
+/// Errors of this function's path.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("refusing the cold-storage plan, nothing was written:\n{}", render(.0))]
-    Unsafe(Vec<String>),
+    /// The lifecycle was not written; everything else was (named in `repaired`).
+    #[error("refusing the lifecycle change (repaired: {}; TTLs converged):\n{}", repaired_text(.repaired), render(.reasons))]
+    Unsafe {
+        reasons: Vec<String>,
+        repaired: Vec<&'static str>,
+    },
     #[error(
         "cold-storage bucket {0} does not exist (it is created by Terraform); retry once it does"
     )]
@@ -64,6 +82,10 @@ pub enum Error {
     },
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(
+        "another reconcile holds the lifecycle and TTL lease ({holder}) until {until}; retry after it"
+    )]
+    LeaseHeld { holder: String, until: Timestamp },
     #[error(
         "SigNoz API key secret {secret} does not exist or is empty: store an admin API key in it"
     )]
@@ -78,8 +100,16 @@ pub enum Error {
         status: u16,
         message: String,
     },
-    #[error("SigNoz reported the TTL job failed for: {}", .0.join(", "))]
+    #[error("SigNoz reported the TTL job failed for: {}", .0.join("; "))]
     TtlJobFailed(Vec<String>),
+    #[error("SigNoz TTL job stuck for: {}", .0.join("; "))]
+    TtlJobStuck(Vec<String>),
+    #[error("SigNoz accepted the {signal} TTL {sent} but reads back {read}")]
+    TtlReadBack {
+        signal: String,
+        sent: String,
+        read: String,
+    },
 }
 
 impl Error {
@@ -89,13 +119,24 @@ impl Error {
             Error::BucketCall { .. }
             | Error::ApiKeyUnavailable { .. }
             | Error::TtlApiUnavailable { .. }
+            | Error::LeaseHeld { .. }
             | Error::TtlJobFailed(_) => true,
             Error::State(e) => !matches!(e, StateError::Corrupt { .. }),
-            Error::Unsafe(_)
+            Error::Unsafe { .. }
             | Error::BucketMissing(_)
             | Error::ApiKeyMissing { .. }
-            | Error::TtlApiRejected { .. } => false,
+            | Error::TtlApiRejected { .. }
+            | Error::TtlJobStuck(_)
+            | Error::TtlReadBack { .. } => false,
         }
+    }
+}
+
+fn repaired_text(repaired: &[&str]) -> String {
+    if repaired.is_empty() {
+        "nothing else needed it".into()
+    } else {
+        repaired.join(", ")
     }
 }
 
@@ -108,6 +149,7 @@ fn render(reasons: &[String]) -> String {
 }
 
 /// Clients and configuration built once per process, in `main`.
+#[derive(Clone)]
 pub struct Context {
     pub s3: aws_sdk_s3::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
@@ -180,12 +222,17 @@ fn ignored(trigger: &str, reason: impl Into<String>) -> Value {
 
 /// Handles one invocation.
 pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
+    handle_at(ctx, payload, Timestamp::now()).await
+}
+
+/// [`handle`] at a given time (TTL jobs pending too long are measured against `now`).
+pub async fn handle_at(ctx: &Context, payload: Value, now: Timestamp) -> crate::Result<Value> {
     let trigger = decode_for(FUNCTION, HANDLES, payload)?;
     let kind = trigger.kind().to_string();
     match trigger {
         Trigger::Schedule { .. } => {
             let loaded = load_spec(&ctx.spec_location, &ctx.s3).await?;
-            reconcile(ctx, &loaded, Scope::BucketAndTtls, ctx.dry_run, &kind).await
+            reconcile(ctx, &loaded, Scope::BucketAndTtls, ctx.dry_run, &kind, now).await
         }
         Trigger::SpecWritten(object) => {
             let is_spec = matches!(&ctx.spec_location,
@@ -200,7 +247,7 @@ pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
                 ));
             }
             let loaded = load_spec(&ctx.spec_location, &ctx.s3).await?;
-            reconcile(ctx, &loaded, Scope::BucketAndTtls, ctx.dry_run, &kind).await
+            reconcile(ctx, &loaded, Scope::BucketAndTtls, ctx.dry_run, &kind, now).await
         }
         Trigger::BucketApiCall(call) => {
             if let Some(code) = &call.error_code {
@@ -230,14 +277,14 @@ pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
                 "cold bucket changed outside the control plane; undoing"
             );
             let mut summary =
-                reconcile(ctx, &loaded, Scope::BucketOnly, ctx.dry_run, &kind).await?;
+                reconcile(ctx, &loaded, Scope::BucketOnly, ctx.dry_run, &kind, now).await?;
             summary["drift"] = json!({ "event_name": call.event_name, "actor": call.actor, "event_time": call.event_time });
             Ok(summary)
         }
         Trigger::Control(request) if request.action == ControlAction::ReconcileColdStorage => {
             let loaded = load_spec(&ctx.spec_location, &ctx.s3).await?;
             let dry_run = request.dry_run || ctx.dry_run;
-            reconcile(ctx, &loaded, Scope::BucketAndTtls, dry_run, &kind).await
+            reconcile(ctx, &loaded, Scope::BucketAndTtls, dry_run, &kind, now).await
         }
         Trigger::Control(request) => Ok(ignored(
             &kind,
@@ -251,126 +298,440 @@ pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
 }
 
 /// Reconciles the bucket and TTLs now, as the schedule would (respond-to-alarms calls it).
-pub async fn reconcile_now(ctx: &Context, trigger: &str) -> crate::Result<Value> {
+pub async fn reconcile_now(ctx: &Context, trigger: &str, now: Timestamp) -> crate::Result<Value> {
     let loaded = load_spec(&ctx.spec_location, &ctx.s3).await?;
-    reconcile(ctx, &loaded, Scope::BucketAndTtls, ctx.dry_run, trigger).await
+    reconcile(
+        ctx,
+        &loaded,
+        Scope::BucketAndTtls,
+        ctx.dry_run,
+        trigger,
+        now,
+    )
+    .await
 }
 
-/// Plans the bucket and TTLs, refuses unsafe plans, and applies unless `dry_run`.
+/// The spec as it applies now: the hot days lowered by alarm policies in force. Those
+/// stay lowered until respond-to-alarms reverts them; each is bounded by the same
+/// safety check as the spec.
+async fn effective_spec(
+    state: &StateStore,
+    spec: &PlatformSpec,
+    memory: &RetentionHighWater,
+    scope: Scope,
+) -> crate::Result<(PlatformSpec, Option<Vec<String>>)> {
+    if scope == Scope::BucketOnly {
+        return Ok((spec.clone(), None));
+    }
+    let hot_days = crate::alarms::overrides::read_hot_days_override(state, spec, memory).await?;
+    Ok(match hot_days {
+        Some(o) => (o.applied_to(spec), Some(o.why)),
+        None => (spec.clone(), None),
+    })
+}
+
+/// What SigNoz reports for every signal, and the cold days those reports need (or why
+/// they cannot be trusted).
+async fn observe_ttls(
+    api: &TtlApi<'_>,
+) -> Result<(Vec<ObservedTtl>, Vec<ColdDaysNeeded>, Vec<String>), Error> {
+    let mut observed = Vec::new();
+    for signal in ["traces", "metrics", "logs"] {
+        observed.push(api.observe(signal).await?);
+    }
+    let (mut needed, mut unknown) = (Vec::new(), Vec::new());
+    for o in &observed {
+        match o.needed() {
+            Ok(n) => needed.extend(n),
+            Err(why) => unknown.push(why),
+        }
+    }
+    Ok((observed, needed, unknown))
+}
+
+/// A name for this run in the lease.
+fn lease_holder(trigger: &str, now: Timestamp) -> String {
+    let salt = std::collections::hash_map::RandomState::new().hash_one(now.as_nanosecond());
+    format!("{FUNCTION}/{trigger}/{salt:016x}")
+}
+
+/// Takes the lease on the lifecycle and TTLs and raises the memory by `needed` in the
+/// same compare-and-swap; returns the document that came back.
+async fn acquire_lease(
+    state: &StateStore,
+    holder: &str,
+    now: Timestamp,
+    needed: &[ColdDaysNeeded],
+) -> Result<RetentionHighWater, Error> {
+    let deadline = std::time::Instant::now() + LEASE_WAIT;
+    loop {
+        let (doc, version) = state
+            .load::<RetentionHighWater>(RetentionHighWater::KEY)
+            .await?;
+        let doc = doc.unwrap_or_default();
+        if let Some(lease) = doc.leased_to_other(holder, now).cloned() {
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::LeaseHeld {
+                    holder: lease.holder,
+                    until: lease.until,
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            continue;
+        }
+        let mut next = doc.raised_by(needed).unwrap_or(doc);
+        next.lease = Some(Lease {
+            holder: holder.into(),
+            until: now.checked_add(LEASE_FOR).unwrap_or(now),
+        });
+        match state.save(RetentionHighWater::KEY, &next, &version).await {
+            Ok(()) => return Ok(next),
+            Err(StateError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Raises the memory by `needed` (and releases the lease when `release`), keeping the
+/// lease only if it is still ours; returns the document that came back.
+async fn update_leased(
+    state: &StateStore,
+    holder: &str,
+    needed: &[ColdDaysNeeded],
+    release: bool,
+) -> Result<RetentionHighWater, Error> {
+    let mut result = None;
+    state
+        .update(
+            RetentionHighWater::KEY,
+            |current: Option<&RetentionHighWater>| {
+                let doc = current.cloned().unwrap_or_default();
+                let mut next = doc.raised_by(needed).unwrap_or_else(|| doc.clone());
+                if release && next.lease.as_ref().is_some_and(|l| l.holder == holder) {
+                    next.lease = None;
+                }
+                result = Some(next.clone());
+                (next != doc).then_some(next)
+            },
+        )
+        .await?;
+    Ok(result.expect("update calls the change at least once"))
+}
+
+/// Plans the bucket and TTLs, refuses unsafe lifecycles, and applies unless `dry_run`.
 async fn reconcile(
     ctx: &Context,
     loaded: &LoadedSpec,
     scope: Scope,
     dry_run: bool,
     trigger: &str,
+    now: Timestamp,
 ) -> crate::Result<Value> {
-    let spec = &loaded.spec;
-    let bucket = &spec.cold_storage.bucket;
-    let state = StateStore::for_spec(ctx.s3.clone(), spec);
+    let bucket = &loaded.spec.cold_storage.bucket;
+    let state = StateStore::for_spec(ctx.s3.clone(), &loaded.spec);
     let (memory, _) = state
         .load::<RetentionHighWater>(RetentionHighWater::KEY)
         .await
         .map_err(Error::from)?;
     let memory = memory.unwrap_or_default();
-    // Hot days lowered by an alarm policy stay lowered until respond-to-alarms reverts them;
-    // the override is already bounded by the same safety check as below.
-    let hot_days = match scope {
-        Scope::BucketAndTtls => {
-            crate::alarms::overrides::read_hot_days_override(&state, &loaded.spec, &memory).await?
-        }
-        Scope::BucketOnly => None,
-    };
-    let effective = hot_days.as_ref().map(|o| o.applied_to(&loaded.spec));
-    let spec = effective.as_ref().unwrap_or(spec);
+    let (spec, overrides) = effective_spec(&state, &loaded.spec, &memory, scope).await?;
     let observed = apply::observe_bucket(&ctx.s3, bucket).await?;
-    let mut reasons = plan::unsafe_reasons(spec, &memory);
-    reasons.extend(plan::foreign_rule_conflicts(
-        spec,
-        &memory,
-        &observed.lifecycle_rules,
-    ));
-    if !reasons.is_empty() {
-        for reason in &reasons {
-            tracing::error!(bucket, reason, "unsafe cold-storage plan refused");
+    let changes = plan::plan_bucket_posture(&spec, &observed, &memory);
+    let lifecycle_planned = changes.iter().any(|c| c.resource == "lifecycle");
+    // Access, encryption, versioning and the TLS-only policy never wait on SigNoz or on
+    // the retention: repaired first, whatever happens to the lifecycle.
+    let mut applied: Vec<plan::BucketChange> = Vec::new();
+    if !dry_run {
+        for change in changes.iter().filter(|c| c.resource != "lifecycle") {
+            apply::apply_bucket_change(&ctx.s3, bucket, change).await?;
+            applied.push(change.clone());
         }
-        return Err(Error::Unsafe(reasons).into());
     }
-    let changes = plan::plan_bucket_posture(spec, &observed);
-    let targets = ttl::plan_ttls(&spec.retention);
-    let report: Vec<Value> = changes
-        .iter()
-        .map(|c| json!({ "resource": c.resource, "before": c.before, "after": c.after }))
-        .collect();
+    let repaired: Vec<&'static str> = applied.iter().map(|c| c.resource).collect();
+
+    // What SigNoz keeps decides the expiration: ask it before the lifecycle is decided.
+    let api_key = if scope == Scope::BucketAndTtls || lifecycle_planned {
+        Some(read_api_key(ctx, &spec.retention.ttl_api.api_key_secret).await?)
+    } else {
+        None
+    };
+    let api = api_key.as_deref().map(|key| TtlApi {
+        http: ctx.http(),
+        base_url: &spec.retention.ttl_api.url,
+        api_key: key,
+        patience: ctx.ttl_patience,
+    });
+    let (observations, needed, unknown) = match &api {
+        Some(api) => observe_ttls(api).await?,
+        None => Default::default(),
+    };
+    let learned = memory.raised_by(&needed);
+    let memory = learned.clone().unwrap_or(memory);
+    let changes = plan::plan_bucket_posture(&spec, &observed, &memory);
+    let mut reasons = plan::lifecycle_conflicts(&spec, &memory, &observed);
+    reasons.extend(unknown);
+    let targets = match scope {
+        Scope::BucketAndTtls => ttl::plan_ttls(&spec.retention),
+        Scope::BucketOnly => Vec::new(),
+    };
     let mut summary = json!({
         "function": FUNCTION,
         "trigger": trigger,
         "spec_revision": loaded.revision,
         "dry_run": dry_run,
         "bucket": bucket,
+        "expiration_days": plan::expiration_days(&spec, &memory),
         "remembered_cold_days": memory.cold_days,
     });
-    if let Some(o) = &hot_days {
-        summary["alarm_overrides"] = json!(o.why);
+    let mut warnings: Vec<String> = plan::expiration_raised(&spec, &memory)
+        .into_iter()
+        .collect();
+    if let Some(why) = &overrides {
+        summary["alarm_overrides"] = json!(why);
     }
+    if let Some(learned) = &learned {
+        summary["learned_from_signoz"] = json!(learned.learned_from);
+    }
+    let report = |changes: &[plan::BucketChange]| -> Vec<Value> {
+        changes
+            .iter()
+            .map(|c| json!({ "resource": c.resource, "before": c.before, "after": c.after }))
+            .collect()
+    };
     if dry_run {
-        summary["planned_changes"] = json!(report);
+        summary["planned_changes"] = json!(report(&changes));
         if scope == Scope::BucketAndTtls {
             summary["planned_ttls"] = json!(targets);
         }
-        summary["cost"] = json!(
-            spec.cold_storage
-                .cost
-                .as_ref()
-                .map(|prices| cost::cost_curve(&spec.cold_storage, prices))
-        );
+        summary["refused"] = json!(reasons);
+        summary["warnings"] = json!(warnings);
+        if let Some(prices) = &spec.cold_storage.cost {
+            let curve = cost::cost_curve(&spec.cold_storage, &spec.retention, prices);
+            let table = cost::cost_table(&curve);
+            tracing::info!(table = %table, "monthly S3 cost of the cold tiers");
+            summary["cost"] = json!(curve);
+            summary["cost"]["table"] = json!(table);
+            store_report(
+                &state,
+                COST_CHART_KEY,
+                cost::cost_chart_svg(&curve),
+                "image/svg+xml",
+            )
+            .await;
+        }
+        store_report(&state, PLAN_KEY, format!("{summary:#}"), "application/json").await;
         tracing::info!(plan = %summary, "dry run: nothing written");
         return Ok(summary);
     }
-    for change in &changes {
-        apply::apply_bucket_change(&ctx.s3, bucket, change).await?;
-    }
-    summary["changes"] = json!(report);
-    if scope == Scope::BucketOnly {
-        return Ok(summary);
-    }
-    // Remember before applying: a TTL that half-applied must still bound expiration.
-    let raised = state
-        .update(
-            RetentionHighWater::KEY,
-            |current: Option<&RetentionHighWater>| {
-                current
-                    .cloned()
-                    .unwrap_or_default()
-                    .raised_to(&spec.retention)
-            },
+
+    let ttls_to_post = observations.iter().any(|o| {
+        targets
+            .iter()
+            .any(|t| t.signal == o.signal && !o.matches(t))
+    });
+    let mut reports: Vec<TtlReport> = Vec::new();
+    let mut lifecycle_applied = None;
+    if learned.is_some() || lifecycle_planned || ttls_to_post {
+        let holder = lease_holder(trigger, now);
+        let outcome = leased_writes(
+            ctx,
+            &state,
+            loaded,
+            scope,
+            &observed,
+            &needed,
+            &holder,
+            api.as_ref(),
+            now,
+            &mut reports,
         )
-        .await
-        .map_err(Error::from)?;
-    if let Some(raised) = &raised {
-        summary["remembered_cold_days"] = json!(raised.cold_days);
+        .await;
+        let released = update_leased(&state, &holder, &[], true).await;
+        let leased = outcome?;
+        released?;
+        summary["expiration_days"] = json!(plan::expiration_days(&leased.spec, &leased.memory));
+        summary["remembered_cold_days"] = json!(leased.memory.cold_days);
+        warnings = plan::expiration_raised(&leased.spec, &leased.memory)
+            .into_iter()
+            .collect();
+        if let Some(why) = leased.overrides {
+            summary["alarm_overrides"] = json!(why);
+        }
+        reasons = leased.reasons;
+        lifecycle_applied = leased.lifecycle;
+    } else if let Some(api) = &api {
+        // Nothing to write: still report, verify what earlier runs sent, time pending jobs.
+        reports = converge_ttls(api, &state, &targets, &observations, now, &spec).await?;
     }
-    let api_key = read_api_key(ctx, &spec.retention.ttl_api.api_key_secret).await?;
-    let api = TtlApi {
-        http: ctx.http(),
-        base_url: &spec.retention.ttl_api.url,
-        api_key: &api_key,
-        patience: ctx.ttl_patience,
-    };
-    let mut reports = Vec::new();
-    for target in targets {
-        reports.push(api.converge(target).await?);
+    let mut all = report(&applied);
+    all.extend(lifecycle_applied.iter().map(|c: &plan::BucketChange| {
+        json!({ "resource": c.resource, "before": c.before, "after": c.after })
+    }));
+    summary["changes"] = json!(all);
+    for w in &warnings {
+        tracing::warn!(bucket, warning = %w, "expiration raised above the spec");
+    }
+    summary["warnings"] = json!(warnings);
+    if scope == Scope::BucketOnly {
+        return finish(summary, reasons, repaired, &[]);
     }
     summary["ttls"] = json!(reports);
+    tracing::info!(summary = %summary, "cold storage reconciled");
+    finish(summary, reasons, repaired, &reports)
+}
+
+/// What the leased part of a run did.
+struct Leased {
+    spec: PlatformSpec,
+    memory: RetentionHighWater,
+    overrides: Option<Vec<String>>,
+    reasons: Vec<String>,
+    lifecycle: Option<plan::BucketChange>,
+}
+
+/// Under the lease: raise the memory, re-read the overrides, write the lifecycle if it
+/// is safe against the document that came back, raise the memory to the TTLs about to be
+/// sent, and send them.
+#[allow(clippy::too_many_arguments)]
+async fn leased_writes(
+    ctx: &Context,
+    state: &StateStore,
+    loaded: &LoadedSpec,
+    scope: Scope,
+    observed: &plan::ObservedBucket,
+    needed: &[ColdDaysNeeded],
+    holder: &str,
+    api: Option<&TtlApi<'_>>,
+    now: Timestamp,
+    reports: &mut Vec<TtlReport>,
+) -> crate::Result<Leased> {
+    let bucket = &loaded.spec.cold_storage.bucket;
+    let doc = acquire_lease(state, holder, now, needed).await?;
+    // Overrides written by respond-to-alarms before we took the lease are seen here.
+    let (spec, overrides) = effective_spec(state, &loaded.spec, &doc, scope).await?;
+    // Another writer may have posted TTLs meanwhile: look again before sending ours.
+    let (observations, needed, unknown) = match api {
+        Some(api) => observe_ttls(api).await?,
+        None => Default::default(),
+    };
+    let targets = match scope {
+        Scope::BucketAndTtls => ttl::plan_ttls(&spec.retention),
+        Scope::BucketOnly => Vec::new(),
+    };
+    // Remember before applying: a TTL that half-applies must still bound expiration.
+    let mut raise = needed;
+    raise.extend(plan::spec_cold_days(&spec.retention, "spec, as applied"));
+    if scope == Scope::BucketOnly {
+        raise.retain(|n| !n.source.starts_with("spec"));
+    }
+    let memory = update_leased(state, holder, &raise, false).await?;
+    let mut reasons = plan::lifecycle_conflicts(&spec, &memory, observed);
+    reasons.extend(unknown);
+    let lifecycle = plan::plan_bucket_posture(&spec, observed, &memory)
+        .into_iter()
+        .find(|c| c.resource == "lifecycle");
+    let mut written = None;
+    match (&lifecycle, reasons.is_empty()) {
+        (Some(change), true) => {
+            apply::apply_bucket_change(&ctx.s3, bucket, change).await?;
+            written = lifecycle;
+        }
+        (Some(_), false) => {
+            for reason in &reasons {
+                tracing::error!(bucket, reason, "lifecycle change refused");
+            }
+        }
+        (None, _) => {}
+    }
+    if let Some(api) = api {
+        *reports = converge_ttls(api, state, &targets, &observations, now, &spec).await?;
+    }
+    Ok(Leased {
+        spec,
+        memory,
+        overrides,
+        reasons,
+        lifecycle: written,
+    })
+}
+
+/// Converges every signal's TTL and records, for the next run, what was sent and since
+/// when a job has been running.
+async fn converge_ttls(
+    api: &TtlApi<'_>,
+    state: &StateStore,
+    targets: &[ttl::TtlTarget],
+    observations: &[ObservedTtl],
+    now: Timestamp,
+    spec: &PlatformSpec,
+) -> Result<Vec<TtlReport>, Error> {
+    let (jobs, _) = state.load::<TtlJobs>(TtlJobs::KEY).await?;
+    let jobs = jobs.unwrap_or_default();
+    let stuck_after =
+        SignedDuration::from_mins(i64::from(spec.retention.ttl_api.stuck_after_minutes));
+    let mut next = jobs.clone();
+    let mut reports = Vec::new();
+    for target in targets {
+        let Some(observed) = observations.iter().find(|o| o.signal == target.signal) else {
+            continue;
+        };
+        let job = jobs.signals.get(target.signal).cloned().unwrap_or_default();
+        let (report, record) = api
+            .converge(*target, observed, &job, now, stuck_after)
+            .await?;
+        if record == ttl::TtlJob::default() {
+            next.signals.remove(target.signal);
+        } else {
+            next.signals.insert(target.signal.into(), record);
+        }
+        reports.push(report);
+    }
+    if next != jobs {
+        state
+            .update(TtlJobs::KEY, |_: Option<&TtlJobs>| Some(next.clone()))
+            .await?;
+    }
+    Ok(reports)
+}
+
+/// The run's answer, or the error that makes it fail loudly after what could be done.
+fn finish(
+    summary: Value,
+    reasons: Vec<String>,
+    repaired: Vec<&'static str>,
+    reports: &[TtlReport],
+) -> crate::Result<Value> {
+    if !reasons.is_empty() {
+        return Err(Error::Unsafe { reasons, repaired }.into());
+    }
+    let stuck: Vec<String> = reports
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            TtlOutcome::Stuck { reason, .. } => Some(format!("{}: {reason}", r.signal)),
+            _ => None,
+        })
+        .collect();
+    if !stuck.is_empty() {
+        return Err(Error::TtlJobStuck(stuck).into());
+    }
     let failed: Vec<String> = reports
         .iter()
-        .filter(|r| r.outcome == TtlOutcome::Failed)
-        .map(|r| r.signal.to_string())
+        .filter_map(|r| match &r.outcome {
+            TtlOutcome::Failed { reason } => Some(format!("{}: {reason}", r.signal)),
+            _ => None,
+        })
         .collect();
-    tracing::info!(summary = %summary, "cold storage reconciled");
     if !failed.is_empty() {
         return Err(Error::TtlJobFailed(failed).into());
     }
     Ok(summary)
+}
+
+/// Stores a report of a dry run in the state store; a failure is only logged.
+async fn store_report(state: &StateStore, key: &str, body: String, content_type: &str) {
+    if let Err(e) = state.put_report(key, body.into_bytes(), content_type).await {
+        tracing::warn!(key, error = %e, "could not store the dry run's report");
+    }
 }
 
 /// The admin API key: the secret's string, or its `api_key` field when it is JSON.

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::types::{
-    AbortIncompleteMultipartUpload, ExpirationStatus, LifecycleExpiration, LifecycleRule,
-    LifecycleRuleFilter, Transition, TransitionStorageClass,
+    AbortIncompleteMultipartUpload, ExpirationStatus, IntelligentTieringConfiguration,
+    IntelligentTieringStatus, LifecycleExpiration, LifecycleRule, LifecycleRuleFilter,
+    NoncurrentVersionExpiration, Transition, TransitionStorageClass,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -16,6 +17,8 @@ use crate::spec::{self, EncryptionAlgorithm, MinimumObjectSize, PlatformSpec};
 pub const TIER_RULE_ID: &str = "signoz-cold-tiers";
 /// ID of the lifecycle rule that aborts incomplete multipart uploads.
 pub const ABORT_RULE_ID: &str = "signoz-abort-incomplete-uploads";
+/// ID of the lifecycle rule that expires noncurrent versions and expired delete markers.
+pub const NONCURRENT_RULE_ID: &str = "signoz-expire-noncurrent";
 /// `Sid` of the bucket-policy statement that denies requests without TLS.
 pub const DENY_INSECURE_SID: &str = "SignozDenyInsecureTransport";
 /// Storage classes that need a restore before a read: ClickHouse fails on them.
@@ -45,6 +48,29 @@ impl PublicAccessBlock {
 pub struct DefaultEncryption {
     pub algorithm: String,
     pub kms_key_id: Option<String>,
+    /// `BucketKeyEnabled` of the rule (S3 reports false when unset).
+    pub bucket_key_enabled: bool,
+}
+
+impl DefaultEncryption {
+    /// Whether `observed` already gives what `self` asks: same algorithm, the same KMS key
+    /// however it is spelled (S3 may read an alias back as its ARN), the same bucket key.
+    pub fn satisfied_by(&self, observed: &DefaultEncryption) -> bool {
+        let same_key = match (&self.kms_key_id, &observed.kms_key_id) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a == b
+                    || spec::parse_kms_key(a)
+                        .zip(spec::parse_kms_key(b))
+                        .is_some_and(|(a, b)| a.same_key(&b))
+            }
+            _ => false,
+        };
+        self.algorithm == observed.algorithm
+            && same_key
+            && (self.algorithm != "aws:kms"
+                || self.bucket_key_enabled == observed.bucket_key_enabled)
+    }
 }
 
 /// What the bucket has now, as read by the adapter.
@@ -58,6 +84,8 @@ pub struct ObservedBucket {
     /// `Enabled`, `Suspended`, or `None` when versioning was never enabled.
     pub versioning: Option<String>,
     pub policy: Option<Value>,
+    /// The bucket's S3 Intelligent-Tiering configurations (archive tiers are opt-in there).
+    pub intelligent_tiering: Vec<IntelligentTieringConfiguration>,
 }
 
 /// One write the applier performs, with what it replaces (for the log and the report).
@@ -87,10 +115,31 @@ pub enum BucketWrite {
     Policy(String),
 }
 
-/// The largest retention ever applied, per signal (days a part lives in S3).
+/// The largest retention ever applied to or observed in SigNoz, per signal (days a part
+/// lives in S3), and the lease that serialises the writers of the lifecycle and TTLs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetentionHighWater {
     pub cold_days: BTreeMap<String, u32>,
+    /// Where each maximum was learned (the spec, or what SigNoz reported).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub learned_from: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+}
+
+/// Who may write the lifecycle and the TTLs now, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub holder: String,
+    pub until: jiff::Timestamp,
+}
+
+/// Cold days one signal needs, and where that was learned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ColdDaysNeeded {
+    pub signal: &'static str,
+    pub days: u32,
+    pub source: String,
 }
 
 impl RetentionHighWater {
@@ -105,19 +154,47 @@ impl RetentionHighWater {
             .map(|(s, d)| (s.as_str(), *d))
     }
 
-    /// This memory raised to the spec's retention; `None` when nothing grows.
-    pub fn raised_to(&self, retention: &spec::Retention) -> Option<RetentionHighWater> {
+    /// This memory raised to every `needed` that is larger; `None` when nothing grows.
+    pub fn raised_by<'a>(
+        &self,
+        needed: impl IntoIterator<Item = &'a ColdDaysNeeded>,
+    ) -> Option<RetentionHighWater> {
         let mut next = self.clone();
         let mut grew = false;
-        for (signal, s) in signals(retention) {
-            let days = next.cold_days.entry(signal.into()).or_insert(0);
-            if s.cold_days() > *days {
-                *days = s.cold_days();
+        for n in needed {
+            let days = next.cold_days.entry(n.signal.into()).or_insert(0);
+            if n.days > *days {
+                *days = n.days;
+                next.learned_from.insert(n.signal.into(), n.source.clone());
                 grew = true;
             }
         }
         grew.then_some(next)
     }
+
+    /// This memory raised to the spec's retention; `None` when nothing grows.
+    pub fn raised_to(&self, retention: &spec::Retention) -> Option<RetentionHighWater> {
+        self.raised_by(&spec_cold_days(retention, "spec"))
+    }
+
+    /// The lease when it is held by someone else at `now`.
+    pub fn leased_to_other(&self, me: &str, now: jiff::Timestamp) -> Option<&Lease> {
+        self.lease
+            .as_ref()
+            .filter(|l| l.holder != me && l.until > now)
+    }
+}
+
+/// The cold days the spec's retention gives each signal.
+pub fn spec_cold_days(r: &spec::Retention, source: &str) -> Vec<ColdDaysNeeded> {
+    signals(r)
+        .into_iter()
+        .map(|(signal, s)| ColdDaysNeeded {
+            signal,
+            days: s.cold_days(),
+            source: source.into(),
+        })
+        .collect()
 }
 
 fn signals(r: &spec::Retention) -> [(&'static str, spec::SignalRetention); 3] {
@@ -128,15 +205,54 @@ fn signals(r: &spec::Retention) -> [(&'static str, spec::SignalRetention); 3] {
     ]
 }
 
+/// The expiration S3 needs so it never deletes an object ClickHouse references: the
+/// longest cold period of the spec or the memory, plus the margin; with that signal.
+pub fn required_expiration(
+    spec: &PlatformSpec,
+    memory: &RetentionHighWater,
+) -> (u32, &'static str) {
+    let (signal, s) = spec::longest_cold_days(&spec.retention);
+    let (mut signal, mut days) = (signal, s.cold_days());
+    for (name, _) in signals(&spec.retention) {
+        if let Some(d) = memory.cold_days.get(name)
+            && *d > days
+        {
+            (signal, days) = (name, *d);
+        }
+    }
+    (days + spec.retention.safety_margin_days, signal)
+}
+
+/// The expiration written: the spec's, raised to [`required_expiration`] when the memory
+/// needs more.
+pub fn expiration_days(spec: &PlatformSpec, memory: &RetentionHighWater) -> u32 {
+    spec.cold_storage
+        .expiration_days
+        .max(required_expiration(spec, memory).0)
+}
+
+/// Why the written expiration exceeds the spec's, when it does.
+pub fn expiration_raised(spec: &PlatformSpec, memory: &RetentionHighWater) -> Option<String> {
+    let (needed, signal) = required_expiration(spec, memory);
+    let days = memory.cold_days.get(signal).copied().unwrap_or_default();
+    let source = memory
+        .learned_from
+        .get(signal)
+        .map_or(String::new(), |s| format!(" ({s})"));
+    (needed > spec.cold_storage.expiration_days).then(|| {
+        format!(
+            "cold_storage.expiration_days {} is below what parts in ClickHouse need: {signal} keeps parts {days} days in S3{source}, plus retention.safety_margin_days {} = {needed}; wrote {needed}. Set expiration_days to at least {needed}",
+            spec.cold_storage.expiration_days, spec.retention.safety_margin_days
+        )
+    })
+}
+
 /// Every reason the spec is unsafe to apply, given what was applied before; empty when safe.
 /// The static rules are the spec validator's (second line of defence); the dynamic rule
-/// is that expiration never falls below the largest retention ever applied.
+/// is that the spec's expiration covers the largest retention ever applied. Alarm
+/// remedies are bounded by it: they never push the memory past the spec's expiration.
 pub fn unsafe_reasons(spec: &PlatformSpec, memory: &RetentionHighWater) -> Vec<String> {
-    let mut reasons: Vec<String> = spec::validate(spec)
-        .into_iter()
-        .filter(|p| p.path.starts_with("cold_storage") || p.path.starts_with("retention"))
-        .map(|p| p.to_string())
-        .collect();
+    let mut reasons = static_reasons(spec);
     let c = &spec.cold_storage;
     if let Some((signal, days)) = memory.longest() {
         let needed = days + spec.retention.safety_margin_days;
@@ -150,30 +266,62 @@ pub fn unsafe_reasons(spec: &PlatformSpec, memory: &RetentionHighWater) -> Vec<S
     reasons
 }
 
-/// Reasons rules other tools own would break ClickHouse's objects (expire them too early
-/// or move them to a tier that needs a restore).
+fn static_reasons(spec: &PlatformSpec) -> Vec<String> {
+    spec::validate(spec)
+        .into_iter()
+        .filter(|p| p.path.starts_with("cold_storage") || p.path.starts_with("retention"))
+        .map(|p| p.to_string())
+        .collect()
+}
+
+/// Reasons the lifecycle must not be written: the spec (with alarm overrides) breaks a
+/// static rule, or rules and configurations other tools own would break ClickHouse's
+/// objects (expire them too early or move them to a tier that needs a restore).
+pub fn lifecycle_conflicts(
+    spec: &PlatformSpec,
+    memory: &RetentionHighWater,
+    observed: &ObservedBucket,
+) -> Vec<String> {
+    let mut reasons = static_reasons(spec);
+    reasons.extend(foreign_rule_conflicts(
+        spec,
+        memory,
+        &observed.lifecycle_rules,
+    ));
+    reasons.extend(archive_tier_conflicts(spec, &observed.intelligent_tiering));
+    reasons
+}
+
+/// Reasons rules other tools own would break ClickHouse's objects.
 pub fn foreign_rule_conflicts(
     spec: &PlatformSpec,
     memory: &RetentionHighWater,
     observed: &[LifecycleRule],
 ) -> Vec<String> {
     let c = &spec.cold_storage;
-    let longest = spec::longest_cold_days(&spec.retention).1.cold_days();
-    let needed =
-        longest.max(memory.longest().map_or(0, |(_, d)| d)) + spec.retention.safety_margin_days;
+    let needed = required_expiration(spec, memory).0;
     let mut reasons = Vec::new();
     for rule in observed.iter().filter(|r| !is_ours(r)) {
         if rule.status() != &ExpirationStatus::Enabled || !overlaps(&rule_prefix(rule), &c.prefix) {
             continue;
         }
         let id = rule.id().unwrap_or("(no id)");
-        if let Some(days) = rule.expiration().and_then(|e| e.days())
-            && (days as u32) < needed
-        {
-            reasons.push(format!(
-                "lifecycle rule {id:?} (not ours) expires objects under {:?} after {days} days; ClickHouse references them for {needed} days: remove or narrow that rule",
-                c.prefix
-            ));
+        if let Some(expiration) = rule.expiration() {
+            if let Some(days) = expiration.days()
+                && (days as u32) < needed
+            {
+                reasons.push(format!(
+                    "lifecycle rule {id:?} (not ours) expires objects under {:?} after {days} days; ClickHouse references them for {needed} days: remove or narrow that rule",
+                    c.prefix
+                ));
+            }
+            if let Some(date) = expiration.date() {
+                reasons.push(format!(
+                    "lifecycle rule {id:?} (not ours) expires every object under {:?} on {}, whatever its age, ClickHouse's included: remove or narrow that rule",
+                    c.prefix,
+                    date_text(date)
+                ));
+            }
         }
         for t in rule.transitions() {
             if let Some(class) = t.storage_class()
@@ -189,8 +337,48 @@ pub fn foreign_rule_conflicts(
     reasons
 }
 
+fn date_text(date: &aws_sdk_s3::primitives::DateTime) -> String {
+    date.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
+        .map(|t| t.trim_end_matches("T00:00:00Z").to_string())
+        .unwrap_or_else(|_| date.to_string())
+}
+
+/// Intelligent-Tiering's archive tiers need a restore before a read, like GLACIER: a
+/// configuration that enables them under ClickHouse's prefix archives every object that
+/// reaches the INTELLIGENT_TIERING class and goes unread for its days.
+pub fn archive_tier_conflicts(
+    spec: &PlatformSpec,
+    configurations: &[IntelligentTieringConfiguration],
+) -> Vec<String> {
+    let prefix = &spec.cold_storage.prefix;
+    configurations
+        .iter()
+        .filter(|c| c.status() == &IntelligentTieringStatus::Enabled)
+        .filter(|c| {
+            let p = c
+                .filter()
+                .and_then(|f| f.prefix().or_else(|| f.and().and_then(|a| a.prefix())))
+                .unwrap_or_default();
+            overlaps(p, prefix)
+        })
+        .flat_map(|c| {
+            c.tierings().iter().map(move |t| {
+                format!(
+                    "Intelligent-Tiering configuration {:?} archives objects under {prefix:?} unread for {} days to {}, which ClickHouse cannot read without a restore: remove its archive tiers or narrow its filter",
+                    c.id(),
+                    t.days(),
+                    t.access_tier().as_str()
+                )
+            })
+        })
+        .collect()
+}
+
 fn is_ours(rule: &LifecycleRule) -> bool {
-    matches!(rule.id(), Some(TIER_RULE_ID | ABORT_RULE_ID))
+    matches!(
+        rule.id(),
+        Some(TIER_RULE_ID | ABORT_RULE_ID | NONCURRENT_RULE_ID)
+    )
 }
 
 /// Two key prefixes select overlapping objects when one starts with the other.
@@ -208,8 +396,9 @@ fn rule_prefix(rule: &LifecycleRule) -> String {
         .to_string()
 }
 
-/// The rules this control plane owns, built from the spec.
-pub fn desired_rules(spec: &PlatformSpec) -> Vec<LifecycleRule> {
+/// The rules this control plane owns: the tiers with `expiration_days`, aborting
+/// incomplete uploads, and expiring noncurrent versions and expired delete markers.
+pub fn desired_rules(spec: &PlatformSpec, expiration_days: u32) -> Vec<LifecycleRule> {
     let c = &spec.cold_storage;
     let filter = || LifecycleRuleFilter::builder().prefix(&c.prefix).build();
     let mut transitions: Vec<(u32, &str)> = c
@@ -235,7 +424,7 @@ pub fn desired_rules(spec: &PlatformSpec) -> Vec<LifecycleRule> {
         ))
         .expiration(
             LifecycleExpiration::builder()
-                .days(c.expiration_days as i32)
+                .days(expiration_days as i32)
                 .build(),
         )
         .build()
@@ -251,7 +440,25 @@ pub fn desired_rules(spec: &PlatformSpec) -> Vec<LifecycleRule> {
         )
         .build()
         .expect("status is set");
-    vec![tiers, abort]
+    // Versioning once enabled can only be suspended: the versions it made become
+    // noncurrent, and deletes leave delete markers; both are billed until expired.
+    let noncurrent = LifecycleRule::builder()
+        .id(NONCURRENT_RULE_ID)
+        .filter(filter())
+        .status(ExpirationStatus::Enabled)
+        .noncurrent_version_expiration(
+            NoncurrentVersionExpiration::builder()
+                .noncurrent_days(c.noncurrent_expiration_days as i32)
+                .build(),
+        )
+        .expiration(
+            LifecycleExpiration::builder()
+                .expired_object_delete_marker(true)
+                .build(),
+        )
+        .build()
+        .expect("status is set");
+    vec![tiers, abort, noncurrent]
 }
 
 /// A rule as the report shows it and as rules are compared: order-free and without the
@@ -276,14 +483,18 @@ pub fn rule_summary(rule: &LifecycleRule) -> Value {
             || f.object_size_greater_than().is_some()
             || f.object_size_less_than().is_some()
     });
+    let expiration = rule.expiration();
     json!({
         "id": rule.id(),
         "prefix": rule_prefix(rule),
         "status": rule.status().as_str(),
         "transitions": transitions.into_iter().map(|(d, c)| json!({"days": d, "storage_class": c})).collect::<Vec<_>>(),
-        "expiration_days": rule.expiration().and_then(|e| e.days()),
+        "expiration_days": expiration.and_then(|e| e.days()),
+        "expiration_date": expiration.and_then(|e| e.date()).map(date_text),
+        "expired_object_delete_marker": expiration.and_then(|e| e.expired_object_delete_marker()).unwrap_or(false),
         "abort_incomplete_multipart_days": rule.abort_incomplete_multipart_upload().and_then(|a| a.days_after_initiation()),
-        "noncurrent": rule.noncurrent_version_expiration().is_some() || !rule.noncurrent_version_transitions().is_empty(),
+        "noncurrent_expiration_days": rule.noncurrent_version_expiration().and_then(|n| n.noncurrent_days()),
+        "noncurrent_transitions": !rule.noncurrent_version_transitions().is_empty(),
         "extra_filter": filter_has_more,
     })
 }
@@ -298,13 +509,11 @@ pub fn minimum_object_size_value(choice: MinimumObjectSize) -> &'static str {
 
 fn desired_encryption(spec: &PlatformSpec) -> DefaultEncryption {
     let e = &spec.cold_storage.encryption;
+    let kms = e.algorithm == EncryptionAlgorithm::AwsKms;
     DefaultEncryption {
-        algorithm: match e.algorithm {
-            EncryptionAlgorithm::Aes256 => "AES256",
-            EncryptionAlgorithm::AwsKms => "aws:kms",
-        }
-        .into(),
+        algorithm: if kms { "aws:kms" } else { "AES256" }.into(),
         kms_key_id: e.kms_key_id.clone(),
+        bucket_key_enabled: kms && e.bucket_key_enabled.unwrap_or(true),
     }
 }
 
@@ -369,12 +578,59 @@ fn merged_policy(observed: Option<&Value>, bucket: &str) -> Option<Value> {
     Some(merged)
 }
 
-/// The writes that bring the bucket to the spec's posture; empty when it is already right.
-pub fn plan_bucket_posture(spec: &PlatformSpec, observed: &ObservedBucket) -> Vec<BucketChange> {
+/// The writes that bring the bucket to the spec's posture, given the retention memory
+/// (it sets the expiration); empty when it is already right. Access and encryption come
+/// first, the lifecycle last: it is the one write that needs SigNoz's retention.
+pub fn plan_bucket_posture(
+    spec: &PlatformSpec,
+    observed: &ObservedBucket,
+    memory: &RetentionHighWater,
+) -> Vec<BucketChange> {
     let bucket = &spec.cold_storage.bucket;
     let mut changes = Vec::new();
 
-    let desired = desired_rules(spec);
+    if observed.public_access_block != Some(PublicAccessBlock::ALL_ON) {
+        changes.push(BucketChange {
+            resource: "public_access_block",
+            before: json!(observed.public_access_block),
+            after: json!(PublicAccessBlock::ALL_ON),
+            write: BucketWrite::PublicAccessBlock(PublicAccessBlock::ALL_ON),
+        });
+    }
+
+    let encryption = desired_encryption(spec);
+    if !observed
+        .encryption
+        .as_ref()
+        .is_some_and(|o| encryption.satisfied_by(o))
+    {
+        changes.push(BucketChange {
+            resource: "encryption",
+            before: json!(observed.encryption),
+            after: json!(encryption),
+            write: BucketWrite::Encryption(encryption),
+        });
+    }
+
+    if observed.versioning.as_deref() == Some("Enabled") {
+        changes.push(BucketChange {
+            resource: "versioning",
+            before: json!("Enabled"),
+            after: json!("Suspended"),
+            write: BucketWrite::SuspendVersioning,
+        });
+    }
+
+    if let Some(policy) = merged_policy(observed.policy.as_ref(), bucket) {
+        changes.push(BucketChange {
+            resource: "policy",
+            before: json!(observed.policy),
+            after: policy.clone(),
+            write: BucketWrite::Policy(policy.to_string()),
+        });
+    }
+
+    let desired = desired_rules(spec, expiration_days(spec, memory));
     let min_size = minimum_object_size_value(spec.cold_storage.transition_minimum_object_size);
     let ours_observed: Vec<Value> = observed
         .lifecycle_rules
@@ -410,43 +666,6 @@ pub fn plan_bucket_posture(spec: &PlatformSpec, observed: &ObservedBucket) -> Ve
                 rules,
                 minimum_object_size: min_size,
             },
-        });
-    }
-
-    let encryption = desired_encryption(spec);
-    if observed.encryption.as_ref() != Some(&encryption) {
-        changes.push(BucketChange {
-            resource: "encryption",
-            before: json!(observed.encryption),
-            after: json!(encryption),
-            write: BucketWrite::Encryption(encryption),
-        });
-    }
-
-    if observed.public_access_block != Some(PublicAccessBlock::ALL_ON) {
-        changes.push(BucketChange {
-            resource: "public_access_block",
-            before: json!(observed.public_access_block),
-            after: json!(PublicAccessBlock::ALL_ON),
-            write: BucketWrite::PublicAccessBlock(PublicAccessBlock::ALL_ON),
-        });
-    }
-
-    if observed.versioning.as_deref() == Some("Enabled") {
-        changes.push(BucketChange {
-            resource: "versioning",
-            before: json!("Enabled"),
-            after: json!("Suspended"),
-            write: BucketWrite::SuspendVersioning,
-        });
-    }
-
-    if let Some(policy) = merged_policy(observed.policy.as_ref(), bucket) {
-        changes.push(BucketChange {
-            resource: "policy",
-            before: json!(observed.policy),
-            after: policy.clone(),
-            write: BucketWrite::Policy(policy.to_string()),
         });
     }
     changes

@@ -11,8 +11,8 @@
 //!
 //! The server is verified against the spec's `database.tls.ca_file`, else the file in
 //! `$RDS_CA_BUNDLE`, else the Amazon RDS root CAs shipped in the binary
-//! (`rds-global-bundle.pem`). The DSN handed to SigNoz carries no `sslrootcert`: see
-//! [`dsn::signoz_dsn`] for how the pods trust the RDS CA.
+//! (`rds-global-bundle.pem`). The same bundle is handed to SigNoz with the DSN, whose
+//! `sslrootcert` names where the pod mounts it: see [`dsn`].
 
 pub mod access;
 pub mod deadline;
@@ -90,6 +90,24 @@ pub enum Error {
     /// The pending credentials cannot do SigNoz's work.
     #[error("credentials of {user} cannot do SigNoz's work: {reason}")]
     ProbeFailed { user: String, reason: String },
+    /// The request or a secret asks for something outside what the spec allows (another
+    /// secret, user, host or database; a privileged or the master role). Retry does not help.
+    #[error("refused: {reason}")]
+    Refused { reason: String },
+    /// The user whose password setSecret would change is still in use; `check` names
+    /// what saw it (`pg_stat_activity`, `cluster Secret`). Retry helps once it is not.
+    #[error("user {user} is still in use ({check}): {detail}")]
+    InUse {
+        user: String,
+        check: &'static str,
+        detail: String,
+    },
+    /// The instance's posture has findings and the spec enforces it (retry does not help).
+    #[error("posture of RDS instance {instance} fails (database.posture.enforce): {}", findings.join("; "))]
+    PostureFindings {
+        instance: String,
+        findings: Vec<String>,
+    },
     /// The RDS instance named by the spec does not exist (yet).
     #[error("RDS instance {instance} not found")]
     InstanceNotFound { instance: String },
@@ -112,6 +130,7 @@ impl Error {
             Error::SecretsManager { .. }
             | Error::Rds { .. }
             | Error::Network { .. }
+            | Error::InUse { .. }
             | Error::DeadlineNear { .. } => true,
             Error::Database { sqlstate, .. } => {
                 // Serialisation failures, deadlocks, lock and statement timeouts, shutdown.
@@ -127,11 +146,10 @@ impl Error {
 }
 
 /// How finishSecret reaches the cluster.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub enum ClusterAccess {
-    /// `crate::cluster::connect`: `KUBECONFIG` if set, else EKS from the spec.
-    #[default]
-    FromSpec,
+    /// `KUBECONFIG` if set, else EKS from the spec; one client kept warm per process.
+    FromSpec(std::sync::Arc<crate::cluster::access::ClusterClient>),
     /// A given client (tests: the function's own identity on the stack's API server).
     Client(kube::Client),
     /// No hand-off (a database-only local run); logged as a warning.
@@ -162,7 +180,9 @@ impl Context {
             rds: std::sync::OnceLock::new(),
             sdk,
             spec_location: None,
-            cluster: ClusterAccess::FromSpec,
+            cluster: ClusterAccess::FromSpec(std::sync::Arc::new(
+                crate::cluster::access::ClusterClient::from_env(),
+            )),
             timeouts: Timeouts::default(),
             rotation_lambda_arn: std::env::var(ROTATION_LAMBDA_ARN_ENV)
                 .ok()

@@ -17,7 +17,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::Error;
-use super::access::{AccessChange, ObservedAccess, ObservedLogin, ident, literal};
+use super::access::{
+    AccessChange, ForeignObject, ObjectKind, ObservedAccess, ObservedLogin, ObservedObjects, ident,
+    literal,
+};
 use super::deadline::{Deadline, attempt_timeouts};
 use super::values::{Endpoint, Password};
 use crate::spec::{DatabaseTls, TlsMode};
@@ -84,6 +87,21 @@ impl CaSource {
     /// The trust anchors; the error names the file and the setting that named it. A
     /// file is read on every call (it may be replaced); the shipped bundle parsed once.
     pub fn roots(&self) -> Result<RootCertStore, Error> {
+        static SHIPPED: OnceLock<RootCertStore> = OnceLock::new();
+        let shipped = matches!(self, CaSource::ShippedRdsBundle);
+        if let Some(roots) = SHIPPED.get().filter(|_| shipped) {
+            return Ok(roots.clone());
+        }
+        let (pem, label) = self.read()?;
+        let roots = parse_roots(&pem, &label)?;
+        if shipped {
+            return Ok(SHIPPED.get_or_init(|| roots).clone());
+        }
+        Ok(roots)
+    }
+
+    /// The bundle's bytes and a label naming where they came from.
+    fn read(&self) -> Result<(Vec<u8>, String), Error> {
         match self {
             CaSource::File { path, setting } => {
                 let label = format!("{} (from {setting})", path.display());
@@ -91,17 +109,24 @@ impl CaSource {
                     path: label.clone(),
                     reason: e.to_string(),
                 })?;
-                parse_roots(&pem, &label)
+                Ok((pem, label))
             }
             CaSource::ShippedRdsBundle => {
-                static SHIPPED: OnceLock<RootCertStore> = OnceLock::new();
-                if let Some(roots) = SHIPPED.get() {
-                    return Ok(roots.clone());
-                }
-                let roots = parse_roots(RDS_CA_BUNDLE_PEM, "the shipped RDS bundle")?;
-                Ok(SHIPPED.get_or_init(|| roots).clone())
+                Ok((RDS_CA_BUNDLE_PEM.to_vec(), "the shipped RDS bundle".into()))
             }
         }
+    }
+}
+
+impl CaSource {
+    /// The bundle as PEM text, to hand to the pods (they trust what the function trusts).
+    pub fn pem(&self) -> Result<String, Error> {
+        let (pem, label) = self.read()?;
+        parse_roots(&pem, &label)?;
+        String::from_utf8(pem).map_err(|_| Error::CaBundle {
+            path: label,
+            reason: "not PEM text".into(),
+        })
     }
 }
 
@@ -122,14 +147,30 @@ fn parse_roots(pem: &[u8], label: &str) -> Result<RootCertStore, Error> {
     Ok(roots)
 }
 
+/// rustls on ring with P-256 first: PostgreSQL up to 17 (RDS included) offers only
+/// `ssl_ecdh_curve = prime256v1` by default, so a first key share for X25519 (rustls'
+/// default) costs a HelloRetryRequest, one more round trip per login; PostgreSQL 18's
+/// default `ssl_groups` accepts P-256 too.
+fn postgres_key_shares() -> rustls::crypto::CryptoProvider {
+    use rustls::crypto::ring::{default_provider, kx_group};
+    rustls::crypto::CryptoProvider {
+        kx_groups: vec![kx_group::SECP256R1, kx_group::X25519, kx_group::SECP384R1],
+        ..default_provider()
+    }
+}
+
 impl PgTls {
     /// Builds the TLS set-up from the spec's `database.tls`.
     pub fn from_spec(tls: &DatabaseTls, timeouts: Timeouts) -> Result<Self, Error> {
         let roots = Arc::new(CaSource::for_spec(tls).roots()?);
+        let builder = ClientConfig::builder_with_provider(Arc::new(postgres_key_shares()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::CaBundle {
+                path: "database.tls".into(),
+                reason: e.to_string(),
+            })?;
         let config = match tls.mode {
-            TlsMode::VerifyFull => ClientConfig::builder()
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
+            TlsMode::VerifyFull => builder.with_root_certificates(roots).with_no_client_auth(),
             TlsMode::VerifyCa => {
                 let inner =
                     WebPkiServerVerifier::builder(roots)
@@ -138,7 +179,7 @@ impl PgTls {
                             path: "database.tls".into(),
                             reason: e.to_string(),
                         })?;
-                ClientConfig::builder()
+                builder
                     .dangerous()
                     .with_custom_certificate_verifier(Arc::new(ChainOnlyVerifier { inner }))
                     .with_no_client_auth()
@@ -192,7 +233,12 @@ impl PgTls {
             .password(password.expose())
             .ssl_mode(SslMode::Require)
             .connect_timeout(timeouts.connect)
-            .application_name("signoz-control-credentials");
+            .application_name("signoz-control-credentials")
+            // In the startup message, not a `SET` after it: one round trip less per login.
+            .options(format!(
+                "-c statement_timeout={}",
+                timeouts.statement.as_millis()
+            ));
         // The driver's timeout covers the TCP connect only; this one TLS and SCRAM too.
         let attempt =
             tokio::time::timeout(timeouts.connect, config.connect(self.connector.clone()));
@@ -212,13 +258,6 @@ impl PgTls {
                 tracing::debug!(error = %e, "database connection ended");
             }
         });
-        client
-            .batch_execute(&format!(
-                "SET statement_timeout = {}",
-                timeouts.statement.as_millis()
-            ))
-            .await
-            .map_err(|e| classify(&e, user))?;
         Ok(client)
     }
 }
@@ -319,21 +358,50 @@ pub async fn password_verifier(
     })
 }
 
-/// Sets `role`'s password, sending only its verifier.
+/// Sets `role`'s password, sending only its verifier, and never as statement text: the
+/// verifier travels as `COPY` data into a temporary table (`log_statement = all` logs the
+/// `COPY` command, not its rows), and a `DO` block runs the `ALTER ROLE` through
+/// PL/pgSQL's `EXECUTE`, which statement logging does not see either. An error inside
+/// is raised again without its context, which would quote the statement.
 pub async fn set_role_password(
     client: &tokio_postgres::Client,
     role: &str,
     password: &Password,
 ) -> Result<(), Error> {
+    use futures_util::SinkExt;
+    let err = |e: tokio_postgres::Error| classify(&e, role);
     let verifier = password_verifier(client, role, password).await?;
     client
+        .batch_execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS signoz_control_verifier (verifier text NOT NULL);
+             TRUNCATE signoz_control_verifier",
+        )
+        .await
+        .map_err(err)?;
+    let sink = client
+        .copy_in("COPY signoz_control_verifier (verifier) FROM STDIN")
+        .await
+        .map_err(err)?;
+    let mut sink = std::pin::pin!(sink);
+    sink.send(bytes::Bytes::from(format!("{verifier}\n")))
+        .await
+        .map_err(err)?;
+    sink.as_mut().finish().await.map_err(err)?;
+    client
         .batch_execute(&format!(
-            "ALTER ROLE {} PASSWORD {}",
-            ident(role),
-            literal(&verifier)
+            "DO $signoz_control$
+             BEGIN
+               EXECUTE format('ALTER ROLE %I PASSWORD %L', {role},
+                              (SELECT verifier FROM signoz_control_verifier));
+             EXCEPTION WHEN OTHERS THEN
+               RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = SQLERRM;
+             END
+             $signoz_control$;
+             DROP TABLE signoz_control_verifier",
+            role = literal(role)
         ))
         .await
-        .map_err(|e| classify(&e, role))
+        .map_err(err)
 }
 
 /// Takes a session advisory lock per role (owner first, then the login role, always in
@@ -349,11 +417,50 @@ pub async fn lock_roles(client: &tokio_postgres::Client, roles: &[&str]) -> Resu
     Ok(())
 }
 
+/// Sessions of one user other than our own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sessions {
+    pub count: i64,
+    /// Their distinct `application_name`s, comma-separated (empty when hidden or unset).
+    pub applications: String,
+}
+
+/// The sessions `user` has open now (`pg_stat_activity`, which shows every session's
+/// user to any role).
+pub async fn sessions_of(client: &tokio_postgres::Client, user: &str) -> Result<Sessions, Error> {
+    let row = client
+        .query_one(
+            "SELECT count(*), COALESCE(string_agg(DISTINCT NULLIF(application_name, ''), ', '), '')
+             FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
+            &[&user],
+        )
+        .await
+        .map_err(|e| classify(&e, user))?;
+    Ok(Sessions {
+        count: row.get(0),
+        applications: row.get(1),
+    })
+}
+
 /// A stable 64-bit advisory-lock key for a role name.
 pub fn lock_key(role: &str) -> i64 {
     let digest = Sha256::digest(format!("signoz-control/role/{role}").as_bytes());
     i64::from_be_bytes(digest[..8].try_into().expect("sha256 has 8 bytes"))
 }
+
+/// SQL that is true when `member` has `role`'s privileges and may `SET ROLE` to it: on
+/// PostgreSQL 16+ a bare `ADMIN OPTION` grant (what `CREATE ROLE` leaves its creator)
+/// counts as membership but gives neither. `CASE` keeps 15 from parsing `'SET'`.
+fn acts_as(member: &str, role: &str) -> String {
+    format!(
+        "(pg_has_role({member}, {role}, 'USAGE') AND CASE WHEN current_setting('server_version_num')::int >= 160000 \
+         THEN pg_has_role({member}, {role}, 'SET') ELSE true END)"
+    )
+}
+
+/// SQL that is true for a role with rights SigNoz's roles must never have.
+const PRIVILEGED: &str =
+    "(r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication OR r.rolbypassrls)";
 
 /// Reads what the server has of SigNoz's owner role, database and login roles.
 pub async fn observe_access(
@@ -363,20 +470,16 @@ pub async fn observe_access(
     logins: &[String],
 ) -> Result<ObservedAccess, Error> {
     let err = |e: tokio_postgres::Error| classify(&e, owner);
-    let owner_exists = client
-        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&owner])
+    let owner_row = client
+        .query_opt(
+            &format!(
+                "SELECT {PRIVILEGED}, {} FROM pg_roles r WHERE r.rolname = $1",
+                acts_as("current_user", "r.oid")
+            ),
+            &[&owner],
+        )
         .await
-        .map_err(err)?
-        .is_some();
-    let master_in_owner = owner_exists
-        && client
-            .query_one(
-                "SELECT pg_has_role(current_user, $1::text, 'MEMBER')",
-                &[&owner],
-            )
-            .await
-            .map_err(err)?
-            .get::<_, bool>(0);
+        .map_err(err)?;
     let database_owner = client
         .query_opt(
             "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1",
@@ -385,21 +488,23 @@ pub async fn observe_access(
         .await
         .map_err(err)?
         .map(|row| row.get::<_, String>(0));
+    let login_query = format!(
+        "SELECT r.rolcanlogin, {PRIVILEGED},
+                COALESCE((SELECT {} FROM pg_roles o WHERE o.rolname = $2), false),
+                EXISTS (SELECT 1 FROM pg_db_role_setting s
+                        WHERE s.setrole = r.oid AND s.setdatabase = 0
+                          AND ('role=' || $2) = ANY (s.setconfig)),
+                COALESCE((SELECT has_database_privilege(r.oid, d.oid, 'CONNECT')
+                          FROM pg_database d WHERE d.datname = $3), false),
+                {}
+         FROM pg_roles r WHERE r.rolname = $1",
+        acts_as("r.oid", "o.oid"),
+        acts_as("current_user", "r.oid")
+    );
     let mut observed = Vec::new();
     for name in logins {
         let row = client
-            .query_opt(
-                "SELECT r.rolcanlogin,
-                        EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles o ON o.oid = m.roleid
-                                WHERE m.member = r.oid AND o.rolname = $2),
-                        EXISTS (SELECT 1 FROM pg_db_role_setting s
-                                WHERE s.setrole = r.oid AND s.setdatabase = 0
-                                  AND ('role=' || $2) = ANY (s.setconfig)),
-                        COALESCE((SELECT has_database_privilege(r.oid, d.oid, 'CONNECT')
-                                  FROM pg_database d WHERE d.datname = $3), false)
-                 FROM pg_roles r WHERE r.rolname = $1",
-                &[name, &owner, &database],
-            )
+            .query_opt(&login_query, &[name, &owner, &database])
             .await
             .map_err(err)?;
         observed.push(match row {
@@ -411,17 +516,112 @@ pub async fn observe_access(
                 name: name.clone(),
                 exists: true,
                 can_login: row.get(0),
-                member_of_owner: row.get(1),
-                defaults_to_owner: row.get(2),
-                can_connect: row.get(3),
+                privileged: row.get(1),
+                member_of_owner: row.get(2),
+                defaults_to_owner: row.get(3),
+                can_connect: row.get(4),
+                master_acts_as: row.get(5),
             },
         });
     }
     Ok(ObservedAccess {
-        owner_exists,
-        master_in_owner,
+        owner_exists: owner_row.is_some(),
+        owner_privileged: owner_row.as_ref().is_some_and(|r| r.get(0)),
+        master_acts_as_owner: owner_row.as_ref().is_some_and(|r| r.get(1)),
         database_owner,
         logins: observed,
+    })
+}
+
+/// Reads, connected to SigNoz's database, what `PUBLIC` and the owner may do there and
+/// every object (outside PostgreSQL's own schemas and extensions) the owner does not own.
+/// Sequences of a serial or identity column, indexes and row types follow their table.
+pub async fn observe_objects(
+    client: &tokio_postgres::Client,
+    owner: &str,
+) -> Result<ObservedObjects, Error> {
+    let err = |e: tokio_postgres::Error| classify(&e, owner);
+    let privileges = client
+        .query_one(
+            "SELECT has_database_privilege('public', current_database(), 'CONNECT')
+                    OR has_database_privilege('public', current_database(), 'TEMPORARY'),
+                    COALESCE((SELECT has_schema_privilege('public', n.oid, 'CREATE')
+                              FROM pg_namespace n WHERE n.nspname = 'public'), false),
+                    COALESCE((SELECT has_schema_privilege($1::text, n.oid, 'USAGE')
+                                 AND has_schema_privilege($1::text, n.oid, 'CREATE')
+                              FROM pg_namespace n WHERE n.nspname = 'public'), true)",
+            &[&owner],
+        )
+        .await
+        .map_err(err)?;
+    let user_schema = |alias: &str| {
+        format!("{alias}.nspname NOT LIKE 'pg\\_%' AND {alias}.nspname <> 'information_schema'")
+    };
+    let not_extension = |catalog: &str, oid: &str| {
+        format!(
+            "NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '{catalog}'::regclass \
+             AND e.objid = {oid} AND e.deptype = 'e')"
+        )
+    };
+    let rows = client
+        .query(
+            &format!(
+                "WITH objects AS (
+                   SELECT 'schema' AS kind, quote_ident(n.nspname) AS name, n.nspowner AS owner
+                   FROM pg_namespace n
+                   WHERE {schema_n} AND n.nspname <> 'public' AND {ext_n}
+                   UNION ALL
+                   SELECT c.relkind::text, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relowner
+                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {schema_n} AND {ext_c}
+                     AND NOT (c.relkind = 'S' AND EXISTS (
+                       SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                         AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass
+                         AND d.deptype IN ('a', 'i')))
+                   UNION ALL
+                   SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END,
+                          quote_ident(n.nspname) || '.' || quote_ident(p.proname)
+                            || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+                          p.proowner
+                   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                   WHERE p.prokind IN ('f', 'p') AND {schema_n} AND {ext_p}
+                   UNION ALL
+                   SELECT 'type', quote_ident(n.nspname) || '.' || quote_ident(t.typname), t.typowner
+                   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+                   WHERE t.typtype IN ('c', 'd', 'e', 'r') AND {schema_n} AND {ext_t}
+                     AND (t.typrelid = 0 OR (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')
+                 )
+                 SELECT o.kind, o.name, pg_get_userbyid(o.owner)::text, {acts}
+                 FROM objects o
+                 WHERE o.owner <> (SELECT oid FROM pg_roles WHERE rolname = $1)
+                 ORDER BY 1, 2",
+                schema_n = user_schema("n"),
+                ext_n = not_extension("pg_namespace", "n.oid"),
+                ext_c = not_extension("pg_class", "c.oid"),
+                ext_p = not_extension("pg_proc", "p.oid"),
+                ext_t = not_extension("pg_type", "t.oid"),
+                acts = acts_as("current_user", "o.owner"),
+            ),
+            &[&owner],
+        )
+        .await
+        .map_err(err)?;
+    let foreign = rows
+        .iter()
+        .filter_map(|row| {
+            Some(ForeignObject {
+                kind: ObjectKind::from_code(row.get(0))?,
+                name: row.get(1),
+                owner: row.get(2),
+                master_acts_as_owner: row.get(3),
+            })
+        })
+        .collect();
+    Ok(ObservedObjects {
+        public_database_access: privileges.get(0),
+        public_creates_in_schema: privileges.get(1),
+        owner_creates_in_schema: privileges.get(2),
+        foreign,
     })
 }
 
@@ -440,9 +640,18 @@ pub async fn apply_access(
     Ok(())
 }
 
-/// Does SigNoz's work in its schema as the connected user: create, write, read and drop
-/// a table, and check the table belongs to the owner role (so the other login role can
-/// use what this one creates).
+/// Table every testSecret writes to and reads from: it outlives a rotation, so each login
+/// proves it can use a table another login created.
+pub const PROBE_LEDGER: &str = "signoz_control_rotation_probe";
+
+/// Does SigNoz's work as the connected user (after its `SET ROLE` to the owner):
+/// - every relation in SigNoz's schemas belongs to a role it acts as (SigNoz's
+///   migrations alter them), and it reads and writes each table (the executor checks
+///   SELECT on `LIMIT 0` and DELETE on `WHERE false`, without touching a row);
+/// - it writes a row into [`PROBE_LEDGER`] (created on first use, so later on by another
+///   login) and reads back every row, including those other logins wrote;
+/// - it creates, writes, reads and drops a new table, which must belong to `owner` so
+///   the other login can use it.
 pub async fn probe_signoz_work(
     client: &tokio_postgres::Client,
     user: &str,
@@ -450,6 +659,109 @@ pub async fn probe_signoz_work(
     probe: &str,
 ) -> Result<(), Error> {
     let err = |e: tokio_postgres::Error| classify(&e, user);
+    let failed = |reason: String| Error::ProbeFailed {
+        user: user.into(),
+        reason,
+    };
+    let relations = client
+        .query(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relkind::text,
+                    pg_get_userbyid(c.relowner)::text, pg_has_role(c.relowner, 'USAGE')
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+               AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .map_err(err)?;
+    let foreign: Vec<String> = relations
+        .iter()
+        .filter(|r| !r.get::<_, bool>(3))
+        .map(|r| {
+            format!(
+                "{} (owned by {})",
+                r.get::<_, String>(0),
+                r.get::<_, String>(2)
+            )
+        })
+        .collect();
+    if !foreign.is_empty() {
+        return Err(failed(format!(
+            "it cannot own what SigNoz's migrations alter: {}",
+            foreign.join(", ")
+        )));
+    }
+    let mut touch = String::from("BEGIN;");
+    for row in relations
+        .iter()
+        .filter(|r| matches!(r.get::<_, &str>(1), "r" | "p"))
+    {
+        let table: String = row.get(0);
+        touch.push_str(&format!(
+            "SELECT FROM {table} LIMIT 0; DELETE FROM {table} WHERE false;"
+        ));
+    }
+    touch.push_str("ROLLBACK;");
+    client.batch_execute(&touch).await.map_err(|e| {
+        failed(format!(
+            "reading or writing SigNoz's tables: {}",
+            match classify(&e, user) {
+                Error::Database { reason, .. } => reason,
+                other => other.to_string(),
+            }
+        ))
+    })?;
+
+    let ledger = format!("public.{}", ident(PROBE_LEDGER));
+    // Two logins may create the ledger at once: serialise the creation.
+    client
+        .batch_execute(&format!(
+            "BEGIN;
+             SELECT pg_advisory_xact_lock({lock});
+             CREATE TABLE IF NOT EXISTS {ledger} (
+               version text PRIMARY KEY, login text NOT NULL,
+               written_at timestamptz NOT NULL DEFAULT now());
+             COMMIT;",
+            lock = lock_key(PROBE_LEDGER)
+        ))
+        .await
+        .map_err(err)?;
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {ledger} (version, login) VALUES ($1, session_user)
+                 ON CONFLICT (version) DO UPDATE SET login = EXCLUDED.login, written_at = now()"
+            ),
+            &[&probe],
+        )
+        .await
+        .map_err(err)?;
+    let seen: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM {ledger} WHERE version = $1"),
+            &[&probe],
+        )
+        .await
+        .map_err(err)?
+        .get(0);
+    if seen != 1 {
+        return Err(failed(format!(
+            "the row written to {PROBE_LEDGER} was not read back"
+        )));
+    }
+    // Keep the ledger short: the last rows are enough to show who wrote before.
+    client
+        .execute(
+            &format!(
+                "DELETE FROM {ledger} WHERE version NOT IN
+                   (SELECT version FROM {ledger} ORDER BY written_at DESC LIMIT 10)"
+            ),
+            &[],
+        )
+        .await
+        .map_err(err)?;
+
     let table = format!("public.{}", ident(probe));
     client
         .batch_execute(&format!(
@@ -476,16 +788,12 @@ pub async fn probe_signoz_work(
         .await
         .map_err(err)?;
     if note != "rotation probe" {
-        return Err(Error::ProbeFailed {
-            user: user.into(),
-            reason: "the row written was not read back".into(),
-        });
+        return Err(failed("the row written was not read back".into()));
     }
     if table_owner != owner {
-        return Err(Error::ProbeFailed {
-            user: user.into(),
-            reason: format!("tables it creates belong to {table_owner}, not to {owner}"),
-        });
+        return Err(failed(format!(
+            "tables it creates belong to {table_owner}, not to {owner}"
+        )));
     }
     Ok(())
 }

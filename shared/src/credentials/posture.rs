@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::Error;
 use super::values::Endpoint;
 use crate::aws::{error_code, error_text};
+use crate::spec::Database;
 
 /// What RDS says about the instance, as far as the checks need.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,9 +18,20 @@ pub struct InstanceFacts {
     pub parameter_group: Option<String>,
     /// `rds.force_ssl` in the instance's parameter group (`None`: not set there).
     pub force_ssl: Option<String>,
+    /// `password_encryption` in the instance's parameter group (`None`: not set there).
+    pub password_encryption: Option<String>,
+    pub publicly_accessible: bool,
+    /// `CACertificateIdentifier`: the CA the server certificate chains to.
+    pub ca_certificate: Option<String>,
     pub endpoint: Option<Endpoint>,
+    /// `MasterUserSecret`: the secret RDS manages for the master (`rds!...`), if any.
     pub master_secret_arn: Option<String>,
 }
+
+/// The RDS CAs whose roots are current (the 2024 generation; `rds-ca-2019` expired in
+/// August 2024), all in the shipped bundle.
+pub const CURRENT_RDS_CAS: [&str; 3] =
+    ["rds-ca-rsa2048-g1", "rds-ca-rsa4096-g1", "rds-ca-ecc384-g1"];
 
 /// One posture check and its result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,50 +42,94 @@ pub struct Finding {
 }
 
 /// Assesses the instance: storage encrypted, deletion protection, `rds.force_ssl = 1`,
-/// and Multi-AZ when the spec requires it.
-pub fn assess_posture(facts: &InstanceFacts, require_multi_az: bool) -> Vec<Finding> {
+/// `password_encryption = scram-sha-256`, not publicly accessible, a current CA, the
+/// spec's master secret being the one RDS manages (when it manages one), and Multi-AZ
+/// when the spec requires it.
+pub fn assess_posture(facts: &InstanceFacts, database: &Database) -> Vec<Finding> {
+    let check = |check, ok, good: String, bad: String| Finding {
+        check,
+        ok,
+        detail: if ok { good } else { bad },
+    };
+    let in_group = |name: &str, value: &Option<String>| match (&facts.parameter_group, value) {
+        (Some(group), Some(v)) => format!("{name} = {v} in parameter group {group}"),
+        (Some(group), None) => format!("{name} is not set in parameter group {group}"),
+        (None, _) => "the instance has no parameter group".into(),
+    };
     let mut findings = vec![
-        Finding {
-            check: "storage_encrypted",
-            ok: facts.storage_encrypted,
-            detail: if facts.storage_encrypted {
-                "storage is encrypted".into()
-            } else {
-                "storage is NOT encrypted (needs a snapshot copy with encryption and a restore)"
-                    .into()
-            },
-        },
-        Finding {
-            check: "deletion_protection",
-            ok: facts.deletion_protection,
-            detail: if facts.deletion_protection {
-                "deletion protection is on".into()
-            } else {
-                "deletion protection is OFF".into()
-            },
-        },
-        Finding {
-            check: "force_ssl",
-            ok: facts.force_ssl.as_deref() == Some("1"),
-            detail: match (&facts.parameter_group, &facts.force_ssl) {
-                (Some(group), Some(v)) => format!("rds.force_ssl = {v} in parameter group {group}"),
-                (Some(group), None) => {
-                    format!("rds.force_ssl is not set in parameter group {group}")
-                }
-                (None, _) => "the instance has no parameter group".into(),
-            },
-        },
+        check(
+            "storage_encrypted",
+            facts.storage_encrypted,
+            "storage is encrypted".into(),
+            "storage is NOT encrypted (needs a snapshot copy with encryption and a restore)".into(),
+        ),
+        check(
+            "deletion_protection",
+            facts.deletion_protection,
+            "deletion protection is on".into(),
+            "deletion protection is OFF".into(),
+        ),
+        check(
+            "force_ssl",
+            facts.force_ssl.as_deref() == Some("1"),
+            in_group("rds.force_ssl", &facts.force_ssl),
+            in_group("rds.force_ssl", &facts.force_ssl),
+        ),
+        check(
+            "password_encryption",
+            facts.password_encryption.as_deref() == Some("scram-sha-256"),
+            in_group("password_encryption", &facts.password_encryption),
+            format!(
+                "{}: passwords must be stored as SCRAM verifiers (scram-sha-256)",
+                in_group("password_encryption", &facts.password_encryption)
+            ),
+        ),
+        check(
+            "publicly_accessible",
+            !facts.publicly_accessible,
+            "not publicly accessible".into(),
+            "the instance is PUBLICLY ACCESSIBLE: its endpoint resolves to a public address".into(),
+        ),
+        check(
+            "ca_certificate",
+            facts
+                .ca_certificate
+                .as_deref()
+                .is_some_and(|ca| CURRENT_RDS_CAS.contains(&ca)),
+            format!(
+                "server certificate from {}",
+                facts.ca_certificate.as_deref().unwrap_or("?")
+            ),
+            format!(
+                "CA {} is not one of {CURRENT_RDS_CAS:?}: modify the instance's CACertificateIdentifier",
+                facts.ca_certificate.as_deref().unwrap_or("unknown")
+            ),
+        ),
     ];
-    if require_multi_az {
-        findings.push(Finding {
-            check: "multi_az",
-            ok: facts.multi_az,
-            detail: if facts.multi_az {
-                "Multi-AZ is on".into()
-            } else {
-                "Multi-AZ is OFF but the spec requires it".into()
-            },
-        });
+    let spec_master = &database.master_secret_arn;
+    findings.push(match &facts.master_secret_arn {
+        Some(managed) => check(
+            "master_user_secret",
+            managed == spec_master,
+            format!("the master password is managed by RDS in {managed}, the spec's master secret"),
+            format!(
+                "RDS manages the master password in {managed}, but the spec names {spec_master}: that secret no longer logs in once RDS rotates"
+            ),
+        ),
+        None => check(
+            "master_user_secret",
+            !spec_master.contains("rds!"),
+            "the master password is not managed by RDS; the spec's master secret holds it".into(),
+            format!("the spec names an RDS-managed master secret ({spec_master}) but RDS manages none for this instance"),
+        ),
+    });
+    if database.require_multi_az {
+        findings.push(check(
+            "multi_az",
+            facts.multi_az,
+            "Multi-AZ is on".into(),
+            "Multi-AZ is OFF but the spec requires it".into(),
+        ));
     }
     findings
 }
@@ -116,9 +172,16 @@ pub async fn read_instance(
         .first()
         .and_then(|g| g.db_parameter_group_name())
         .map(str::to_string);
-    let force_ssl = match &parameter_group {
-        Some(group) => parameter_value(rds, group, "rds.force_ssl").await?,
-        None => None,
+    let (force_ssl, password_encryption) = match &parameter_group {
+        Some(group) => {
+            let mut values =
+                parameter_values(rds, group, &["rds.force_ssl", "password_encryption"]).await?;
+            (
+                values.remove("rds.force_ssl"),
+                values.remove("password_encryption"),
+            )
+        }
+        None => (None, None),
     };
     Ok(InstanceFacts {
         identifier: identifier.into(),
@@ -127,6 +190,9 @@ pub async fn read_instance(
         multi_az: instance.multi_az().unwrap_or(false),
         parameter_group,
         force_ssl,
+        password_encryption,
+        publicly_accessible: instance.publicly_accessible().unwrap_or(false),
+        ca_certificate: instance.ca_certificate_identifier().map(str::to_string),
         endpoint: instance.endpoint().and_then(|e| {
             Some(Endpoint {
                 host: e.address()?.to_string(),
@@ -140,11 +206,13 @@ pub async fn read_instance(
     })
 }
 
-async fn parameter_value(
+/// The values of `names` in a parameter group (one pass over its pages).
+async fn parameter_values(
     rds: &aws_sdk_rds::Client,
     group: &str,
-    name: &str,
-) -> Result<Option<String>, Error> {
+    names: &[&str],
+) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    let mut found = std::collections::BTreeMap::new();
     let mut marker = None;
     loop {
         let out = rds
@@ -157,16 +225,16 @@ async fn parameter_value(
                 op: "DescribeDBParameters",
                 reason: error_text(&e),
             })?;
-        if let Some(p) = out
-            .parameters()
-            .iter()
-            .find(|p| p.parameter_name() == Some(name))
-        {
-            return Ok(p.parameter_value().map(str::to_string));
+        for p in out.parameters() {
+            if let (Some(name), Some(value)) = (p.parameter_name(), p.parameter_value())
+                && names.contains(&name)
+            {
+                found.insert(name.to_string(), value.to_string());
+            }
         }
         match out.marker() {
-            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
-            _ => return Ok(None),
+            Some(m) if !m.is_empty() && found.len() < names.len() => marker = Some(m.to_string()),
+            _ => return Ok(found),
         }
     }
 }

@@ -6,7 +6,9 @@ use serde_json::Value;
 
 use super::deadline::Deadline;
 use super::posture::{Finding, assess_posture, read_instance};
-use super::rotation::{connect_master, ensure_access, login_roles, read_master};
+use super::rotation::{
+    MAINTENANCE_DB, check_current_target, connect_master, ensure_access, login_roles, read_master,
+};
 use super::secret_store::{AWSCURRENT, Version};
 use super::values::{AppSecret, Password};
 use super::{Context, Error, FUNCTION, postgres};
@@ -42,7 +44,7 @@ pub async fn provision_database(
 ) -> Result<ProvisionOutcome, Error> {
     let db = &spec.database;
     let facts = read_instance(ctx.rds(), &db.instance_identifier).await?;
-    let findings = assess_posture(&facts, db.require_multi_az);
+    let findings = assess_posture(&facts, db);
     for f in &findings {
         if f.ok {
             tracing::info!(instance = %db.instance_identifier, check = f.check, detail = %f.detail, "posture ok");
@@ -60,6 +62,18 @@ pub async fn provision_database(
     if dry_run {
         return Ok(outcome);
     }
+    let failing: Vec<String> = outcome
+        .findings
+        .iter()
+        .filter(|f| !f.ok)
+        .map(|f| format!("{}: {}", f.check, f.detail))
+        .collect();
+    if db.posture.enforce && !failing.is_empty() {
+        return Err(Error::PostureFindings {
+            instance: db.instance_identifier.clone(),
+            findings: failing,
+        });
+    }
 
     let master_secret = read_master(ctx, db).await?;
     let endpoint = master_secret.endpoint().or(facts.endpoint).ok_or_else(|| {
@@ -69,9 +83,9 @@ pub async fn provision_database(
         ))
     })?;
     let tls = ctx.tls(spec, deadline)?;
-    let master = connect_master(ctx, &tls, db, &endpoint).await?;
+    let master = connect_master(ctx, &tls, db, &endpoint, MAINTENANCE_DB).await?;
     let logins = login_roles(db);
-    let changes = ensure_access(&master, db, &logins, true).await?;
+    let changes = ensure_access(ctx, &tls, &master, db, &endpoint, &logins, true).await?;
     outcome
         .actions
         .extend(changes.iter().map(ToString::to_string));
@@ -98,6 +112,7 @@ pub async fn provision_database(
         .transpose()?;
     match current {
         Some(app) => {
+            check_current_target(db, &db.app_secret_name, &app)?;
             // The secret has a value: make sure the database still accepts it; repair if not.
             match tls
                 .connect(&app.endpoint(), &app.dbname, &app.username, &app.password)
@@ -128,6 +143,13 @@ pub async fn provision_database(
                 password,
                 dbname: db.database_name.clone(),
                 masterarn: Some(db.master_secret_arn.clone()),
+                // AWS's structure: the console finds the instance (and its VPC) by it.
+                extra: [(
+                    "dbInstanceIdentifier".to_string(),
+                    db.instance_identifier.clone().into(),
+                )]
+                .into_iter()
+                .collect(),
             };
             // A retry after a failure here generates another password and sets it again
             // before writing it (reserved concurrency 1: no second writer meanwhile), so

@@ -5,17 +5,20 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::access::{AccessChange, DesiredAccess, plan_database_access};
+use super::access::{AccessChange, DesiredAccess, plan_database_access, plan_object_access};
 use super::deadline::{Deadline, retry_fits};
 use super::postgres::{self, PgTls};
 use super::secret_store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretVersions, Version};
 use super::values::{AppSecret, Endpoint, MasterSecret, Password};
 use super::{ClusterAccess, Context, Error, dsn};
+use crate::cluster::secret::{
+    HandoffOutcome, VersionAuthority, apply_database_secret, read_database_secret,
+};
 use crate::events::{RotationRequest, RotationStep};
 use crate::spec::{Database, PlatformSpec, RotationStrategy};
 
 /// Maintenance database the master connects to for role DDL.
-const MAINTENANCE_DB: &str = "postgres";
+pub(super) const MAINTENANCE_DB: &str = "postgres";
 
 /// Where the token stands before a step runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +120,83 @@ pub fn probe_table(token: &str) -> String {
     format!("signoz_control_probe_{hex}")
 }
 
+/// The rotation is of the spec's app secret, and no other: setSecret acts as the master.
+/// Checked on the request itself, before any call: `SecretId` (the ARN, in Secrets
+/// Manager's rotation events) is the spec's name or its ARN (`...:secret:<name>-<6
+/// characters>`, the suffix Secrets Manager adds to every secret's ARN).
+pub fn check_secret_is_the_apps(database: &Database, secret_id: &str) -> Result<(), Error> {
+    let wanted = database.app_secret_name.as_str();
+    let by_arn = secret_id
+        .strip_prefix("arn:")
+        .and_then(|rest| rest.split_once(":secret:"))
+        .and_then(|(_, name)| name.rsplit_once('-'))
+        .is_some_and(|(name, suffix)| name == wanted && suffix.len() == 6);
+    if secret_id == wanted || by_arn {
+        return Ok(());
+    }
+    Err(Error::Refused {
+        reason: format!(
+            "secret {secret_id} is not the spec's app secret ({wanted}): this function rotates only that one"
+        ),
+    })
+}
+
+/// The current value names one of the strategy's logins on the spec's database.
+pub fn check_current_target(
+    database: &Database,
+    secret: &str,
+    current: &AppSecret,
+) -> Result<(), Error> {
+    let refuse = |reason: String| Err(Error::Refused { reason });
+    if !login_roles(database).contains(&current.username) {
+        return refuse(format!(
+            "AWSCURRENT of {secret} names user {}, not one of the spec's logins {:?}",
+            current.username,
+            login_roles(database)
+        ));
+    }
+    if current.dbname != database.database_name {
+        return refuse(format!(
+            "AWSCURRENT of {secret} names database {}, not the spec's {}",
+            current.dbname, database.database_name
+        ));
+    }
+    Ok(())
+}
+
+/// The pending value may differ from the current one only in what rotation changes: the
+/// password, and the user the strategy picks next. Host, port and database stay, so the
+/// master is never pointed at another server or role (no confused deputy).
+pub fn check_pending_target(
+    database: &Database,
+    secret: &str,
+    current: &AppSecret,
+    pending: &AppSecret,
+) -> Result<(), Error> {
+    check_current_target(database, secret, current)?;
+    let refuse = |field: &str, got: &str, want: &str| {
+        Err(Error::Refused {
+            reason: format!(
+                "AWSPENDING of {secret} has {field} {got:?} where AWSCURRENT and the spec have {want:?}"
+            ),
+        })
+    };
+    if pending.host != current.host {
+        return refuse("host", &pending.host, &current.host);
+    }
+    if pending.port != current.port {
+        return refuse("port", &pending.port.to_string(), &current.port.to_string());
+    }
+    if pending.dbname != current.dbname {
+        return refuse("dbname", &pending.dbname, &current.dbname);
+    }
+    let next = next_username(database, &current.username);
+    if pending.username != next {
+        return refuse("username", &pending.username, &next);
+    }
+    Ok(())
+}
+
 /// What one step did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StepOutcome {
@@ -136,6 +216,7 @@ pub async fn run_rotation_step(
 ) -> Result<StepOutcome, Error> {
     let secret = request.secret_id.as_str();
     let token = request.token.as_str();
+    check_secret_is_the_apps(&spec.database, secret)?;
     let versions = ctx.secrets.describe(secret).await?;
     let state = check_token(secret, versions.as_ref(), token)?;
     let versions = versions.expect("check_token rejects a missing secret");
@@ -155,7 +236,7 @@ pub async fn run_rotation_step(
         RotationStep::SetSecret => set_secret(ctx, spec, request, deadline, &mut outcome).await?,
         RotationStep::TestSecret => test_secret(ctx, spec, request, deadline, &mut outcome).await?,
         RotationStep::FinishSecret => {
-            finish_secret(ctx, spec, request, &versions, &mut outcome).await?
+            finish_secret(ctx, spec, request, &versions, deadline, &mut outcome).await?
         }
     }
     Ok(outcome)
@@ -194,6 +275,18 @@ async fn pending_app_secret(ctx: &Context, request: &RotationRequest) -> Result<
     })
 }
 
+/// AWSCURRENT and AWSPENDING, checked against each other and the spec.
+async fn current_and_pending(
+    ctx: &Context,
+    spec: &PlatformSpec,
+    request: &RotationRequest,
+) -> Result<(AppSecret, AppSecret), Error> {
+    let current = current_app_secret(ctx, &request.secret_id).await?;
+    let pending = pending_app_secret(ctx, request).await?;
+    check_pending_target(&spec.database, &request.secret_id, &current, &pending)?;
+    Ok((current, pending))
+}
+
 async fn create_secret(
     ctx: &Context,
     spec: &PlatformSpec,
@@ -201,6 +294,7 @@ async fn create_secret(
     outcome: &mut StepOutcome,
 ) -> Result<(), Error> {
     let current = current_app_secret(ctx, &request.secret_id).await?;
+    check_current_target(&spec.database, &request.secret_id, &current)?;
     if read_app_secret(
         ctx,
         &request.secret_id,
@@ -224,6 +318,7 @@ async fn create_secret(
             reason: "returned characters outside letters and digits".into(),
         });
     }
+    // Every other key of the secret (AWS's and the operator's) is carried over as is.
     let pending = AppSecret {
         username: next_username(&spec.database, &current.username),
         password: Password::new(password),
@@ -252,21 +347,38 @@ async fn set_secret(
     deadline: Deadline,
     outcome: &mut StepOutcome,
 ) -> Result<(), Error> {
-    let pending = pending_app_secret(ctx, request).await?;
+    let (current, pending) = current_and_pending(ctx, spec, request).await?;
     let tls = ctx.tls(spec, deadline)?;
     match spec.database.strategy {
         RotationStrategy::SingleUser => {
             set_single_user(ctx, &tls, request, &pending, outcome).await
         }
         RotationStrategy::AlternatingUsers => {
-            let current = current_app_secret(ctx, &request.secret_id).await?;
-            let master = connect_master(ctx, &tls, &spec.database, &current.endpoint()).await?;
+            let endpoint = current.endpoint();
+            let master =
+                connect_master(ctx, &tls, &spec.database, &endpoint, MAINTENANCE_DB).await?;
             let logins = login_roles(&spec.database);
-            let changes = ensure_access(&master, &spec.database, &logins, false).await?;
+            let changes = ensure_access(
+                ctx,
+                &tls,
+                &master,
+                &spec.database,
+                &endpoint,
+                &logins,
+                false,
+            )
+            .await?;
             outcome
                 .actions
                 .extend(changes.iter().map(ToString::to_string));
             postgres::lock_roles(&master, &[&pending.username]).await?;
+            if logs_in(&tls, &pending).await? {
+                outcome
+                    .actions
+                    .push("database already has the pending password".into());
+                return Ok(());
+            }
+            ensure_not_in_use(ctx, spec, &tls, &master, &pending.username).await?;
             postgres::set_role_password(&master, &pending.username, &pending.password).await?;
             tracing::info!(user = %pending.username, token = %request.token, "set pending password (verifier) as master");
             outcome
@@ -277,15 +389,110 @@ async fn set_secret(
     }
 }
 
+/// Whether `secret` logs in; only a refused password is `false`.
+async fn logs_in(tls: &PgTls, secret: &AppSecret) -> Result<bool, Error> {
+    match tls
+        .connect(
+            &secret.endpoint(),
+            &secret.dbname,
+            &secret.username,
+            &secret.password,
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(Error::Authentication { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// How long setSecret waits for sessions of the user to end (a pod shutting down, a
+/// connection closing) before it refuses.
+const SESSION_GRACE: [Duration; 3] = [
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+    Duration::from_millis(800),
+];
+
+/// Alternating users: the user whose password changes must be out of use. No session of
+/// it may be alive (`pg_stat_activity`), and the cluster's Secret must no longer name it
+/// (a failed or skipped hand-off leaves the pods on it). Refuses with a retryable error
+/// naming the check.
+async fn ensure_not_in_use(
+    ctx: &Context,
+    spec: &PlatformSpec,
+    tls: &PgTls,
+    master: &tokio_postgres::Client,
+    user: &str,
+) -> Result<(), Error> {
+    let mut pauses = SESSION_GRACE.iter();
+    loop {
+        let sessions = postgres::sessions_of(master, user).await?;
+        if sessions.count == 0 {
+            break;
+        }
+        let pause = pauses
+            .next()
+            .filter(|p| tls.remaining().is_none_or(|r| retry_fits(**p, r)));
+        let Some(pause) = pause else {
+            return Err(Error::InUse {
+                user: user.into(),
+                check: "pg_stat_activity",
+                detail: format!(
+                    "{} session(s) of it are alive{}: its password changes only once nothing uses it",
+                    sessions.count,
+                    if sessions.applications.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (application_name {})", sessions.applications)
+                    }
+                ),
+            });
+        };
+        tokio::time::sleep(*pause).await;
+    }
+    let Some(client) = cluster_client(ctx, spec).await? else {
+        tracing::warn!(
+            user,
+            "cluster hand-off disabled: the Secret was not checked for this user"
+        );
+        return Ok(());
+    };
+    let secret = &spec.database.kubernetes_secret.name;
+    if let Some(live) = read_database_secret(&client, spec).await?
+        && live.user.as_deref() == Some(user)
+    {
+        return Err(Error::InUse {
+            user: user.into(),
+            check: "cluster Secret",
+            detail: format!(
+                "Secret {}/{secret} still hands its DSN to SigNoz (version {}): the last hand-off did not complete; a retried finishSecret or sync-cluster moves it to AWSCURRENT",
+                spec.cluster.namespace,
+                live.version_id.as_deref().unwrap_or("unknown")
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Brings the owner role, memberships and defaults to the spec, under the owner's
-/// advisory lock. Runs on every setSecret, not only at creation.
+/// advisory lock, then (connected to SigNoz's database) hands every object there to the
+/// owner and takes `PUBLIC`'s rights away. Runs on every setSecret, not only at creation.
 pub(super) async fn ensure_access(
+    ctx: &Context,
+    tls: &PgTls,
     master: &tokio_postgres::Client,
     database: &Database,
+    endpoint: &Endpoint,
     logins: &[String],
     create_database: bool,
 ) -> Result<Vec<AccessChange>, Error> {
     postgres::lock_roles(master, &[&database.owner_role]).await?;
+    let master_user: String = master
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .map_err(|e| postgres::classify(&e, "master"))?
+        .get(0);
     let observed = postgres::observe_access(
         master,
         &database.database_name,
@@ -293,16 +500,46 @@ pub(super) async fn ensure_access(
         logins,
     )
     .await?;
-    let changes = plan_database_access(
-        &observed,
-        &DesiredAccess {
-            database: &database.database_name,
-            owner: &database.owner_role,
-            logins,
-            create_database,
-        },
-    );
+    let desired = DesiredAccess {
+        database: &database.database_name,
+        owner: &database.owner_role,
+        logins,
+        create_database,
+        master: &master_user,
+    };
+    let mut changes = plan_database_access(&observed, &desired).map_err(|r| Error::Refused {
+        reason: format!("role {}: {}", r.role, r.reason),
+    })?;
     postgres::apply_access(master, &changes).await?;
+    if observed.database_owner.is_none() && !create_database {
+        return Ok(changes);
+    }
+    let inside = connect_master(ctx, tls, database, endpoint, &database.database_name).await?;
+    let objects = postgres::observe_objects(&inside, &database.owner_role).await?;
+    let (inner, stuck) = plan_object_access(&objects, &desired, &observed.logins);
+    if !stuck.is_empty() {
+        let named: Vec<String> = stuck
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} {} (owned by {})",
+                    o.kind.keyword().to_lowercase(),
+                    o.name,
+                    o.owner
+                )
+            })
+            .collect();
+        return Err(Error::Refused {
+            reason: format!(
+                "objects in database {} belong to roles the master cannot act as, so SigNoz's roles could not use them: {}; grant those roles to the master or reassign the objects to {}",
+                database.database_name,
+                named.join(", "),
+                database.owner_role
+            ),
+        });
+    }
+    postgres::apply_access(&inside, &inner).await?;
+    changes.extend(inner);
     Ok(changes)
 }
 
@@ -315,58 +552,91 @@ async fn set_single_user(
     pending: &AppSecret,
     outcome: &mut StepOutcome,
 ) -> Result<(), Error> {
-    let endpoint = pending.endpoint();
-    match tls
-        .connect(
-            &endpoint,
-            &pending.dbname,
-            &pending.username,
-            &pending.password,
-        )
-        .await
-    {
-        Ok(_) => {
-            outcome
-                .actions
-                .push("database already has the pending password".into());
-            return Ok(());
-        }
-        Err(Error::Authentication { .. }) => {}
-        Err(e) => return Err(e),
+    if logs_in(tls, pending).await? {
+        outcome
+            .actions
+            .push("database already has the pending password".into());
+        return Ok(());
     }
     for stage in [AWSCURRENT, AWSPREVIOUS] {
         let Some(old) = read_app_secret(ctx, &request.secret_id, Version::Stage(stage)).await?
         else {
             continue;
         };
-        match tls
-            .connect(&endpoint, &pending.dbname, &old.username, &old.password)
-            .await
-        {
-            Ok(client) => {
-                // The login defaults to SET ROLE owner (RESET would restore that default);
-                // only the login itself may change its own password.
-                client
-                    .batch_execute("SET ROLE NONE")
-                    .await
-                    .map_err(|e| postgres::classify(&e, &old.username))?;
-                postgres::lock_roles(&client, &[&pending.username]).await?;
-                postgres::set_role_password(&client, &pending.username, &pending.password).await?;
-                tracing::info!(user = %pending.username, logged_in_with = stage, token = %request.token,
-                    "set pending password (verifier)");
-                outcome.actions.push(format!(
-                    "set password of {} logged in with {stage}",
-                    pending.username
-                ));
-                return Ok(());
-            }
-            Err(Error::Authentication { .. }) => continue,
-            Err(e) => return Err(e),
+        if old.username != pending.username {
+            continue;
+        }
+        if change_own_password(tls, &old, &pending.password).await? {
+            tracing::info!(user = %pending.username, logged_in_with = stage, token = %request.token,
+                "set pending password (verifier)");
+            outcome.actions.push(format!(
+                "set password of {} logged in with {stage}",
+                pending.username
+            ));
+            return Ok(());
         }
     }
     Err(Error::Authentication {
         user: pending.username.clone(),
     })
+}
+
+/// Logs in as `with` and sets that same user's password to `password`; `false` when the
+/// database refuses `with`'s password.
+async fn change_own_password(
+    tls: &PgTls,
+    with: &AppSecret,
+    password: &Password,
+) -> Result<bool, Error> {
+    let client = match tls
+        .connect(
+            &with.endpoint(),
+            &with.dbname,
+            &with.username,
+            &with.password,
+        )
+        .await
+    {
+        Ok(client) => client,
+        Err(Error::Authentication { .. }) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    // The login defaults to SET ROLE owner (RESET would restore that default); only the
+    // login itself may change its own password.
+    client
+        .batch_execute("SET ROLE NONE")
+        .await
+        .map_err(|e| postgres::classify(&e, &with.username))?;
+    postgres::lock_roles(&client, &[&with.username]).await?;
+    postgres::set_role_password(&client, &with.username, password).await?;
+    Ok(true)
+}
+
+/// Single user, after a failure past setSecret: puts the database back on AWSCURRENT's
+/// password when it holds the pending one, so AWSCURRENT always logs in (the pods hold
+/// it too). Logs what it did; a failure to restore is logged and the caller's error
+/// stands.
+async fn restore_current_password(
+    ctx: &Context,
+    tls: &PgTls,
+    request: &RotationRequest,
+    pending: &AppSecret,
+) {
+    let restored = async {
+        let current = current_app_secret(ctx, &request.secret_id).await?;
+        if current.username != pending.username || logs_in(tls, &current).await? {
+            return Ok(false);
+        }
+        change_own_password(tls, pending, &current.password).await
+    }
+    .await;
+    match restored {
+        Ok(true) => tracing::warn!(user = %pending.username, token = %request.token,
+            "rotation failed after setSecret: restored the AWSCURRENT password"),
+        Ok(false) => {}
+        Err(e) => tracing::error!(user = %pending.username, token = %request.token, error = %e,
+            "rotation failed after setSecret and the AWSCURRENT password could not be restored"),
+    }
 }
 
 /// The pauses before re-reading an RDS-managed master secret and logging in again (it
@@ -377,62 +647,92 @@ const MASTER_RETRY_PAUSES: [Duration; 3] = [
     Duration::from_secs(2),
 ];
 
-/// Reads the master secret and connects as the master to the maintenance database.
-/// An RDS-managed secret that rotated under us is re-read and retried with backoff,
-/// as long as the pause and another attempt fit before the deadline.
+/// Reads the master secret and connects as the master to `dbname`. An RDS-managed secret
+/// (`rds!...`) rotates on its own, setting the database to AWSPENDING before moving
+/// AWSCURRENT: a refused password makes it try AWSPENDING too, then re-read both with
+/// backoff, as long as the pause and another attempt fit before the deadline.
 pub(super) async fn connect_master(
     ctx: &Context,
     tls: &PgTls,
     database: &Database,
     fallback: &Endpoint,
+    dbname: &str,
 ) -> Result<tokio_postgres::Client, Error> {
     let rds_managed = database.master_secret_arn.contains("rds!");
     let mut pauses = MASTER_RETRY_PAUSES.iter();
+    let mut stages: &[&str] = &[AWSCURRENT];
     loop {
-        let master = read_master(ctx, database).await?;
-        let endpoint = master.endpoint().unwrap_or_else(|| fallback.clone());
-        match tls
-            .connect(
-                &endpoint,
-                MAINTENANCE_DB,
-                &master.username,
-                &master.password,
-            )
-            .await
-        {
-            Err(Error::Authentication { user }) if rds_managed => {
-                let Some(pause) = pauses.next() else {
-                    return Err(Error::Authentication { user });
-                };
-                if let Some(remaining) = tls.remaining().filter(|r| !retry_fits(*pause, *r)) {
-                    tracing::warn!(user = %user, remaining_ms = remaining.as_millis() as u64,
-                        "master login refused and no time left to re-read the secret and retry");
-                    return Err(Error::DeadlineNear {
-                        op: "master login retry",
-                        remaining_ms: remaining.as_millis() as u64,
-                    });
+        let mut refused = None;
+        for stage in stages {
+            let master = if *stage == AWSCURRENT {
+                read_master(ctx, database).await?
+            } else {
+                match read_master_at(ctx, database, stage).await? {
+                    Some(master) => master,
+                    None => continue,
                 }
-                tracing::warn!(user = %user, pause_ms = pause.as_millis() as u64,
-                    "master login refused; the RDS-managed secret may have rotated: re-reading");
-                tokio::time::sleep(*pause).await;
+            };
+            let endpoint = master.endpoint().unwrap_or_else(|| fallback.clone());
+            match tls
+                .connect(&endpoint, dbname, &master.username, &master.password)
+                .await
+            {
+                Err(Error::Authentication { user }) if rds_managed => refused = Some(user),
+                other => {
+                    if *stage != AWSCURRENT {
+                        tracing::warn!(
+                            stage,
+                            "master logged in with the RDS-managed secret's AWSPENDING: RDS is rotating it"
+                        );
+                    }
+                    return other;
+                }
             }
-            other => return other,
         }
+        let user = refused.unwrap_or_else(|| "master".into());
+        if stages.len() == 1 {
+            // RDS may be between setting the new password and moving AWSCURRENT.
+            stages = &[AWSCURRENT, AWSPENDING];
+            continue;
+        }
+        let Some(pause) = pauses.next() else {
+            return Err(Error::Authentication { user });
+        };
+        if let Some(remaining) = tls.remaining().filter(|r| !retry_fits(*pause, *r)) {
+            tracing::warn!(user = %user, remaining_ms = remaining.as_millis() as u64,
+                "master login refused and no time left to re-read the secret and retry");
+            return Err(Error::DeadlineNear {
+                op: "master login retry",
+                remaining_ms: remaining.as_millis() as u64,
+            });
+        }
+        tracing::warn!(user = %user, pause_ms = pause.as_millis() as u64,
+            "master login refused; the RDS-managed secret may have rotated: re-reading");
+        tokio::time::sleep(*pause).await;
     }
 }
 
 /// The master secret's current value.
 pub(super) async fn read_master(ctx: &Context, database: &Database) -> Result<MasterSecret, Error> {
-    let secret = &database.master_secret_arn;
-    let text = ctx
-        .secrets
-        .read(secret, Version::Stage(AWSCURRENT))
+    read_master_at(ctx, database, AWSCURRENT)
         .await?
         .ok_or_else(|| Error::MalformedSecret {
-            secret: secret.clone(),
+            secret: database.master_secret_arn.clone(),
             reason: "the master secret has no AWSCURRENT value".into(),
-        })?;
-    MasterSecret::parse(secret, &text)
+        })
+}
+
+/// The master secret's value at `stage`, if that stage exists.
+async fn read_master_at(
+    ctx: &Context,
+    database: &Database,
+    stage: &str,
+) -> Result<Option<MasterSecret>, Error> {
+    let secret = &database.master_secret_arn;
+    match ctx.secrets.read(secret, Version::Stage(stage)).await? {
+        Some(text) => MasterSecret::parse(secret, &text).map(Some),
+        None => Ok(None),
+    }
 }
 
 async fn test_secret(
@@ -442,27 +742,38 @@ async fn test_secret(
     deadline: Deadline,
     outcome: &mut StepOutcome,
 ) -> Result<(), Error> {
-    let pending = pending_app_secret(ctx, request).await?;
+    let (_, pending) = current_and_pending(ctx, spec, request).await?;
     let tls = ctx.tls(spec, deadline)?;
-    let client = tls
-        .connect(
-            &pending.endpoint(),
-            &pending.dbname,
+    let tested = async {
+        let client = tls
+            .connect(
+                &pending.endpoint(),
+                &pending.dbname,
+                &pending.username,
+                &pending.password,
+            )
+            .await?;
+        postgres::probe_signoz_work(
+            &client,
             &pending.username,
-            &pending.password,
+            &spec.database.owner_role,
+            &probe_table(&request.token),
         )
-        .await?;
-    postgres::probe_signoz_work(
-        &client,
-        &pending.username,
-        &spec.database.owner_role,
-        &probe_table(&request.token),
-    )
-    .await?;
+        .await
+    }
+    .await;
+    if let Err(e) = tested {
+        if spec.database.strategy == RotationStrategy::SingleUser {
+            restore_current_password(ctx, &tls, request, &pending).await;
+        }
+        return Err(e);
+    }
     tracing::info!(user = %pending.username, token = %request.token, "pending credentials did SigNoz's work");
     outcome.actions.push(format!(
-        "{} created, wrote, read and dropped a table owned by {}",
-        pending.username, spec.database.owner_role
+        "{} read and wrote SigNoz's tables and {}, and created a table owned by {}",
+        pending.username,
+        postgres::PROBE_LEDGER,
+        spec.database.owner_role
     ));
     Ok(())
 }
@@ -472,16 +783,46 @@ async fn finish_secret(
     spec: &PlatformSpec,
     request: &RotationRequest,
     versions: &SecretVersions,
+    deadline: Deadline,
     outcome: &mut StepOutcome,
 ) -> Result<(), Error> {
     let secret = request.secret_id.as_str();
     let token = request.token.as_str();
     let plan = plan_finish(versions, token);
     if plan.move_current {
+        let (_, pending) = current_and_pending(ctx, spec, request).await?;
+        let tls = ctx.tls(spec, deadline)?;
+        // AWSCURRENT moves only to credentials the database accepts.
+        if !logs_in(&tls, &pending).await? {
+            tracing::error!(user = %pending.username, token, "AWSPENDING does not log in: AWSCURRENT not moved");
+            if spec.database.strategy == RotationStrategy::SingleUser {
+                restore_current_password(ctx, &tls, request, &pending).await;
+            }
+            return Err(Error::Authentication {
+                user: pending.username,
+            });
+        }
         let from = plan.current_from.as_deref();
-        ctx.secrets
+        if let Err(e) = ctx
+            .secrets
             .move_stage(secret, AWSCURRENT, Some(token), from)
-            .await?;
+            .await
+        {
+            // The move may have happened with its answer lost: finish forward if so.
+            let moved = ctx
+                .secrets
+                .describe(secret)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|v| v.has_stage(token, AWSCURRENT));
+            if !moved {
+                if spec.database.strategy == RotationStrategy::SingleUser {
+                    restore_current_password(ctx, &tls, request, &pending).await;
+                }
+                return Err(e);
+            }
+        }
         tracing::info!(
             secret,
             current_before = from.unwrap_or("none"),
@@ -503,29 +844,50 @@ async fn finish_secret(
             secret: secret.into(),
             reason: "the finished version has no value".into(),
         })?;
-    hand_off_to_cluster(ctx, spec, &current, token, outcome).await
+    hand_off_to_cluster(ctx, spec, &current, request, outcome).await
 }
 
-/// Writes the DSN into the Kubernetes Secret and restarts the listed workloads once per
-/// version (a retried finishSecret does not restart them again).
+/// The client finishSecret and setSecret reach the cluster with; `None` when the
+/// hand-off is disabled.
+async fn cluster_client(ctx: &Context, spec: &PlatformSpec) -> Result<Option<kube::Client>, Error> {
+    Ok(match &ctx.cluster {
+        ClusterAccess::Disabled => None,
+        ClusterAccess::Client(client) => Some(client.clone()),
+        ClusterAccess::FromSpec(cluster) => Some(cluster.client(spec, &ctx.sdk).await?),
+    })
+}
+
+/// Writes the DSN and the CA bundle into the Kubernetes Secret (never over a newer
+/// version) and restarts the listed workloads once per version (a retried finishSecret
+/// does not restart them again).
 async fn hand_off_to_cluster(
     ctx: &Context,
     spec: &PlatformSpec,
     current: &AppSecret,
-    token: &str,
+    request: &RotationRequest,
     outcome: &mut StepOutcome,
 ) -> Result<(), Error> {
-    let client = match &ctx.cluster {
-        ClusterAccess::Disabled => {
-            tracing::warn!("cluster hand-off disabled: the Kubernetes Secret was not updated");
-            outcome.actions.push("cluster hand-off disabled".into());
+    let Some(client) = cluster_client(ctx, spec).await? else {
+        tracing::warn!("cluster hand-off disabled: the Kubernetes Secret was not updated");
+        outcome.actions.push("cluster hand-off disabled".into());
+        return Ok(());
+    };
+    let token = &request.token;
+    let authority = VersionAuthority {
+        secrets: ctx.secrets.client().clone(),
+        secret_id: request.secret_id.clone(),
+    };
+    let source = dsn::handoff(current, &spec.database, token, Some(authority))?;
+    let secret = &spec.database.kubernetes_secret.name;
+    let changed = match apply_database_secret(&client, spec, &source, false).await? {
+        HandoffOutcome::Stale { live_version } => {
+            outcome.actions.push(format!(
+                "Secret {secret} already holds version {live_version}, newer than {token}: left alone, no restart"
+            ));
             return Ok(());
         }
-        ClusterAccess::Client(client) => client.clone(),
-        ClusterAccess::FromSpec => crate::cluster::connect(spec, &ctx.sdk).await?,
+        applied => applied.data_changed(),
     };
-    let dsn = dsn::signoz_dsn(current, spec.database.tls.mode);
-    let changed = crate::cluster::apply_database_secret(&client, spec, &dsn).await?;
     let restarted = crate::cluster::restart::restart_workloads_once(
         &client,
         spec,
@@ -534,11 +896,11 @@ async fn hand_off_to_cluster(
         true,
     )
     .await?;
-    tracing::info!(secret = %spec.database.kubernetes_secret.name, data_changed = changed,
+    tracing::info!(secret = %secret, data_changed = changed,
         restarted = ?restarted, user = %current.username, "handed the DSN to the cluster");
     outcome.actions.push(format!(
-        "wrote DSN for {} to Secret {} (changed: {changed}); restarted {restarted:?}",
-        current.username, spec.database.kubernetes_secret.name
+        "wrote DSN for {} to Secret {secret} (changed: {changed}); restarted {restarted:?}",
+        current.username
     ));
     Ok(())
 }

@@ -19,6 +19,7 @@ pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SecretVersions {
     pub arn: String,
+    pub name: String,
     pub rotation_enabled: bool,
     pub rotation_lambda_arn: Option<String>,
     pub rotation_days: Option<i64>,
@@ -78,6 +79,11 @@ impl SecretStore {
         SecretStore { client }
     }
 
+    /// The client itself (the cluster hand-off asks it which version is AWSCURRENT).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Rotation settings and version stages of a secret; `None` when it does not exist.
     pub async fn describe(&self, secret_id: &str) -> Result<Option<SecretVersions>, Error> {
         let out = match self
@@ -93,6 +99,7 @@ impl SecretStore {
         };
         Ok(Some(SecretVersions {
             arn: out.arn().unwrap_or(secret_id).to_string(),
+            name: out.name().unwrap_or(secret_id).to_string(),
             rotation_enabled: out.rotation_enabled().unwrap_or(false),
             rotation_lambda_arn: out.rotation_lambda_arn().map(str::to_string),
             rotation_days: out

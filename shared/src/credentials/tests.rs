@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use super::Error;
 use super::access::{
-    AccessChange, DesiredAccess, ObservedAccess, ObservedLogin, plan_database_access,
+    AccessChange, DesiredAccess, ForeignObject, ObjectKind, ObservedAccess, ObservedLogin,
+    ObservedObjects, plan_database_access, plan_object_access,
 };
 use super::deadline::{
     DEFAULT_BUDGET, Deadline, MIN_ATTEMPT, REPORT_MARGIN, attempt_timeouts, retry_fits,
@@ -14,7 +15,10 @@ use super::deadline::{
 use super::dsn::signoz_dsn;
 use super::postgres::{CaSource, RDS_CA_BUNDLE_ENV, Timeouts};
 use super::posture::{InstanceFacts, assess_posture};
-use super::rotation::{TokenState, check_token, login_roles, next_username, plan_finish};
+use super::rotation::{
+    TokenState, check_current_target, check_pending_target, check_secret_is_the_apps, check_token,
+    login_roles, next_username, plan_finish,
+};
 use super::secret_store::SecretVersions;
 use super::values::{AppSecret, MasterSecret, Password};
 use crate::spec::{Database, DatabaseTls, EXAMPLE_SPEC, RotationStrategy, TlsMode, parse_spec};
@@ -89,13 +93,15 @@ fn desired<'a>(logins: &'a [String], create_database: bool) -> DesiredAccess<'a>
         owner: "signoz_owner",
         logins,
         create_database,
+        master: "signoz_master",
     }
 }
 
 #[test]
 fn an_empty_server_gets_owner_then_database_then_logins_with_membership() {
     let logins = vec!["app".to_string()];
-    let changes = plan_database_access(&ObservedAccess::default(), &desired(&logins, true));
+    let changes =
+        plan_database_access(&ObservedAccess::default(), &desired(&logins, true)).unwrap();
     let sql: Vec<String> = changes.iter().map(AccessChange::sql).collect();
     assert_eq!(
         sql,
@@ -114,24 +120,21 @@ fn an_empty_server_gets_owner_then_database_then_logins_with_membership() {
 #[test]
 fn a_converged_server_needs_nothing_and_a_lost_membership_is_restored() {
     let logins = vec!["app".to_string(), "app_clone".to_string()];
-    let login = |name: &str, member: bool| ObservedLogin {
-        name: name.into(),
-        exists: true,
-        can_login: true,
-        member_of_owner: member,
-        defaults_to_owner: true,
-        can_connect: true,
-    };
     let mut observed = ObservedAccess {
         owner_exists: true,
-        master_in_owner: true,
+        master_acts_as_owner: true,
         database_owner: Some("signoz_owner".into()),
-        logins: vec![login("app", true), login("app_clone", true)],
+        logins: vec![converged_login("app"), converged_login("app_clone")],
+        ..ObservedAccess::default()
     };
-    assert!(plan_database_access(&observed, &desired(&logins, false)).is_empty());
+    assert!(
+        plan_database_access(&observed, &desired(&logins, false))
+            .unwrap()
+            .is_empty()
+    );
     observed.logins[1].member_of_owner = false;
     assert_eq!(
-        plan_database_access(&observed, &desired(&logins, false)),
+        plan_database_access(&observed, &desired(&logins, false)).unwrap(),
         [AccessChange::GrantOwnerMembership {
             role: "app_clone".into(),
             owner: "signoz_owner".into()
@@ -143,18 +146,145 @@ fn a_converged_server_needs_nothing_and_a_lost_membership_is_restored() {
 fn a_database_owned_by_someone_else_is_transferred_to_the_owner_role() {
     let observed = ObservedAccess {
         owner_exists: true,
-        master_in_owner: true,
+        master_acts_as_owner: true,
         database_owner: Some("postgres".into()),
-        logins: vec![],
+        ..ObservedAccess::default()
     };
     assert_eq!(
-        plan_database_access(&observed, &desired(&[], true)),
+        plan_database_access(&observed, &desired(&[], true)).unwrap(),
         [AccessChange::TransferDatabase {
             database: "signoz".into(),
             from: "postgres".into(),
             to: "signoz_owner".into()
         }]
     );
+}
+
+fn converged_login(name: &str) -> ObservedLogin {
+    ObservedLogin {
+        name: name.into(),
+        exists: true,
+        can_login: true,
+        member_of_owner: true,
+        defaults_to_owner: true,
+        can_connect: true,
+        ..ObservedLogin::default()
+    }
+}
+
+#[test]
+fn an_owner_the_master_is_only_an_admin_of_is_granted_before_the_database_is_made() {
+    // PostgreSQL 16+: CREATE ROLE leaves its creator ADMIN OPTION only, which counts as
+    // membership but lets it neither use the role's rights nor SET ROLE to it.
+    let observed = ObservedAccess {
+        owner_exists: true,
+        master_acts_as_owner: false,
+        ..ObservedAccess::default()
+    };
+    let changes = plan_database_access(&observed, &desired(&[], true)).unwrap();
+    assert_eq!(
+        changes.iter().map(AccessChange::sql).collect::<Vec<_>>(),
+        [
+            r#"GRANT "signoz_owner" TO CURRENT_USER"#,
+            r#"CREATE DATABASE "signoz" OWNER "signoz_owner""#,
+        ]
+    );
+}
+
+#[test]
+fn the_master_a_privileged_role_or_a_reserved_name_is_never_an_app_role() {
+    let master = vec!["signoz_master".to_string()];
+    let refused = plan_database_access(&ObservedAccess::default(), &desired(&master, true));
+    assert_eq!(refused.unwrap_err().reason, "it is the master user");
+    for name in ["rds_superuser", "pg_read_all_data", "postgres", "rdsadmin"] {
+        let logins = vec![name.to_string()];
+        let refused =
+            plan_database_access(&ObservedAccess::default(), &desired(&logins, true)).unwrap_err();
+        assert_eq!(refused.role, name);
+    }
+    let logins = vec!["app".to_string()];
+    let observed = ObservedAccess {
+        owner_exists: true,
+        master_acts_as_owner: true,
+        database_owner: Some("signoz_owner".into()),
+        logins: vec![ObservedLogin {
+            privileged: true,
+            ..converged_login("app")
+        }],
+        ..ObservedAccess::default()
+    };
+    let refused = plan_database_access(&observed, &desired(&logins, false)).unwrap_err();
+    assert!(
+        refused.reason.contains("superuser or has CREATEROLE"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn objects_of_logins_are_reassigned_the_masters_handed_over_and_public_loses_its_rights() {
+    let logins = vec!["app".to_string(), "app_clone".to_string()];
+    let object = |kind, name: &str, owner: &str, acts| ForeignObject {
+        kind,
+        name: name.into(),
+        owner: owner.into(),
+        master_acts_as_owner: acts,
+    };
+    let observed = ObservedObjects {
+        public_database_access: true,
+        public_creates_in_schema: true,
+        owner_creates_in_schema: false,
+        foreign: vec![
+            object(ObjectKind::Table, r#""public"."dashboards""#, "app", false),
+            object(ObjectKind::Sequence, r#""public"."ids""#, "app", false),
+            object(
+                ObjectKind::Table,
+                r#""public"."rules""#,
+                "signoz_master",
+                true,
+            ),
+            object(
+                ObjectKind::Function,
+                r#""public"."f"(integer)"#,
+                "signoz_master",
+                true,
+            ),
+        ],
+    };
+    let seen = [
+        ObservedLogin {
+            master_acts_as: false,
+            ..converged_login("app")
+        },
+        converged_login("app_clone"),
+    ];
+    let (changes, stuck) = plan_object_access(&observed, &desired(&logins, false), &seen);
+    assert!(stuck.is_empty());
+    assert_eq!(
+        changes.iter().map(AccessChange::sql).collect::<Vec<_>>(),
+        [
+            r#"GRANT USAGE, CREATE ON SCHEMA public TO "signoz_owner""#,
+            r#"GRANT "app" TO CURRENT_USER"#,
+            r#"REASSIGN OWNED BY "app" TO "signoz_owner""#,
+            r#"ALTER TABLE "public"."rules" OWNER TO "signoz_owner""#,
+            r#"ALTER FUNCTION "public"."f"(integer) OWNER TO "signoz_owner""#,
+            r#"REVOKE CONNECT, TEMPORARY ON DATABASE "signoz" FROM PUBLIC"#,
+            "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+        ]
+    );
+    // A role the master cannot act as: nobody here can hand its objects over.
+    let foreign = ObservedObjects {
+        foreign: vec![object(
+            ObjectKind::Table,
+            r#""public"."x""#,
+            "legacy",
+            false,
+        )],
+        owner_creates_in_schema: true,
+        ..ObservedObjects::default()
+    };
+    let (changes, stuck) = plan_object_access(&foreign, &desired(&logins, false), &seen);
+    assert!(changes.is_empty());
+    assert_eq!(stuck[0].owner, "legacy");
 }
 
 #[test]
@@ -194,6 +324,7 @@ fn app_secret(username: &str, password: &str) -> AppSecret {
         password: Password::new(password),
         dbname: "signoz".into(),
         masterarn: None,
+        extra: Default::default(),
     }
 }
 
@@ -201,7 +332,7 @@ fn app_secret(username: &str, password: &str) -> AppSecret {
 fn the_dsn_round_trips_through_a_url_parser_whatever_the_password() {
     for password in ["Abc123xyz", "p@ss:w/rd?#%&=+ ü'\"", "%41%", "0"] {
         let secret = app_secret("signoz_app_clone", password);
-        let dsn = signoz_dsn(&secret, TlsMode::VerifyFull);
+        let dsn = signoz_dsn(&secret, &database(RotationStrategy::AlternatingUsers));
         let url = url::Url::parse(&dsn).unwrap();
         assert_eq!(url.scheme(), "postgres");
         assert_eq!(
@@ -214,7 +345,17 @@ fn the_dsn_round_trips_through_a_url_parser_whatever_the_password() {
         assert_eq!(percent_decode(url.password().unwrap()), password);
         assert_eq!(
             url.query_pairs().collect::<Vec<_>>(),
-            [("sslmode".into(), "verify-full".into())]
+            [
+                ("sslmode".into(), "verify-full".into()),
+                (
+                    "sslrootcert".into(),
+                    "/etc/signoz-control/database-ca/database-ca.pem".into()
+                )
+            ]
+        );
+        assert_eq!(
+            super::dsn::decode_userinfo(url.password().unwrap()),
+            password
         );
     }
 }
@@ -254,6 +395,97 @@ fn secret_values_never_print_in_debug_or_parse_errors() {
 }
 
 #[test]
+fn the_app_secret_keeps_unknown_keys_writes_no_null_and_defaults_like_aws() {
+    let text = r#"{"engine":"postgres","host":"h","username":"u","password":"p",
+        "dbInstanceIdentifier":"signoz-metadata","replicas":[{"host":"r"}],"note":null}"#;
+    let secret = AppSecret::parse("s", text).unwrap();
+    assert_eq!((secret.port, secret.dbname.as_str()), (5432, "postgres"));
+    let written: serde_json::Value = serde_json::from_str(&secret.to_json()).unwrap();
+    assert_eq!(written["dbInstanceIdentifier"], "signoz-metadata");
+    assert_eq!(written["replicas"][0]["host"], "r");
+    let nulls: Vec<_> = written
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, v)| v.is_null())
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert!(nulls.is_empty(), "null written for {nulls:?}");
+    assert!(written.get("masterarn").is_none());
+    let mysql = AppSecret::parse(
+        "s",
+        r#"{"engine":"mysql","host":"h","username":"u","password":"p"}"#,
+    )
+    .unwrap_err();
+    assert!(
+        mysql.to_string().contains("must be \"postgres\""),
+        "{mysql}"
+    );
+}
+
+#[test]
+fn pending_values_pointing_elsewhere_are_refused_before_the_master_acts() {
+    let db = database(RotationStrategy::AlternatingUsers);
+    let current = app_secret("signoz_app", "a");
+    let fine = app_secret("signoz_app_clone", "b");
+    check_pending_target(&db, "s", &current, &fine).unwrap();
+    for (field, pending) in [
+        ("username", app_secret("postgres", "b")),
+        ("username", app_secret("signoz_app", "b")),
+        (
+            "host",
+            AppSecret {
+                host: "evil.example".into(),
+                ..fine.clone()
+            },
+        ),
+        (
+            "port",
+            AppSecret {
+                port: 6432,
+                ..fine.clone()
+            },
+        ),
+        (
+            "dbname",
+            AppSecret {
+                dbname: "postgres".into(),
+                ..fine.clone()
+            },
+        ),
+    ] {
+        let err = check_pending_target(&db, "s", &current, &pending).unwrap_err();
+        assert!(matches!(err, Error::Refused { .. }), "{field}: {err:?}");
+        assert!(err.to_string().contains(field), "{err}");
+    }
+    let foreign = app_secret("someone_else", "a");
+    assert!(check_current_target(&db, "s", &foreign).is_err());
+    for foreign in [
+        "another/secret",
+        "arn:aws:secretsmanager:eu-west-1:1:secret:another/secret-AbCdEf",
+        // The spec's name as a prefix of another secret's.
+        &format!(
+            "arn:aws:secretsmanager:eu-west-1:1:secret:{}-x-AbCdEf",
+            db.app_secret_name
+        ),
+    ] {
+        assert!(
+            matches!(
+                check_secret_is_the_apps(&db, foreign),
+                Err(Error::Refused { .. })
+            ),
+            "{foreign}"
+        );
+    }
+    check_secret_is_the_apps(&db, &db.app_secret_name).unwrap();
+    let arn = format!(
+        "arn:aws:secretsmanager:eu-west-1:1:secret:{}-AbCdEf",
+        db.app_secret_name
+    );
+    check_secret_is_the_apps(&db, &arn).unwrap();
+}
+
+#[test]
 fn ports_are_accepted_as_numbers_or_text() {
     let text = r#"{"engine":"postgres","host":"h","port":"5433","username":"u","password":"p","dbname":"d"}"#;
     assert_eq!(AppSecret::parse("s", text).unwrap().port, 5433);
@@ -272,10 +504,42 @@ fn posture_reports_each_check_and_multi_az_only_when_required() {
         force_ssl: Some("0".into()),
         ..InstanceFacts::default()
     };
-    let findings = assess_posture(&facts, true);
+    let mut db = database(RotationStrategy::SingleUser);
+    db.require_multi_az = true;
+    db.master_secret_arn = "arn:aws:secretsmanager:eu-west-1:1:secret:rds!db-1".into();
+    let facts = InstanceFacts {
+        password_encryption: Some("md5".into()),
+        publicly_accessible: true,
+        ca_certificate: Some("rds-ca-2019".into()),
+        master_secret_arn: Some("arn:aws:secretsmanager:eu-west-1:1:secret:rds!db-2".into()),
+        ..facts
+    };
+    let findings = assess_posture(&facts, &db);
     let failed: Vec<_> = findings.iter().filter(|f| !f.ok).map(|f| f.check).collect();
-    assert_eq!(failed, ["deletion_protection", "force_ssl", "multi_az"]);
-    assert_eq!(assess_posture(&facts, false).len(), 3);
+    assert_eq!(
+        failed,
+        [
+            "deletion_protection",
+            "force_ssl",
+            "password_encryption",
+            "publicly_accessible",
+            "ca_certificate",
+            "master_user_secret",
+            "multi_az"
+        ]
+    );
+    db.require_multi_az = false;
+    assert_eq!(assess_posture(&facts, &db).len(), 7);
+    let good = InstanceFacts {
+        deletion_protection: true,
+        force_ssl: Some("1".into()),
+        password_encryption: Some("scram-sha-256".into()),
+        publicly_accessible: false,
+        ca_certificate: Some("rds-ca-rsa2048-g1".into()),
+        master_secret_arn: Some(db.master_secret_arn.clone()),
+        ..facts
+    };
+    assert!(assess_posture(&good, &db).iter().all(|f| f.ok));
 }
 
 #[test]

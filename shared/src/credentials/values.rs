@@ -29,20 +29,39 @@ impl fmt::Debug for Password {
     }
 }
 
-/// SigNoz's credentials as stored in the app secret (the layout AWS's rotation
-/// templates use, so the console and other tools understand it).
+/// SigNoz's credentials as stored in the app secret, in AWS's JSON structure for an
+/// RDS PostgreSQL secret ("JSON structure of AWS Secrets Manager secrets", Amazon RDS
+/// and Aurora credentials): `engine` (`postgres`), `host`, `username`, `password`,
+/// optional `dbname` (default `postgres`) and `port` (default 5432), `masterarn`, and
+/// any other key (`dbInstanceIdentifier`, replica endpoints, ...), kept as it was. A
+/// `null` is never written back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppSecret {
     pub engine: String,
     pub host: String,
-    #[serde(deserialize_with = "port_number_or_text")]
+    #[serde(default = "default_port", deserialize_with = "port_number_or_text")]
     pub port: u16,
     pub username: String,
     pub password: Password,
+    #[serde(default = "default_dbname")]
     pub dbname: String,
     /// The master secret that can reset this user (alternating users).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub masterarn: Option<String>,
+    /// Every other key of the secret, passed through rotation untouched.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The engine AWS's structure names for RDS PostgreSQL (and Aurora PostgreSQL).
+pub const POSTGRES_ENGINE: &str = "postgres";
+
+fn default_port() -> u16 {
+    5432
+}
+
+fn default_dbname() -> String {
+    "postgres".into()
 }
 
 /// The master user's secret: RDS-managed (`rds!...`, only username and password) or a
@@ -66,13 +85,28 @@ pub struct Endpoint {
 
 impl AppSecret {
     /// Parses the app secret; the error names the secret and the field, never a value.
+    /// An engine other than `postgres` is refused (its name is not a secret).
     pub fn parse(secret_id: &str, text: &str) -> Result<Self, Error> {
-        parse_json(secret_id, text)
+        let secret: AppSecret = parse_json(secret_id, text)?;
+        if secret.engine != POSTGRES_ENGINE {
+            return Err(Error::MalformedSecret {
+                secret: secret_id.into(),
+                reason: format!(
+                    "at `engine`: must be {POSTGRES_ENGINE:?} for RDS PostgreSQL, got {:?}",
+                    secret.engine
+                ),
+            });
+        }
+        Ok(secret)
     }
 
-    /// The JSON stored in Secrets Manager.
+    /// The JSON stored in Secrets Manager: AWS's keys, then the others, without nulls.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("an app secret always serialises")
+        let mut value = serde_json::to_value(self).expect("an app secret always serialises");
+        if let Some(map) = value.as_object_mut() {
+            map.retain(|_, v| !v.is_null());
+        }
+        value.to_string()
     }
 
     /// The server this secret points at.

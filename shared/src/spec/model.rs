@@ -203,6 +203,9 @@ pub struct Database {
     pub tls: DatabaseTls,
     #[serde(default)]
     pub require_multi_az: bool,
+    /// What to do with the instance's posture findings.
+    #[serde(default)]
+    pub posture: PostureCheck,
     pub kubernetes_secret: KubernetesSecret,
     /// Other workloads that read the Secret and restart when it changes; SigNoz's own
     /// StatefulSet, named by the chart from the release, always restarts.
@@ -239,16 +242,38 @@ pub enum TlsMode {
     VerifyCa,
 }
 
+/// How provisioning treats the RDS instance's posture findings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PostureCheck {
+    /// Fail provisioning on any finding (default: log and report them only).
+    #[serde(default)]
+    pub enforce: bool,
+}
+
 /// The Kubernetes Secret SigNoz reads its DSN from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KubernetesSecret {
     pub name: String,
     #[serde(default = "default_dsn_key")]
     pub dsn_key: String,
+    /// Key of the CA bundle (PEM) the DSN's `sslrootcert` names.
+    #[serde(default = "default_ca_key")]
+    pub ca_key: String,
+    /// Directory the SigNoz pod mounts the CA bundle in (chart `signoz.additionalVolumes`).
+    #[serde(default = "default_ca_mount_path")]
+    pub ca_mount_path: String,
 }
 
 fn default_dsn_key() -> String {
     "SIGNOZ_SQLSTORE_POSTGRES_DSN".into()
+}
+
+fn default_ca_key() -> String {
+    "database-ca.pem".into()
+}
+
+fn default_ca_mount_path() -> String {
+    "/etc/signoz-control/database-ca".into()
 }
 
 /// A workload in the cluster, by kind and name (namespace defaults to the cluster's).
@@ -264,15 +289,21 @@ pub struct WorkloadRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColdStorage {
     pub bucket: String,
-    /// Key prefix of ClickHouse's S3 disk; the lifecycle rule is scoped to it.
+    /// Key prefix of ClickHouse's S3 disk; the lifecycle rules are scoped to it.
     #[serde(default)]
     pub prefix: String,
     /// Storage class -> days after the object reached S3. Only STANDARD_IA and GLACIER_IR
     /// are readable by ClickHouse without a restore.
     pub transitions: BTreeMap<String, u32>,
+    /// Days after which S3 deletes an object. The control plane writes at least the
+    /// longest cold period SigNoz's parts have ever had plus the safety margin.
     pub expiration_days: u32,
     #[serde(default = "default_abort_multipart_days")]
     pub abort_incomplete_multipart_days: u32,
+    /// Days a noncurrent version lives before S3 deletes it (versioning once enabled
+    /// leaves them behind, and delete markers, billed until expired).
+    #[serde(default = "default_noncurrent_days")]
+    pub noncurrent_expiration_days: u32,
     /// S3's `TransitionDefaultMinimumObjectSize`, made explicit.
     pub transition_minimum_object_size: MinimumObjectSize,
     pub encryption: Encryption,
@@ -286,14 +317,21 @@ fn default_abort_multipart_days() -> u32 {
     7
 }
 
-/// The two values S3 accepts for `TransitionDefaultMinimumObjectSize`.
+fn default_noncurrent_days() -> u32 {
+    1
+}
+
+/// The two values S3 accepts for `TransitionDefaultMinimumObjectSize`. For the tiers
+/// ClickHouse can read (Standard-IA, Glacier IR) both keep objects under 128 KB in
+/// STANDARD: they differ only for GLACIER and DEEP_ARCHIVE, which the spec refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MinimumObjectSize {
-    /// Objects under 128 KB stay in Standard (S3's default since 2024).
+    /// Objects under 128 KB transition to no storage class (S3's default since 2024).
     #[serde(rename = "all_storage_classes_128k")]
     AllStorageClasses128k,
-    /// Every object transitions, however small (ClickHouse writes many small files).
+    /// Objects under 128 KB transition to GLACIER or DEEP_ARCHIVE only, never to
+    /// Standard-IA or Glacier IR.
     VariesByStorageClass,
 }
 
@@ -301,8 +339,13 @@ pub enum MinimumObjectSize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Encryption {
     pub algorithm: EncryptionAlgorithm,
+    /// Key ID, key ARN, `alias/<name>` or alias ARN (aws:kms only).
     #[serde(default)]
     pub kms_key_id: Option<String>,
+    /// S3 Bucket Keys (aws:kms only; on unless set to false): one data key per bucket
+    /// instead of a KMS call per object, which cuts KMS requests and their cost.
+    #[serde(default)]
+    pub bucket_key_enabled: Option<bool>,
 }
 
 /// Server-side encryption algorithm.
@@ -314,15 +357,71 @@ pub enum EncryptionAlgorithm {
     AwsKms,
 }
 
-/// Inputs of the cold-storage cost curve.
+/// Compressed GB per day, per signal.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DailyIngest {
+    pub traces: f64,
+    pub logs: f64,
+    pub metrics: f64,
+}
+
+/// Inputs of the cold-storage cost curve. Prices default to S3's us-east-1 list prices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CostModel {
-    /// Compressed GB that reach S3 per day.
-    pub daily_ingest_gb: f64,
+    /// Compressed GB ClickHouse moves to S3 per day, per signal.
+    pub daily_ingest_gb: DailyIngest,
+    /// Average size of the objects ClickHouse writes to its S3 disk (KB): gives the
+    /// object count that transition requests are billed on.
+    pub average_object_kb: f64,
+    /// Share of the bytes in objects under 128 KB (they stay in STANDARD). Default: all
+    /// of them when the average is under 128 KB, none otherwise.
+    #[serde(default)]
+    pub small_object_share: Option<f64>,
+    /// Share of the data in Standard-IA and Glacier IR read back per month (retrievals).
+    #[serde(default)]
+    pub queried_share: f64,
     /// USD per GB-month.
+    #[serde(default = "price::standard")]
     pub standard_gb_month: f64,
+    #[serde(default = "price::standard_ia")]
     pub standard_ia_gb_month: f64,
+    #[serde(default = "price::glacier_ir")]
     pub glacier_ir_gb_month: f64,
+    /// USD per 1,000 lifecycle transition requests into each class.
+    #[serde(default = "price::standard_ia_transition")]
+    pub standard_ia_transition_per_1000: f64,
+    #[serde(default = "price::glacier_ir_transition")]
+    pub glacier_ir_transition_per_1000: f64,
+    /// USD per GB retrieved from each class.
+    #[serde(default = "price::standard_ia_retrieval")]
+    pub standard_ia_retrieval_gb: f64,
+    #[serde(default = "price::glacier_ir_retrieval")]
+    pub glacier_ir_retrieval_gb: f64,
+}
+
+/// S3 list prices in us-east-1 (aws.amazon.com/s3/pricing), the defaults of [`CostModel`].
+pub mod price {
+    pub fn standard() -> f64 {
+        0.023
+    }
+    pub fn standard_ia() -> f64 {
+        0.0125
+    }
+    pub fn glacier_ir() -> f64 {
+        0.004
+    }
+    pub fn standard_ia_transition() -> f64 {
+        0.01
+    }
+    pub fn glacier_ir_transition() -> f64 {
+        0.02
+    }
+    pub fn standard_ia_retrieval() -> f64 {
+        0.01
+    }
+    pub fn glacier_ir_retrieval() -> f64 {
+        0.03
+    }
 }
 
 /// ClickHouse retention per signal, applied through SigNoz's TTL API.
@@ -331,7 +430,8 @@ pub struct Retention {
     pub traces: SignalRetention,
     pub logs: SignalRetention,
     pub metrics: SignalRetention,
-    /// Extra days S3 keeps an object beyond the longest cold period ClickHouse references.
+    /// Extra days S3 keeps an object beyond the longest cold period ClickHouse references
+    /// (at least [`crate::spec::MIN_SAFETY_MARGIN_DAYS`]).
     pub safety_margin_days: u32,
     pub ttl_api: TtlApi,
 }
@@ -356,6 +456,14 @@ pub struct TtlApi {
     pub url: String,
     /// Secrets Manager secret holding the admin API key (header `SIGNOZ-API-KEY`).
     pub api_key_secret: String,
+    /// A TTL job SigNoz reports `pending` (or refuses as already running) for longer than
+    /// this is reported as stuck: SigNoz never times a job out.
+    #[serde(default = "default_stuck_after_minutes")]
+    pub stuck_after_minutes: u32,
+}
+
+fn default_stuck_after_minutes() -> u32 {
+    60
 }
 
 /// The OpenTelemetry collectors of the SigNoz chart.
@@ -558,6 +666,8 @@ pub enum AlarmAction {
     /// Raise KEDA's replica bounds by `step` per ALARM, never past `ceiling`.
     ScaleCollectors(ScaleCollectors),
     /// Lower hot days of every signal by `step_days` per ALARM, never below `floor_hot_days`.
+    /// SigNoz applies it to parts written afterwards only (`materialize_ttl_after_modify=0`):
+    /// it frees no disk at once, and raises how long S3 must keep objects for good.
     MoveToColdSooner(MoveToColdSooner),
     /// Run a reconcile now.
     ReconcileNow(ReconcileNow),

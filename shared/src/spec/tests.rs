@@ -493,6 +493,118 @@ fn go_durations_parse() {
 }
 
 #[test]
+fn the_safety_margin_covers_delayed_ttl_merges() {
+    rejects(
+        set("retention.safety_margin_days", 1),
+        "retention.safety_margin_days: must be at least 2: ClickHouse drops parts in TTL merges that run at most every 4 hours and a part holds up to a day of rows, got 1",
+    );
+    spec_with(set("retention.safety_margin_days", 2)).expect("2 is enough");
+}
+
+#[test]
+fn the_state_documents_never_sit_under_the_cold_lifecycle() {
+    rejects(
+        |doc| {
+            *at(doc, "state.bucket") = "acme-signoz-cold".into();
+            *at(doc, "state.prefix") = "clickhouse/state/".into();
+        },
+        "state.prefix: must not overlap cold_storage.prefix (\"clickhouse/\") in the same bucket: the cold lifecycle would expire the state documents, got \"clickhouse/state/\"",
+    );
+    spec_with(|doc| {
+        *at(doc, "state.bucket") = "acme-signoz-cold".into();
+        *at(doc, "state.prefix") = "control-plane/".into();
+    })
+    .expect("a prefix of its own in the same bucket is fine");
+    // An empty cold prefix covers the whole bucket.
+    let got = problems(spec_with(|doc| {
+        *at(doc, "state.bucket") = "acme-signoz-cold".into();
+        *at(doc, "cold_storage.prefix") = "".into();
+    }));
+    assert!(
+        got[0].starts_with("state.prefix: must not overlap"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn kms_keys_are_ids_arns_or_aliases_and_bucket_keys_are_for_kms() {
+    let kms = |key: &str| {
+        let key = key.to_string();
+        move |doc: &mut Value| {
+            *at(doc, "cold_storage.encryption.algorithm") = "aws:kms".into();
+            at(doc, "cold_storage.encryption")["kms_key_id"] = key.into();
+        }
+    };
+    for good in [
+        "1234abcd-12ab-34cd-56ef-1234567890ab",
+        "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "alias/signoz-cold",
+        "arn:aws:kms:eu-west-1:123456789012:alias/signoz/cold",
+    ] {
+        let spec = spec_with(kms(good)).unwrap_or_else(|e| panic!("{good}: {e}"));
+        assert_eq!(spec.cold_storage.encryption.bucket_key_enabled, None);
+    }
+    rejects(
+        kms("key/1234"),
+        "cold_storage.encryption.kms_key_id: must be a KMS key ID, key ARN, alias/<name> or alias ARN, got \"key/1234\"",
+    );
+    rejects(
+        |doc| at(doc, "cold_storage.encryption")["bucket_key_enabled"] = true.into(),
+        "cold_storage.encryption.bucket_key_enabled: only allowed when algorithm is aws:kms (S3 Bucket Keys reduce KMS calls)",
+    );
+}
+
+#[test]
+fn the_cost_model_takes_shares_and_object_sizes_it_can_use() {
+    rejects(
+        set("cold_storage.cost.queried_share", 1.5),
+        "cold_storage.cost.queried_share: must be a share between 0 and 1, got 1.5",
+    );
+    rejects(
+        set("cold_storage.cost.average_object_kb", 0),
+        "cold_storage.cost.average_object_kb: must be a positive number, got 0",
+    );
+    rejects(
+        set("cold_storage.cost.daily_ingest_gb.logs", -1),
+        "cold_storage.cost.daily_ingest_gb.logs: must be a non-negative number, got -1",
+    );
+    let spec = spec_with(|doc| {
+        let cost = at(doc, "cold_storage.cost");
+        for price in [
+            "standard_gb_month",
+            "standard_ia_gb_month",
+            "glacier_ir_gb_month",
+        ] {
+            cost.as_mapping_mut().unwrap().remove(price);
+        }
+    })
+    .expect("prices default");
+    assert_eq!(
+        spec.cold_storage
+            .cost
+            .unwrap()
+            .glacier_ir_transition_per_1000,
+        0.02
+    );
+}
+
+#[test]
+fn a_stuck_ttl_job_bound_is_sensible() {
+    rejects(
+        set("retention.ttl_api.stuck_after_minutes", 1),
+        "retention.ttl_api.stuck_after_minutes: must be between 5 and 10080, got 1",
+    );
+    let spec = spec_with(|doc| {
+        at(doc, "retention.ttl_api")
+            .as_mapping_mut()
+            .unwrap()
+            .remove("stuck_after_minutes");
+    })
+    .unwrap();
+    assert_eq!(spec.retention.ttl_api.stuck_after_minutes, 60);
+}
+
+#[test]
 fn the_ttl_api_carrying_the_admin_key_must_be_https_at_an_address_a_lambda_resolves() {
     // The old example: cluster DNS and plain HTTP, each reported.
     assert_eq!(

@@ -9,6 +9,12 @@ use super::model::*;
 pub const MIN_STANDARD_IA_DAYS: u32 = 30;
 /// S3 refuses a GLACIER_IR transition less than this many days after STANDARD_IA.
 pub const MIN_DAYS_IN_STANDARD_IA: u32 = 30;
+/// The smallest `retention.safety_margin_days`: ClickHouse drops a part only in a TTL
+/// merge, at most every `merge_with_ttl_timeout` (4 hours) per partition and behind the
+/// background pool's queue, and SigNoz's tables are partitioned by day, so a part's rows
+/// span up to a day and the part moves and is dropped as a whole: one day for the part's
+/// span, one for late merges (a busy pool, a replica catching up).
+pub const MIN_SAFETY_MARGIN_DAYS: u32 = 2;
 /// Storage classes ClickHouse reads directly, in transition order.
 pub const READABLE_TIERS: [&str; 2] = ["STANDARD_IA", "GLACIER_IR"];
 /// Propagators the OpenTelemetry Operator accepts.
@@ -220,6 +226,7 @@ pub fn validate(spec: &PlatformSpec) -> Vec<Problem> {
     validate_database(&mut p, &spec.database);
     validate_retention(&mut p, &spec.retention);
     validate_cold_storage(&mut p, &spec.cold_storage, &spec.retention);
+    validate_state_location(&mut p, spec);
     validate_collectors(&mut p, &spec.collectors);
     validate_instrumentation(&mut p, spec);
     validate_alarms(&mut p, spec);
@@ -420,16 +427,50 @@ fn validate_database(p: &mut Problems, d: &Database) {
     if let Some(ca) = &d.tls.ca_file {
         p.non_empty("database.tls.ca_file", ca);
     }
+    for (path, name) in [
+        ("database.username", d.username.as_str()),
+        ("database.owner_role", d.owner_role.as_str()),
+    ] {
+        if crate::credentials::access::reserved_role_name(name) {
+            p.add(
+                path,
+                format!(
+                    "{name:?} is a privileged or reserved role name (postgres, pg_*, rds*, admin, master, root): SigNoz needs its own roles"
+                ),
+            );
+        }
+    }
     p.dns_subdomain("database.kubernetes_secret.name", &d.kubernetes_secret.name);
-    let key = &d.kubernetes_secret.dsn_key;
-    if key.is_empty()
-        || !key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
-    {
+    let secret = &d.kubernetes_secret;
+    for (path, key) in [
+        ("database.kubernetes_secret.dsn_key", &secret.dsn_key),
+        ("database.kubernetes_secret.ca_key", &secret.ca_key),
+    ] {
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        {
+            p.add(
+                path,
+                format!("must be a valid Secret key ([-._a-zA-Z0-9]+), got {key:?}"),
+            );
+        }
+    }
+    if secret.ca_key == secret.dsn_key || secret.ca_key == "SIGNOZ_SQLSTORE_PROVIDER" {
         p.add(
-            "database.kubernetes_secret.dsn_key",
-            format!("must be a valid Secret key ([-._a-zA-Z0-9]+), got {key:?}"),
+            "database.kubernetes_secret.ca_key",
+            format!(
+                "must differ from the Secret's other keys, got {:?}",
+                secret.ca_key
+            ),
+        );
+    }
+    let mount = &secret.ca_mount_path;
+    if !mount.starts_with('/') || mount.contains(':') || mount.split('/').any(|c| c == "..") {
+        p.add(
+            "database.kubernetes_secret.ca_mount_path",
+            format!("must be an absolute path without \"..\" or \":\", got {mount:?}"),
         );
     }
     for (i, w) in d.restart.iter().enumerate() {
@@ -489,12 +530,27 @@ fn validate_retention(p: &mut Problems, r: &Retention) {
             );
         }
     }
+    if r.safety_margin_days < MIN_SAFETY_MARGIN_DAYS {
+        p.add(
+            "retention.safety_margin_days",
+            format!(
+                "must be at least {MIN_SAFETY_MARGIN_DAYS}: ClickHouse drops parts in TTL merges that run at most every 4 hours and a part holds up to a day of rows, got {}",
+                r.safety_margin_days
+            ),
+        );
+    }
     if let Some(url) = p.http_url("retention.ttl_api.url", &r.ttl_api.url) {
         validate_keyed_url(p, "retention.ttl_api.url", &url);
     }
     p.non_empty(
         "retention.ttl_api.api_key_secret",
         &r.ttl_api.api_key_secret,
+    );
+    p.range(
+        "retention.ttl_api.stuck_after_minutes",
+        r.ttl_api.stuck_after_minutes,
+        5,
+        10_080,
     );
 }
 
@@ -613,20 +669,13 @@ fn validate_cold_storage(p: &mut Problems, c: &ColdStorage, r: &Retention) {
         1,
         365,
     );
-    match (c.encryption.algorithm, &c.encryption.kms_key_id) {
-        (EncryptionAlgorithm::AwsKms, None) => p.add(
-            "cold_storage.encryption.kms_key_id",
-            "required when algorithm is aws:kms",
-        ),
-        (EncryptionAlgorithm::AwsKms, Some(k)) => {
-            p.non_empty("cold_storage.encryption.kms_key_id", k)
-        }
-        (EncryptionAlgorithm::Aes256, Some(_)) => p.add(
-            "cold_storage.encryption.kms_key_id",
-            "only allowed when algorithm is aws:kms",
-        ),
-        (EncryptionAlgorithm::Aes256, None) => {}
-    }
+    p.range(
+        "cold_storage.noncurrent_expiration_days",
+        c.noncurrent_expiration_days,
+        1,
+        3650,
+    );
+    validate_encryption(p, &c.encryption);
     p.arn(
         "cold_storage.clickhouse_role_arn",
         &c.clickhouse_role_arn,
@@ -634,19 +683,156 @@ fn validate_cold_storage(p: &mut Problems, c: &ColdStorage, r: &Retention) {
         "role/",
     );
     if let Some(cost) = &c.cost {
-        for (field, v) in [
-            ("daily_ingest_gb", cost.daily_ingest_gb),
-            ("standard_gb_month", cost.standard_gb_month),
-            ("standard_ia_gb_month", cost.standard_ia_gb_month),
-            ("glacier_ir_gb_month", cost.glacier_ir_gb_month),
-        ] {
-            if !v.is_finite() || v < 0.0 {
-                p.add(
-                    format!("cold_storage.cost.{field}"),
-                    format!("must be a non-negative number, got {v}"),
-                );
+        validate_cost(p, cost);
+    }
+}
+
+/// Whether a [`KmsKeyRef`] names a key or an alias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KmsKeyKind {
+    Key,
+    Alias,
+}
+
+/// A KMS key as S3's `KMSMasterKeyID` takes it: a key ID, a key ARN, `alias/<name>`, or
+/// an alias ARN; region and account only when it is an ARN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KmsKeyRef<'a> {
+    pub kind: KmsKeyKind,
+    pub name: &'a str,
+    pub region: Option<&'a str>,
+    pub account: Option<&'a str>,
+}
+
+impl KmsKeyRef<'_> {
+    /// Whether both name the same key: same kind and name, and the same region and
+    /// account where both say (S3 may read `alias/x` back as the alias's ARN).
+    pub fn same_key(&self, other: &KmsKeyRef<'_>) -> bool {
+        let agree = |a: Option<&str>, b: Option<&str>| a.zip(b).is_none_or(|(a, b)| a == b);
+        self.kind == other.kind
+            && self.name == other.name
+            && agree(self.region, other.region)
+            && agree(self.account, other.account)
+    }
+}
+
+/// Parses a KMS key reference; `None` when it is none of the four forms.
+pub fn parse_kms_key(value: &str) -> Option<KmsKeyRef<'_>> {
+    let name_ok = |n: &str, slash: bool| {
+        !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b) || (slash && b == b'/'))
+    };
+    let (resource, region, account) = match value.strip_prefix("arn:") {
+        Some(rest) => {
+            let parts: Vec<&str> = rest.splitn(5, ':').collect();
+            if parts.len() != 5 || !parts[0].starts_with("aws") || parts[1] != "kms" {
+                return None;
             }
+            (parts[4], Some(parts[2]), Some(parts[3]))
         }
+        None => (value, None, None),
+    };
+    let (kind, name) = match (region.is_some(), resource.split_once('/')) {
+        (_, Some(("alias", name))) if name_ok(name, true) => (KmsKeyKind::Alias, name),
+        (true, Some(("key", id))) if name_ok(id, false) => (KmsKeyKind::Key, id),
+        (false, None) if name_ok(resource, false) => (KmsKeyKind::Key, resource),
+        _ => return None,
+    };
+    Some(KmsKeyRef {
+        kind,
+        name,
+        region,
+        account,
+    })
+}
+
+fn validate_encryption(p: &mut Problems, e: &Encryption) {
+    match (e.algorithm, &e.kms_key_id) {
+        (EncryptionAlgorithm::AwsKms, None) => p.add(
+            "cold_storage.encryption.kms_key_id",
+            "required when algorithm is aws:kms",
+        ),
+        (EncryptionAlgorithm::AwsKms, Some(k)) if parse_kms_key(k).is_none() => p.add(
+            "cold_storage.encryption.kms_key_id",
+            format!("must be a KMS key ID, key ARN, alias/<name> or alias ARN, got {k:?}"),
+        ),
+        (EncryptionAlgorithm::Aes256, Some(_)) => p.add(
+            "cold_storage.encryption.kms_key_id",
+            "only allowed when algorithm is aws:kms",
+        ),
+        _ => {}
+    }
+    if e.algorithm == EncryptionAlgorithm::Aes256 && e.bucket_key_enabled.is_some() {
+        p.add(
+            "cold_storage.encryption.bucket_key_enabled",
+            "only allowed when algorithm is aws:kms (S3 Bucket Keys reduce KMS calls)",
+        );
+    }
+}
+
+fn validate_cost(p: &mut Problems, cost: &CostModel) {
+    let d = &cost.daily_ingest_gb;
+    for (field, v) in [
+        ("daily_ingest_gb.traces", d.traces),
+        ("daily_ingest_gb.logs", d.logs),
+        ("daily_ingest_gb.metrics", d.metrics),
+        ("standard_gb_month", cost.standard_gb_month),
+        ("standard_ia_gb_month", cost.standard_ia_gb_month),
+        ("glacier_ir_gb_month", cost.glacier_ir_gb_month),
+        (
+            "standard_ia_transition_per_1000",
+            cost.standard_ia_transition_per_1000,
+        ),
+        (
+            "glacier_ir_transition_per_1000",
+            cost.glacier_ir_transition_per_1000,
+        ),
+        ("standard_ia_retrieval_gb", cost.standard_ia_retrieval_gb),
+        ("glacier_ir_retrieval_gb", cost.glacier_ir_retrieval_gb),
+    ] {
+        if !v.is_finite() || v < 0.0 {
+            p.add(
+                format!("cold_storage.cost.{field}"),
+                format!("must be a non-negative number, got {v}"),
+            );
+        }
+    }
+    if !(cost.average_object_kb.is_finite() && cost.average_object_kb > 0.0) {
+        p.add(
+            "cold_storage.cost.average_object_kb",
+            format!("must be a positive number, got {}", cost.average_object_kb),
+        );
+    }
+    for (field, v) in [
+        ("small_object_share", cost.small_object_share),
+        ("queried_share", Some(cost.queried_share)),
+    ] {
+        if let Some(v) = v
+            && !(0.0..=1.0).contains(&v)
+        {
+            p.add(
+                format!("cold_storage.cost.{field}"),
+                format!("must be a share between 0 and 1, got {v}"),
+            );
+        }
+    }
+}
+
+/// The state documents must not sit where the cold bucket's lifecycle (expiration,
+/// noncurrent cleanup) would delete them.
+fn validate_state_location(p: &mut Problems, spec: &PlatformSpec) {
+    let (state, cold) = (&spec.state, &spec.cold_storage);
+    if state.bucket == cold.bucket
+        && (state.prefix.starts_with(&cold.prefix) || cold.prefix.starts_with(&state.prefix))
+    {
+        p.add(
+            "state.prefix",
+            format!(
+                "must not overlap cold_storage.prefix ({:?}) in the same bucket: the cold lifecycle would expire the state documents, got {:?}",
+                cold.prefix, state.prefix
+            ),
+        );
     }
 }
 

@@ -35,11 +35,9 @@ module "control_plane" {
   alarm_actions = ["arn:aws:sns:eu-west-1:123456789012:platform-oncall"]
   tags          = { team = "platform", service = "signoz" }
 
-  signoz_rotation_days              = 30
-  create_cold_bucket                = true
-  signoz_retention_standard_ia_days = 30
-  signoz_retention_glacier_days     = 90
-  signoz_retention_expire_days      = 400
+  signoz_rotation_days = 30
+  # The bucket's lifecycle is written by enforce-cold-storage from the platform spec.
+  create_cold_bucket = true
 }
 
 # The functions' Kubernetes RBAC, rendered from the spec:

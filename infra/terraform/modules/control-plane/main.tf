@@ -31,6 +31,8 @@ locals {
     ttl_api_key_secret    = [var.ttl_api_key_secret_arn]
     db_instance           = ["arn:${local.partition}:rds:${local.region}:${local.account_id}:db:${var.db_instance_identifier}"]
     cluster               = ["arn:${local.partition}:eks:${local.region}:${local.account_id}:cluster/${var.cluster_name}"]
+    # DescribeAlarms of the alarms a remediation waits on (names come from the spec).
+    alarms = ["arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:*"]
     # Named, not referenced: the function's own ARN in its role's policy would be a cycle.
     rotation_function = ["arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${var.name_prefix}-rotate-credentials"]
     # The instance's parameter group is named by the instance, not known here.

@@ -205,7 +205,7 @@ variable "memory_size" {
 }
 
 variable "create_cold_bucket" {
-  description = "Also create the cold-storage bucket with the lifecycle below (false when it exists already)."
+  description = "Also create the cold-storage bucket (false when it exists already); its lifecycle is enforce-cold-storage's."
   type        = bool
   default     = false
 }
@@ -216,32 +216,10 @@ variable "signoz_cold_prefix" {
   default     = "clickhouse/"
 }
 
-variable "signoz_retention_standard_ia_days" {
-  description = "Days after which cold objects move to Standard-IA (S3 refuses fewer than 30)."
-  type        = number
-  default     = 30
-
-  validation {
-    condition     = var.signoz_retention_standard_ia_days >= 30
-    error_message = "S3 refuses a transition to STANDARD_IA before 30 days."
-  }
-}
-
-variable "signoz_retention_glacier_days" {
-  description = "Days after which cold objects move to Glacier Instant Retrieval (never GLACIER or DEEP_ARCHIVE: ClickHouse reads them directly)."
-  type        = number
-  default     = 90
-
-  validation {
-    condition     = var.signoz_retention_glacier_days >= 60
-    error_message = "GLACIER_IR must come at least 30 days after STANDARD_IA (itself at least 30 days)."
-  }
-}
-
-variable "signoz_retention_expire_days" {
-  description = "Days after which cold objects expire; must exceed every signal's total minus hot days plus a margin."
-  type        = number
-  default     = 400
+variable "cold_bucket_kms_key_arn" {
+  description = "KMS key of the cold bucket's default encryption (spec cold_storage.encryption.kms_key_id with aws:kms); null for AES256."
+  type        = string
+  default     = null
 }
 
 variable "create_database" {

@@ -4,6 +4,9 @@ use serde_json::{Value, json};
 
 use crate::spec::PlatformSpec;
 
+/// Volume of the SigNoz pod holding the database CA bundle.
+pub const DATABASE_CA_VOLUME: &str = "signoz-control-database-ca";
+
 /// Name of the collector's scrape receiver for infrastructure targets.
 const INFRA_RECEIVER: &str = "prometheus/infra";
 /// Exporters of the chart's `metrics` pipeline (chart 0.131).
@@ -21,7 +24,22 @@ pub fn render_helm_values(spec: &PlatformSpec) -> Value {
             "signoz_sqlstore_postgres_dsn": {
                 "valueFrom": { "secretKeyRef": { "name": secret.name, "key": secret.dsn_key } }
             },
-        }
+        },
+        // The DSN's `sslrootcert` names this file: only the CA key of the Secret is
+        // projected (chart 0.131 `signoz.additionalVolumes` / `additionalVolumeMounts`).
+        "additionalVolumes": [{
+            "name": DATABASE_CA_VOLUME,
+            "secret": {
+                "secretName": secret.name,
+                "items": [{ "key": secret.ca_key, "path": secret.ca_key }],
+                "defaultMode": 0o444,
+            },
+        }],
+        "additionalVolumeMounts": [{
+            "name": DATABASE_CA_VOLUME,
+            "mountPath": secret.ca_mount_path,
+            "readOnly": true,
+        }],
     });
     if let Some(ingress) = &spec.cluster.ingress {
         signoz["ingress"] = render_ingress(ingress);

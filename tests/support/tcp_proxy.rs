@@ -1,0 +1,163 @@
+//! A TCP proxy on loopback that adds a one-way delay to every chunk in both directions
+//! (a WAN between a Lambda and PostgreSQL or an API server, TLS passing through) and
+//! records each connection's round trips: a round trip starts when the client speaks
+//! after the server did (or first) and ends with the last server chunk before the
+//! client speaks again. Chunks keep their order and are delivered at arrival + delay,
+//! so the delay is latency, not a bandwidth limit.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// One round trip on one connection, as the proxy saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct RoundTrip {
+    pub connection: usize,
+    pub start: Instant,
+    pub end: Instant,
+}
+
+#[derive(Default)]
+struct Record {
+    connections: usize,
+    trips: Vec<RoundTrip>,
+}
+
+/// A running proxy; it stops when dropped.
+pub struct TcpProxy {
+    /// `127.0.0.1:<port>`.
+    pub addr: std::net::SocketAddr,
+    record: Arc<Mutex<Record>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TcpProxy {
+    /// Listens on a free loopback port and relays each connection to `upstream`
+    /// (`host:port`), each chunk `one_way` later in both directions.
+    pub async fn start(upstream: &str, one_way: Duration) -> std::io::Result<TcpProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let record = Arc::new(Mutex::new(Record::default()));
+        let (upstream, shared) = (upstream.to_string(), record.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let connection = {
+                    let mut r = shared.lock().unwrap();
+                    r.connections += 1;
+                    r.connections
+                };
+                tokio::spawn(relay(client, server, one_way, connection, shared.clone()));
+            }
+        });
+        Ok(TcpProxy { addr, record, task })
+    }
+
+    /// Connections accepted so far (each one a TCP handshake, and a TLS one above it).
+    pub fn connections(&self) -> usize {
+        self.record.lock().unwrap().connections
+    }
+
+    /// Every round trip so far, in order of start.
+    pub fn round_trips(&self) -> Vec<RoundTrip> {
+        let mut trips = self.record.lock().unwrap().trips.clone();
+        trips.sort_by_key(|t| t.start);
+        trips
+    }
+}
+
+/// Which side spoke last on a connection, and the round trip in progress.
+#[derive(Default)]
+struct Turn {
+    server_spoke: bool,
+    open: Option<RoundTrip>,
+}
+
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    one_way: Duration,
+    connection: usize,
+    record: Arc<Mutex<Record>>,
+) {
+    let turn = Arc::new(Mutex::new(Turn::default()));
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    let upstream = pump(client_read, server_write, one_way, {
+        let (turn, record) = (turn.clone(), record.clone());
+        move |now| {
+            let mut t = turn.lock().unwrap();
+            if t.server_spoke || t.open.is_none() {
+                if let Some(done) = t.open.take() {
+                    record.lock().unwrap().trips.push(done);
+                }
+                t.open = Some(RoundTrip {
+                    connection,
+                    start: now,
+                    end: now,
+                });
+                t.server_spoke = false;
+            }
+        }
+    });
+    let downstream = pump(server_read, client_write, one_way, {
+        let turn = turn.clone();
+        move |now| {
+            let mut t = turn.lock().unwrap();
+            t.server_spoke = true;
+            if let Some(open) = t.open.as_mut() {
+                open.end = now;
+            }
+        }
+    });
+    tokio::join!(upstream, downstream);
+    if let Some(done) = turn.lock().unwrap().open.take() {
+        record.lock().unwrap().trips.push(done);
+    }
+}
+
+/// Copies `from` to `to`, delivering each chunk `delay` after it arrived; `seen` is told
+/// when each chunk arrives.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+    mut seen: impl FnMut(Instant) + Send,
+) {
+    let (send, mut receive) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let writer = tokio::spawn(async move {
+        while let Some((due, bytes)) = receive.recv().await {
+            tokio::time::sleep_until(due.into()).await;
+            if to.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let now = Instant::now();
+                seen(now);
+                if send.send((now + delay, buf[..n].to_vec())).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    drop(send);
+    let _ = writer.await;
+}
