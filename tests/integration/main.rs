@@ -1,5 +1,5 @@
-//! Integration tests: the functions' paths against moto, PostgreSQL with TLS and the
-//! Kubernetes emulator. Run with `tests/bin/test.sh`, which starts the stack.
+//! Integration tests: the functions' paths against moto, PostgreSQL with TLS and a real
+//! kube-apiserver with RBAC and the real CRDs. Run with `tests/bin/test.sh`, which starts the stack.
 mod alarms;
 mod aws_tls;
 mod cluster;
@@ -10,4 +10,5 @@ mod iam;
 mod infra;
 mod log_hygiene;
 mod runtime_api;
+mod spec_load;
 mod ttl_api;

@@ -99,31 +99,80 @@ pub struct SpecRevision {
 pub struct LoadedSpec {
     pub spec: PlatformSpec,
     pub revision: SpecRevision,
+    /// True when this process already held this revision (S3 answered 304 Not Modified,
+    /// or the file's digest was unchanged), so nothing was downloaded or parsed again.
+    pub unchanged: bool,
 }
 
-/// Reads and validates the spec at `location`.
+/// The last spec each location yielded in this process. A warm Lambda keeps it across
+/// invocations; every load still asks S3 (`If-None-Match` with the cached ETag), so a
+/// spec written a moment ago is never missed: S3 is strongly consistent and a changed
+/// object has a new ETag.
+static CACHE: std::sync::Mutex<Vec<(String, LoadedSpec)>> = std::sync::Mutex::new(Vec::new());
+
+fn cached(location: &str) -> Option<LoadedSpec> {
+    let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    cache
+        .iter()
+        .find(|(at, _)| at == location)
+        .map(|(_, loaded)| loaded.clone())
+}
+
+fn remember(location: String, loaded: &LoadedSpec) {
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    cache.retain(|(at, _)| *at != location);
+    cache.push((location, loaded.clone()));
+}
+
+/// Reads and validates the spec at `location`, reusing this process's copy when the
+/// source says it has not changed.
 pub async fn load_spec(
     location: &SpecLocation,
     s3: &aws_sdk_s3::Client,
 ) -> Result<LoadedSpec, SpecError> {
+    let name = location.to_string();
     let unreadable = |reason: String| SpecError::Unreadable {
-        location: location.to_string(),
+        location: name.clone(),
         reason,
+    };
+    let previous = cached(&name);
+    let unchanged = |previous: LoadedSpec| LoadedSpec {
+        unchanged: true,
+        ..previous
     };
     let (text, etag, version_id) = match location {
         SpecLocation::Path(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
             let etag = hex(&Sha256::digest(text.as_bytes()));
+            if let Some(previous) = previous.filter(|p| p.revision.etag == etag) {
+                return Ok(unchanged(previous));
+            }
             (text, etag, None)
         }
         SpecLocation::S3 { bucket, key } => {
-            let out = s3
+            let sent = s3
                 .get_object()
                 .bucket(bucket)
                 .key(key)
+                .set_if_none_match(
+                    previous
+                        .as_ref()
+                        .map(|p| format!("\"{}\"", p.revision.etag)),
+                )
                 .send()
-                .await
-                .map_err(|e| unreadable(crate::aws::error_text(&e)))?;
+                .await;
+            let out = match sent {
+                Ok(out) => out,
+                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 304) => {
+                    if let Some(previous) = previous {
+                        return Ok(unchanged(previous));
+                    }
+                    return Err(unreadable(
+                        "S3 answered 304 to an unconditional read".into(),
+                    ));
+                }
+                Err(e) => return Err(unreadable(crate::aws::error_text(&e))),
+            };
             let etag = out
                 .e_tag()
                 .unwrap_or_default()
@@ -141,14 +190,17 @@ pub async fn load_spec(
             (text, etag, version_id)
         }
     };
-    Ok(LoadedSpec {
+    let loaded = LoadedSpec {
         spec: parse_spec(&text)?,
         revision: SpecRevision {
-            location: location.to_string(),
+            location: name.clone(),
             etag,
             version_id,
         },
-    })
+        unchanged: false,
+    };
+    remember(name, &loaded);
+    Ok(loaded)
 }
 
 fn hex(bytes: &[u8]) -> String {
