@@ -28,17 +28,10 @@ echo "== local stack ($STACK_DIR)"
 tests/bin/stack.sh start
 # shellcheck disable=SC1091
 source "$STACK_DIR/env"
-# Every function acts as its own identity (the bench mints them); never the admin's.
+# Every function acts as its own Kubernetes identity (the bench mints them) and under its
+# deployment role (functions.json rendered for each bench platform, assumed per process);
+# the admin's kubeconfig and AWS credentials only seed the world.
 unset KUBECONFIG
-
-# moto accepts RotateSecret only for a Lambda it knows: register the rotation function.
-(cd "$STACK_DIR" && cp "$target/$profile/rotate-credentials" bootstrap && zip -q -9 rotate.zip bootstrap && rm bootstrap)
-role_arn=$(aws --output text iam create-role --role-name rotate-credentials --query Role.Arn \
-  --assume-role-policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}')
-export ROTATION_LAMBDA_ARN
-ROTATION_LAMBDA_ARN=$(aws --output text lambda create-function --function-name rotate-credentials \
-  --runtime provided.al2023 --handler bootstrap --architectures x86_64 --role "$role_arn" \
-  --zip-file "fileb://$STACK_DIR/rotate.zip" --query FunctionArn)
 
 echo "== bench"
 out=$repo/tests/bench/RESULTS.md

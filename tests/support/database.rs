@@ -7,7 +7,7 @@ use signoz_control::credentials::PgTls;
 use signoz_control::credentials::Timeouts;
 use signoz_control::credentials::values::{Endpoint, Password};
 use signoz_control::spec::{
-    DatabaseTls, EXAMPLE_SPEC, PlatformSpec, RotationStrategy, TlsMode, parse_spec,
+    DatabaseTls, EXAMPLE_SPEC, PlatformSpec, RotationStrategy, SpecLocation, TlsMode, parse_spec,
 };
 
 use crate::{PgAdmin, pg_admin, unique};
@@ -113,16 +113,12 @@ pub async fn seed_database(
         mode: TlsMode::VerifyFull,
         ca_file: Some(admin.ca_file.clone()),
     };
-    // The deployment creates the app secret empty (Terraform aws_secretsmanager_secret.app);
-    // provisioning writes its first value.
-    aws_sdk_secretsmanager::Client::new(sdk)
-        .create_secret()
-        .name(&db.app_secret_name)
-        .description("SigNoz metadata database credentials")
-        .send()
+    let spec_file = tempfile::NamedTempFile::new().expect("temp file");
+    let location = SpecLocation::Path(spec_file.path().into());
+    crate::Deployment::for_spec(&spec, &location)
+        .create_app_secret(&aws_sdk_secretsmanager::Client::new(sdk))
         .await
         .expect("the empty app secret");
-    let spec_file = tempfile::NamedTempFile::new().expect("temp file");
     // JSON is YAML, and round-trips the spec exactly.
     std::fs::write(
         spec_file.path(),

@@ -93,6 +93,22 @@ impl Deployment {
         }
     }
 
+    /// Creates the app secret as the deployment does (Terraform `aws_secretsmanager_secret.app`,
+    /// SAM `AppSecret`): empty, its first value written by provisioning, whose role may
+    /// not create it. `admin` is a client with the stack admin's credentials.
+    pub async fn create_app_secret(
+        &self,
+        admin: &aws_sdk_secretsmanager::Client,
+    ) -> Result<(), aws_sdk_secretsmanager::Error> {
+        admin
+            .create_secret()
+            .name(&self.app_secret)
+            .description("SigNoz metadata database credentials")
+            .send()
+            .await?;
+        Ok(())
+    }
+
     /// The symbolic resources of functions.json, as `local.resource_arns` in main.tf.
     pub fn resource_arns(&self) -> BTreeMap<&'static str, Vec<String>> {
         let (p, r, a) = (&self.partition, &self.region, &self.account_id);
@@ -322,7 +338,11 @@ pub async fn with_credentials(credentials: Credentials) -> SdkConfig {
 
 /// The environment a function process gets for its role (`lambda-run`, the bench).
 pub async fn role_env(function: &str, deployment: &Deployment) -> Vec<(String, String)> {
-    let c = function_credentials(function, deployment).await;
+    credentials_env(&function_credentials(function, deployment).await)
+}
+
+/// The environment variables Lambda sets for `c` (a role's session).
+pub fn credentials_env(c: &Credentials) -> Vec<(String, String)> {
     vec![
         ("AWS_ACCESS_KEY_ID".into(), c.access_key_id().into()),
         ("AWS_SECRET_ACCESS_KEY".into(), c.secret_access_key().into()),

@@ -3,16 +3,21 @@
 //! calls are counted from the API server's audit log), and per-platform seeding (buckets,
 //! secrets, RDS instance, namespaces, RBAC, workloads, a fake SigNoz, the spec uploaded to
 //! S3) so N platforms can live side by side without touching each other.
+//!
+//! Each function runs as production runs it: under its deployment role (the policy of
+//! functions.json rendered for the platform's [`Deployment`], IAM evaluated by moto) and
+//! as its own Kubernetes identity; the admin's credentials only seed the world.
 
 use std::path::PathBuf;
 
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+use platform_tests::iam::{Deployment, credentials_env, role_credentials, role_env};
 use platform_tests::kube::TestCluster;
 use platform_tests::signoz::{SignozServer, start_signoz};
 use platform_tests::{PgAdmin, pg_admin};
 use serde_json::json;
 use signoz_control::spec::{
-    DatabaseTls, EXAMPLE_SPEC, MinimumObjectSize, PlatformSpec, TlsMode, parse_spec,
+    DatabaseTls, EXAMPLE_SPEC, MinimumObjectSize, PlatformSpec, SpecLocation, TlsMode, parse_spec,
 };
 
 use crate::proxy::{CallLog, CountingProxy};
@@ -28,6 +33,9 @@ pub struct Stack {
     pub log: CallLog,
     pub pg: PgAdmin,
     moto_proxy: CountingProxy,
+    /// `<name_prefix>-rotate-credentials` registered in moto: what every deployment's
+    /// `ROTATION_LAMBDA_ARN` names and its role may invoke.
+    rotation_lambda_arn: String,
     pub workdir: PathBuf,
 }
 
@@ -36,6 +44,8 @@ pub struct Platform {
     pub spec: PlatformSpec,
     /// `s3://<id>-config/platform.yaml`.
     pub spec_uri: String,
+    /// What its deployment names (the roles' resources).
+    deployment: Deployment,
     /// Its namespaces, RBAC and the functions' identities on the stack's API server.
     cluster: TestCluster,
     _signoz: SignozServer,
@@ -48,6 +58,7 @@ impl Stack {
         let sdk = platform_tests::aws().await;
         let moto = platform_tests::stack_var("AWS_ENDPOINT_URL");
         let moto_proxy = CountingProxy::start("moto", &moto, log.clone()).await?;
+        let rotation_lambda_arn = platform_tests::ensure_rotation_lambda();
         Ok(Stack {
             s3: signoz_control::aws::s3_client(&sdk),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
@@ -56,31 +67,44 @@ impl Stack {
             log,
             pg: pg_admin(),
             moto_proxy,
+            rotation_lambda_arn,
             workdir,
         })
     }
 
-    /// The environment `function`'s process gets for `platform`: AWS through the counting
-    /// proxy, Kubernetes as the function's own identity (TLS, client certificate), and the
-    /// platform's spec.
-    pub fn function_env(&self, function: &str, platform: &Platform) -> Vec<(String, String)> {
-        let mut env = vec![
+    /// The environment `function`'s process gets for `platform`, as Lambda gives it: the
+    /// credentials of the function's deployment role (assumed for this process, the admin's
+    /// never reach it), AWS through the counting proxy, Kubernetes as the function's own
+    /// identity (TLS, client certificate), the platform's spec and the rotation function.
+    pub async fn function_env(&self, function: &str, platform: &Platform) -> Vec<(String, String)> {
+        let mut env = if function == crate::BASELINE {
+            // The baseline gets a session too, so every process parses the same
+            // environment; its role may do nothing.
+            let deny_all = json!({"Version": "2012-10-17",
+                "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]});
+            credentials_env(&role_credentials(function, &platform.deployment, deny_all).await)
+        } else {
+            role_env(function, &platform.deployment).await
+        };
+        env.extend([
             ("AWS_ENDPOINT_URL".into(), self.moto_proxy.url.clone()),
             ("PLATFORM_SPEC".into(), platform.spec_uri.clone()),
             (
                 "KUBECONFIG".into(),
                 platform.cluster.kubeconfig(function).display().to_string(),
             ),
-        ];
-        if let Ok(arn) = std::env::var("ROTATION_LAMBDA_ARN") {
-            env.push(("ROTATION_LAMBDA_ARN".into(), arn));
-        }
+            (
+                signoz_control::credentials::ROTATION_LAMBDA_ARN_ENV.into(),
+                self.rotation_lambda_arn.clone(),
+            ),
+        ]);
         env
     }
 
     /// Seeds a platform named `id` (lowercase, digits, dashes): its buckets, SigNoz API
-    /// key and fake SigNoz, namespaces and workloads, and with `database` its RDS
-    /// instance and master secret (the stack's superuser). Uploads its spec last.
+    /// key and fake SigNoz, namespaces and workloads, its empty app secret, and with
+    /// `database` its RDS instance and master secret (the stack's superuser). Uploads its
+    /// spec last.
     pub async fn seed_platform(&self, id: &str, database: bool) -> Result<Platform, BoxError> {
         let mut spec = parse_spec(EXAMPLE_SPEC)?;
         let config_bucket = format!("{id}-config");
@@ -128,9 +152,18 @@ impl Stack {
         for w in &mut spec.instrumentation.workloads {
             w.namespace = Some(apps_ns.clone());
         }
+        spec.database.app_secret_name = format!("{id}/app");
         if database {
             self.seed_database(id, &mut spec).await?;
         }
+        // What each platform's deployment creates: its app secret, empty (without a
+        // database nothing writes a value and sync-cluster leaves the DSN Secret alone).
+        let location = SpecLocation::S3 {
+            bucket: config_bucket.clone(),
+            key: "platform.yaml".into(),
+        };
+        let deployment = Deployment::for_spec(&spec, &location);
+        deployment.create_app_secret(&self.secrets).await?;
         let cluster = TestCluster::arrange(self.kube_admin.clone(), spec.clone()).await;
         cluster.arrange_workloads().await;
         // JSON is YAML and round-trips the spec exactly.
@@ -143,7 +176,8 @@ impl Stack {
             .await?;
         Ok(Platform {
             spec,
-            spec_uri: format!("s3://{config_bucket}/platform.yaml"),
+            spec_uri: location.to_string(),
+            deployment,
             cluster,
             _signoz: signoz,
             _signoz_proxy: signoz_proxy,
@@ -157,7 +191,6 @@ impl Stack {
         let db = &mut spec.database;
         db.instance_identifier = format!("{id}-db");
         db.database_name = format!("{sql_id}_signoz");
-        db.app_secret_name = format!("{id}/app");
         db.username = format!("{sql_id}_app");
         db.owner_role = format!("{sql_id}_owner");
         db.tls = DatabaseTls {
@@ -209,12 +242,11 @@ impl Stack {
         }
         // With the rotation Lambda's ARN (without it moto moves AWSCURRENT to the new,
         // empty version); moto stages AWSPENDING and cannot invoke the Lambda.
-        let lambda = std::env::var("ROTATION_LAMBDA_ARN")?;
         let _ = self
             .secrets
             .rotate_secret()
             .secret_id(secret)
-            .rotation_lambda_arn(lambda)
+            .rotation_lambda_arn(&self.rotation_lambda_arn)
             .rotation_rules(
                 aws_sdk_secretsmanager::types::RotationRulesType::builder()
                     .automatically_after_days(30)

@@ -108,10 +108,12 @@ async fn forward(
         .http
         .request(parts.method.clone(), format!("{}{target}", route.upstream))
         .body(body);
+    // The Host header goes through unchanged: SigV4 signs it, and moto (evaluating IAM)
+    // checks every signature against the Host it receives.
     for (name, value) in &parts.headers {
         if !matches!(
             name.as_str(),
-            "host" | "content-length" | "connection" | "transfer-encoding"
+            "content-length" | "connection" | "transfer-encoding"
         ) {
             upstream = upstream.header(name, value);
         }

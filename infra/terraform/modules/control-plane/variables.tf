@@ -46,7 +46,7 @@ variable "alarm_actions" {
 }
 
 variable "lambda_artifacts_dir" {
-  description = "Directory holding <function>/bootstrap.zip, as written by `cargo lambda build --release --arm64 --output-format zip` (target/lambda)."
+  description = "Directory holding <function>/bootstrap.zip, as written by `cargo lambda build --release --output-format zip` (target/lambda; add --arm64 for architecture arm64)."
   type        = string
 }
 
