@@ -161,3 +161,50 @@ async fn pump(
     drop(send);
     let _ = writer.await;
 }
+
+/// The critical path of a run: the longest chain of spans (round trips or calls, from
+/// any number of proxies) in which each one started only after the one before it ended,
+/// i.e. the number of waits a caller could not overlap. Concurrent spans count once.
+pub fn critical_path(spans: impl IntoIterator<Item = (Instant, Instant)>) -> usize {
+    let mut spans: Vec<(Instant, Instant)> = spans.into_iter().collect();
+    spans.sort_by_key(|&(_, end)| end);
+    // best[i]: the longest chain ending with spans[i]; prefix[i]: the best of 0..=i.
+    let mut prefix: Vec<usize> = Vec::with_capacity(spans.len());
+    for i in 0..spans.len() {
+        let start = spans[i].0;
+        let before = spans[..i].partition_point(|&(_, end)| end <= start);
+        let best = 1 + if before == 0 { 0 } else { prefix[before - 1] };
+        prefix.push(prefix.last().copied().unwrap_or(0).max(best));
+    }
+    prefix.last().copied().unwrap_or(0)
+}
+
+impl RoundTrip {
+    /// The round trip as a span for [`critical_path`].
+    pub fn span(&self) -> (Instant, Instant) {
+        (self.start, self.end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_critical_path_counts_waits_in_a_chain_and_overlaps_once() {
+        let t0 = Instant::now();
+        let at = |a: u64, b: u64| (t0 + Duration::from_millis(a), t0 + Duration::from_millis(b));
+        assert_eq!(critical_path([]), 0);
+        // Three in a row.
+        assert_eq!(critical_path([at(0, 10), at(12, 20), at(25, 30)]), 3);
+        // Three at once, then one after them all.
+        assert_eq!(
+            critical_path([at(0, 10), at(1, 11), at(2, 9), at(15, 20)]),
+            2
+        );
+        // A long call beside a chain of two short ones: the chain is longer.
+        assert_eq!(critical_path([at(0, 30), at(0, 10), at(11, 20)]), 2);
+        // Order of input does not matter.
+        assert_eq!(critical_path([at(25, 30), at(0, 10), at(12, 20)]), 3);
+    }
+}
