@@ -3,7 +3,7 @@
 # release profile, starts a private local stack (moto, PostgreSQL, kube-apiserver), runs
 # target/debug/bench, writes tests/bench/RESULTS.md and
 # prints it, and stops everything it started. Extra arguments go to the bench
-# (--init-runs K, --fleet 1,10,100). BENCH_PROFILE=debug gives a quick, meaningless
+# (--init-runs K, --fleet 1,10,100, --latency 0,20ms). BENCH_PROFILE=debug gives a quick, meaningless
 # smoke run of the same steps.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)

@@ -60,7 +60,7 @@ impl TlsFront {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .and_then(|b| Ok(b.with_no_client_auth().with_single_cert(chain, key)?))
+            .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
             .expect("TLS server configuration");
         // The bytes are relayed as they are, and moto speaks HTTP/1.1 only.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];

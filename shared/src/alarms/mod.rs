@@ -173,22 +173,31 @@ async fn respond_to_change(
         tracing::info!(alarm = %change.alarm_name, state = %change.state, "no policy matches the alarm; ignored");
         return Ok(Vec::new());
     }
-    let memory = remembered_retention(store, &policies).await?;
-    let mut responses = Vec::new();
-    for policy in policies {
-        let limit = max_step(policy, spec, &memory);
+    // An OK reverts only if no other alarm of the policy still holds the level: ask
+    // CloudWatch about those, an event may never come for them. Those questions and the
+    // retention memory are read together, before any policy decides.
+    let others_now = |policy: &AlarmPolicy| {
         let key = state_key(&policy.name);
-        // An OK reverts only if no other alarm of the policy still holds the level: ask
-        // CloudWatch about those, an event may never come for them.
-        let current = if change.state == crate::events::AlarmState::Ok
-            && plan::holds_a_level(&policy.action)
-        {
+        let asks =
+            change.state == crate::events::AlarmState::Ok && plan::holds_a_level(&policy.action);
+        async move {
+            if !asks {
+                return Ok(None);
+            }
             let (state, _) = store.load::<PolicyState>(&key).await.map_err(Error::from)?;
             let names = alarms_to_check(state.as_ref(), Some(&change.alarm_name));
-            Some(ctx.current_alarms(&names).await?)
-        } else {
-            None
-        };
+            Ok::<_, crate::Error>(Some(ctx.current_alarms(&names).await?))
+        }
+    };
+    let (memory, currents) = tokio::join!(
+        remembered_retention(store, &policies),
+        futures_util::future::try_join_all(policies.iter().map(|p| others_now(p))),
+    );
+    let (memory, currents) = (memory?, currents?);
+    let mut responses = Vec::new();
+    for (policy, current) in policies.into_iter().zip(currents) {
+        let limit = max_step(policy, spec, &memory);
+        let key = state_key(&policy.name);
         let mut decided = None;
         let mut step_before = 0;
         store
@@ -271,14 +280,15 @@ async fn run_schedule(
         .iter()
         .filter(|p| plan::holds_a_level(&p.action))
         .collect();
-    let mut stored = Vec::new();
-    for policy in &policies {
-        let (state, _) = store
-            .load::<PolicyState>(&state_key(&policy.name))
+    let keys: Vec<String> = policies.iter().map(|p| state_key(&p.name)).collect();
+    let loaded =
+        futures_util::future::try_join_all(keys.iter().map(|k| store.load::<PolicyState>(k)))
             .await
             .map_err(Error::from)?;
-        stored.push(state.filter(|s| s.step > 0));
-    }
+    let stored: Vec<Option<PolicyState>> = loaded
+        .into_iter()
+        .map(|(state, _)| state.filter(|s| s.step > 0))
+        .collect();
     let names: Vec<String> = stored
         .iter()
         .flat_map(|s| alarms_to_check(s.as_ref(), None))
@@ -288,8 +298,11 @@ async fn run_schedule(
     if stored.iter().all(Option::is_none) {
         return Ok(Vec::new());
     }
-    let current = ctx.current_alarms(&names).await?;
-    let memory = remembered_retention(store, &policies).await?;
+    let (current, memory) = tokio::join!(
+        ctx.current_alarms(&names),
+        remembered_retention(store, &policies)
+    );
+    let (current, memory) = (current?, memory?);
     let mut responses = Vec::new();
     for (policy, state) in policies.into_iter().zip(stored) {
         if state.is_none() {

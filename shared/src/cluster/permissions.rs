@@ -211,11 +211,13 @@ fn merge(grants: Vec<Grant>) -> Vec<Grant> {
     folded.into_values().collect()
 }
 
+/// What makes two grants one rule: their API group, verbs and resource names.
+type RuleKey<'a> = (&'a str, &'a BTreeSet<&'a str>, &'a BTreeSet<String>);
+
 /// RBAC rules of one namespace's grants: resources of one API group with the same verbs
 /// and names share a rule.
 fn rules(grants: &[&Grant]) -> Vec<Value> {
-    let mut by_rule: BTreeMap<(&str, &BTreeSet<&str>, &BTreeSet<String>), Vec<&str>> =
-        BTreeMap::new();
+    let mut by_rule: BTreeMap<RuleKey, Vec<&str>> = BTreeMap::new();
     for g in grants {
         by_rule
             .entry((&g.group, &g.verbs, &g.names))

@@ -281,7 +281,9 @@ pub struct TtlPatience {
     pub retry_delay: Duration,
     /// Status polls after an accepted v1 POST.
     pub polls: u32,
-    /// Wait between polls.
+    /// Wait before the second poll; each later wait doubles (a small install's ALTERs
+    /// finish in well under a second, a large one's take minutes and are left to the
+    /// next run).
     pub poll_delay: Duration,
 }
 
@@ -291,7 +293,7 @@ impl Default for TtlPatience {
             attempts: 3,
             retry_delay: Duration::from_secs(2),
             polls: 5,
-            poll_delay: Duration::from_secs(2),
+            poll_delay: Duration::from_millis(250),
         }
     }
 }
@@ -655,11 +657,13 @@ impl TtlApi<'_> {
         );
         // v2 ran synchronously; v1 runs in the background: poll its status.
         let mut read_back = self.observe_as(api, signal).await?;
+        let mut pause = self.patience.poll_delay;
         for _ in 1..self.patience.polls {
             if read_back.status != JobStatus::Pending {
                 break;
             }
-            tokio::time::sleep(self.patience.poll_delay).await;
+            tokio::time::sleep(pause).await;
+            pause *= 2;
             read_back = self.observe_as(api, signal).await?;
         }
         let outcome = match read_back.status {

@@ -644,6 +644,10 @@ pub async fn apply_access(
 /// proves it can use a table another login created.
 pub const PROBE_LEDGER: &str = "signoz_control_rotation_probe";
 
+/// Prefix of testSecret's own probe tables: another rotation's probe may create and drop
+/// one at any moment, so they are not SigNoz's tables and are never touched as such.
+pub const PROBE_TABLE_PREFIX: &str = "signoz_control_probe_";
+
 /// Does SigNoz's work as the connected user (after its `SET ROLE` to the owner):
 /// - every relation in SigNoz's schemas belongs to a role it acts as (SigNoz's
 ///   migrations alter them), and it reads and writes each table (the executor checks
@@ -670,8 +674,9 @@ pub async fn probe_signoz_work(
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
                AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+               AND NOT starts_with(c.relname::text, $1)
              ORDER BY 1",
-            &[],
+            &[&PROBE_TABLE_PREFIX],
         )
         .await
         .map_err(err)?;

@@ -117,7 +117,7 @@ pub fn plan_finish(versions: &SecretVersions, token: &str) -> FinishPlan {
 pub fn probe_table(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-    format!("signoz_control_probe_{hex}")
+    format!("{}{hex}", postgres::PROBE_TABLE_PREFIX)
 }
 
 /// The rotation is of the spec's app secret, and no other: setSecret acts as the master.

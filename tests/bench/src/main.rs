@@ -1,10 +1,14 @@
-//! `bench --out RESULTS.md [--init-runs K] [--fleet 1,10,100]`: measures the release
-//! functions next to a hello-world `lambda_runtime` binary, all started the same way
-//! under a local Lambda Runtime API, against the local stack (`tests/bin/bench.sh`).
+//! `bench --out RESULTS.md [--init-runs K] [--fleet 1,10,100] [--latency 0,20ms]`:
+//! measures the release functions next to a hello-world `lambda_runtime` binary, all
+//! started the same way under a local Lambda Runtime API, against the local stack
+//! (`tests/bin/bench.sh`).
 //!
 //! Sections: binary sizes; init time (median of K interleaved runs, ratio to the
-//! baseline) and peak RSS; end-to-end rotation, storage reconcile and cluster sync with
-//! per-step wall time and API calls (reads vs writes) counted by proxies; fleet scale.
+//! baseline) and peak RSS; end to end at each round-trip latency (provisioning, a
+//! rotation with each strategy, storage reconcile apply and no-op, a CloudTrail drift
+//! undo, cluster sync apply and no-op, an alarm remedy) with per-step wall time, API calls
+//! (reads vs writes) counted by proxies, connections opened and the critical path of
+//! round trips, then the operations side by side; fleet scale.
 
 mod meter;
 mod platform;
@@ -18,7 +22,8 @@ use platform_tests::runtime_api::{RunOptions, RunReport, run_function_with};
 use serde_json::{Value, json};
 
 use meter::{Meter, Usage};
-use platform::{Platform, Stack};
+use platform::{Network, Platform, Stack};
+use signoz_control::spec::RotationStrategy;
 use table::{markdown, median, mib, range};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -45,7 +50,18 @@ struct Args {
     out: PathBuf,
     init_runs: usize,
     fleet: Vec<usize>,
+    /// Round-trip latencies to run the end-to-end operations at (the first one also
+    /// carries the init and fleet runs).
+    latency: Vec<Duration>,
     release_dir: PathBuf,
+}
+
+/// `20ms`, `20` (milliseconds) or `0`.
+fn parse_latency(value: &str) -> Result<Duration, BoxError> {
+    let ms = value.trim().trim_end_matches("ms");
+    Ok(Duration::from_millis(ms.parse().map_err(|_| {
+        format!("--latency takes round trips in milliseconds (0,20ms), not {value:?}")
+    })?))
 }
 
 fn repo_root() -> PathBuf {
@@ -59,6 +75,7 @@ fn parse_args() -> Result<Args, BoxError> {
         out: repo_root().join("tests/bench/RESULTS.md"),
         init_runs: 15,
         fleet: vec![1, 10, 100],
+        latency: vec![Duration::ZERO, Duration::from_millis(20)],
         release_dir: target.join("release"),
     };
     let mut it = std::env::args().skip(1);
@@ -68,6 +85,12 @@ fn parse_args() -> Result<Args, BoxError> {
             "--out" => args.out = value.into(),
             "--init-runs" => args.init_runs = value.parse()?,
             "--fleet" => args.fleet = value.split(',').map(str::parse).collect::<Result<_, _>>()?,
+            "--latency" => {
+                args.latency = value
+                    .split(',')
+                    .map(parse_latency)
+                    .collect::<Result<_, _>>()?
+            }
             "--release-dir" => args.release_dir = value.into(),
             _ => return Err(format!("unknown flag {flag}").into()),
         }
@@ -168,7 +191,7 @@ impl Bench {
         extra: &[(String, String)],
     ) -> Result<Run, BoxError> {
         let (observer, marks) = self.meter.observer();
-        let mut env = self.stack.function_env(function, platform).await;
+        let mut env = self.stack.function_env(function, platform).await?;
         env.extend_from_slice(extra);
         let options = RunOptions {
             env,
@@ -203,13 +226,14 @@ async fn main() -> Result<(), BoxError> {
     out += &sizes(&args.release_dir)?;
 
     let workdir = tempfile::Builder::new().prefix("signoz-bench.").tempdir()?;
-    let log = proxy::CallLog::default();
-    let stack = Stack::start(workdir.path().to_path_buf(), log.clone()).await?;
     let meter = Meter {
-        log,
+        log: Default::default(),
+        connections: Default::default(),
+        links: Default::default(),
         pg_log: std::env::var_os("PG_LOG_FILE").map(PathBuf::from),
         kube_audit_log: std::env::var_os("KUBE_AUDIT_LOG").map(PathBuf::from),
     };
+    let stack = Stack::start(workdir.path().to_path_buf(), meter.clone(), &args.latency).await?;
     let bench = Bench {
         args,
         stack,
@@ -217,19 +241,48 @@ async fn main() -> Result<(), BoxError> {
         failed: Default::default(),
     };
     let tag = format!("{:x}", std::process::id());
-    let e2e = bench
-        .stack
-        .seed_platform(&format!("e2e-{tag}"), true)
-        .await?;
+    let seed = |name: String, strategy, network| {
+        let stack = &bench.stack;
+        async move { stack.seed_platform(&name, strategy, network).await }
+    };
+    let mut platforms = Vec::new();
+    for (n, network) in bench.stack.networks.iter().enumerate() {
+        let ms = network.rtt.as_millis();
+        platforms.push((
+            seed(
+                format!("e2e-{ms}-{tag}"),
+                Some(RotationStrategy::AlternatingUsers),
+                n,
+            )
+            .await?,
+            seed(
+                format!("su-{ms}-{tag}"),
+                Some(RotationStrategy::SingleUser),
+                n,
+            )
+            .await?,
+        ));
+    }
 
     eprintln!("== init ({} interleaved runs each)", bench.args.init_runs);
-    let (init_section, idle_rss) = init_times(&bench, &e2e).await?;
+    let (init_section, idle_rss) = init_times(&bench, &platforms[0].0).await?;
 
-    eprintln!("== end to end");
-    let (e2e_section, peak) = end_to_end(&bench, &e2e).await?;
+    let mut e2e_sections = String::new();
+    let mut operations = Vec::new();
+    let mut peak = Vec::new();
+    for (network, (alternating, single)) in bench.stack.networks.iter().zip(&platforms) {
+        eprintln!("== end to end at {}", network.label());
+        let (section, ops, peaks) = end_to_end(&bench, network, alternating, single).await?;
+        e2e_sections += &section;
+        operations.push((network.label(), ops));
+        if peak.is_empty() {
+            peak = peaks;
+        }
+    }
     out += &init_section;
     out += &memory(&idle_rss, &peak);
-    out += &e2e_section;
+    out += &side_by_side(&operations);
+    out += &e2e_sections;
 
     eprintln!("== fleet scale");
     out += &fleet(&bench, &tag).await?;
@@ -463,102 +516,219 @@ fn usage_row(label: &str, run: &Run, i: usize) -> Vec<String> {
     vec![
         label.to_string(),
         format!("{:.1}", run.invocation_ms(i)),
+        u.critical_path.to_string(),
         u.reads().to_string(),
         u.writes().to_string(),
         sql,
+        u.connections.to_string(),
         run.outcome(i),
         u.breakdown(),
     ]
 }
 
-const USAGE_HEADER: [&str; 7] = [
+const USAGE_HEADER: [&str; 9] = [
     "step",
     "wall ms",
+    "critical path (round trips)",
     "API reads",
     "API writes",
     "SQL reads / writes",
+    "connections",
     "outcome",
     "calls (`*` = write)",
 ];
 
-/// Provision, one rotation (four steps), storage apply + no-op, cluster apply + no-op,
-/// one alarm; returns the section and each function's peak RSS over its run.
+/// One operation's figures at one latency.
+#[derive(Debug, Clone)]
+struct Operation {
+    name: &'static str,
+    ms: f64,
+    calls: usize,
+    connections: usize,
+    critical_path: usize,
+}
+
+impl Operation {
+    /// Invocations `steps` of `run`, one after another, as one operation.
+    fn of(name: &'static str, run: &Run, steps: std::ops::Range<usize>) -> Operation {
+        let usage = |i: usize| run.usage.get(i).cloned().unwrap_or_default();
+        Operation {
+            name,
+            ms: steps.clone().map(|i| run.invocation_ms(i)).sum(),
+            calls: steps.clone().map(|i| usage(i).calls.len()).sum(),
+            connections: steps.clone().map(|i| usage(i).connections).sum(),
+            critical_path: steps.map(|i| usage(i).critical_path).sum(),
+        }
+    }
+}
+
+/// Issue 19's goals, in round trips of critical path.
+fn goal(operation: &str) -> Option<usize> {
+    match operation {
+        "storage reconcile, no-op" | "cluster sync, no-op" => Some(5),
+        "drift undo (CloudTrail event in, bucket repaired)" => Some(4),
+        "rotation, alternating users (4 steps, hand-off)" => Some(25),
+        _ => None,
+    }
+}
+
+/// Provision, one rotation with each strategy (four steps), storage apply + no-op, a
+/// drift undo, cluster apply + no-op, one alarm, on `network`; returns the section, the
+/// operations and each function's peak RSS over its run.
 async fn end_to_end(
     bench: &Bench,
+    network: &Network,
     p: &Platform,
-) -> Result<(String, Vec<(String, u64, String)>), BoxError> {
-    let mut out = String::from(
-        "## End to end against the local stack\n\nOne process per function run, events handed in order like warm invocations. Wall time is from handing the event out to the answer; calls are counted by proxies in front of moto and the fake SigNoz TTL API, Kubernetes calls from the kube-apiserver's audit log (the function identities' requests), SQL statements from PostgreSQL's statement log. Reads are GET/HEAD/LIST and Get/Describe/List operations, writes the rest.\n\n",
+    single: &Platform,
+) -> Result<(String, Vec<Operation>, Vec<(String, u64, String)>), BoxError> {
+    let mut out = format!(
+        "## End to end at {} per round trip\n\nOne process per function run, events handed in order like warm invocations. Wall time is from handing the event out to the answer; calls are counted by proxies in front of moto and the fake SigNoz TTL API, Kubernetes calls from the kube-apiserver's audit log (the function identities' requests), SQL statements from PostgreSQL's statement log. Reads are GET/HEAD/LIST and Get/Describe/List operations, writes the rest. The critical path is the longest chain of proxied calls and PostgreSQL and API-server round trips that waited for each other; connections are those opened (each a TCP and TLS handshake on a real network).\n\n",
+        network.label()
     );
     let mut peak = Vec::new();
+    let mut operations = Vec::new();
 
-    let provision = bench
-        .run(
-            "rotate-credentials",
-            p,
-            vec![event("control-provision-database.json")?],
-        )
-        .await?;
-    // A rotation needs the provisioned database and secret: stop with the reason.
-    if provision.outcome(0) != "ok" {
-        return Err(format!("provisioning failed: {}", provision.outcome(0)).into());
-    }
-    let token = bench.stack.start_rotation(p).await?;
+    let mut rows = Vec::new();
     let steps = ["createSecret", "setSecret", "testSecret", "finishSecret"];
-    let events = steps
-        .iter()
-        .map(|s| json!({"Step": s, "SecretId": p.spec.database.app_secret_name, "ClientRequestToken": token}))
-        .collect();
-    let rotation = bench.run("rotate-credentials", p, events).await?;
-    let total: f64 = (0..4).map(|i| rotation.invocation_ms(i)).sum();
-    let mut rows = vec![usage_row(
-        "provision (setup, separate process)",
-        &provision,
-        0,
-    )];
-    rows.extend(
-        steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| usage_row(s, &rotation, i)),
-    );
-    out += &format!(
-        "### Rotation (`rotate-credentials`, four steps)\n\nFour steps {total:.1} ms in total; process wall including init {:.1} ms; peak RSS {}.\n\n{}\n",
-        rotation.wall.as_secs_f64() * 1e3,
-        mib(rotation.rss_bytes()),
-        markdown(&USAGE_HEADER, &rows)
-    );
-    peak.push((
-        "rotate-credentials".into(),
-        rotation.rss_bytes(),
-        "provision, then a four-step rotation".into(),
-    ));
-
-    let schedule = event("schedule.json")?;
-    for (function, title, what) in [
+    for (platform, strategy, name) in [
         (
-            "enforce-cold-storage",
-            "Storage reconcile (`enforce-cold-storage`)",
-            "schedule: apply, then no-op",
+            p,
+            "alternating users",
+            "rotation, alternating users (4 steps, hand-off)",
         ),
         (
-            "sync-cluster",
-            "Cluster sync (`sync-cluster`)",
-            "schedule: apply, then no-op",
+            single,
+            "single user",
+            "rotation, single user (4 steps, hand-off)",
         ),
     ] {
-        let run = bench
-            .run(function, p, vec![schedule.clone(), schedule.clone()])
+        let provision = bench
+            .run(
+                "rotate-credentials",
+                platform,
+                vec![event("control-provision-database.json")?],
+            )
             .await?;
-        let rows = vec![usage_row("apply", &run, 0), usage_row("no-op", &run, 1)];
-        out += &format!(
-            "### {title}\n\nProcess wall including init {:.1} ms; peak RSS {}.\n\n{}\n",
-            run.wall.as_secs_f64() * 1e3,
-            mib(run.rss_bytes()),
-            markdown(&USAGE_HEADER, &rows)
+        // A rotation needs the provisioned database and secret: stop with the reason.
+        if provision.outcome(0) != "ok" {
+            return Err(format!("provisioning failed: {}", provision.outcome(0)).into());
+        }
+        let token = bench.stack.start_rotation(platform).await?;
+        let events = steps
+            .iter()
+            .map(|s| json!({"Step": s, "SecretId": platform.spec.database.app_secret_name, "ClientRequestToken": token}))
+            .collect();
+        let rotation = bench.run("rotate-credentials", platform, events).await?;
+        rows.push(usage_row(
+            &format!("provision ({strategy}; its own process)"),
+            &provision,
+            0,
+        ));
+        rows.extend(
+            steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| usage_row(&format!("{s} ({strategy})"), &rotation, i)),
         );
-        peak.push((function.into(), run.rss_bytes(), what.into()));
+        if operations.is_empty() {
+            operations.push(Operation::of("provisioning", &provision, 0..1));
+            peak.push((
+                "rotate-credentials".into(),
+                rotation.rss_bytes().max(provision.rss_bytes()),
+                "provision, then a four-step rotation".into(),
+            ));
+        }
+        operations.push(Operation::of(name, &rotation, 0..4));
     }
+    out += &format!(
+        "### Rotation (`rotate-credentials`)\n\n{}\n",
+        markdown(&USAGE_HEADER, &rows)
+    );
+
+    let schedule = event("schedule.json")?;
+    let storage = bench
+        .run(
+            "enforce-cold-storage",
+            p,
+            vec![schedule.clone(), schedule.clone()],
+        )
+        .await?;
+    // Someone removes the cold bucket's public access block; CloudTrail tells the
+    // function, which repairs it (a process of its own: the event comes later).
+    bench
+        .stack
+        .s3
+        .delete_public_access_block()
+        .bucket(&p.spec.cold_storage.bucket)
+        .send()
+        .await?;
+    let mut drift = event("cloudtrail-delete-public-access-block.json")?;
+    drift["detail"]["requestParameters"]["bucketName"] = json!(p.spec.cold_storage.bucket);
+    let undo = bench.run("enforce-cold-storage", p, vec![drift]).await?;
+    let repaired = bench
+        .stack
+        .s3
+        .get_public_access_block()
+        .bucket(&p.spec.cold_storage.bucket)
+        .send()
+        .await
+        .is_ok();
+    if !repaired {
+        bench
+            .failed
+            .lock()
+            .unwrap()
+            .push("enforce-cold-storage: the public access block was not restored".into());
+    }
+    out += &format!(
+        "### Storage reconcile (`enforce-cold-storage`)\n\nThe drift undo is its own process (its first invocation: connections are new).\n\n{}\n",
+        markdown(
+            &USAGE_HEADER,
+            &[
+                usage_row("schedule: apply", &storage, 0),
+                usage_row("schedule: no-op", &storage, 1),
+                usage_row("CloudTrail: public access block deleted", &undo, 0),
+            ]
+        )
+    );
+    operations.extend([
+        Operation::of("storage reconcile, apply", &storage, 0..1),
+        Operation::of("storage reconcile, no-op", &storage, 1..2),
+        Operation::of(
+            "drift undo (CloudTrail event in, bucket repaired)",
+            &undo,
+            0..1,
+        ),
+    ]);
+    peak.push((
+        "enforce-cold-storage".into(),
+        storage.rss_bytes(),
+        "schedule: apply, then no-op".into(),
+    ));
+
+    let cluster = bench
+        .run("sync-cluster", p, vec![schedule.clone(), schedule.clone()])
+        .await?;
+    out += &format!(
+        "### Cluster sync (`sync-cluster`)\n\nProcess wall including init {:.1} ms.\n\n{}\n",
+        cluster.wall.as_secs_f64() * 1e3,
+        markdown(
+            &USAGE_HEADER,
+            &[
+                usage_row("schedule: apply", &cluster, 0),
+                usage_row("schedule: no-op", &cluster, 1),
+            ]
+        )
+    );
+    operations.extend([
+        Operation::of("cluster sync, apply", &cluster, 0..1),
+        Operation::of("cluster sync, no-op", &cluster, 1..2),
+    ]);
+    peak.push((
+        "sync-cluster".into(),
+        cluster.rss_bytes(),
+        "schedule: apply, then no-op".into(),
+    ));
 
     let alarm = bench
         .run(
@@ -568,16 +738,59 @@ async fn end_to_end(
         )
         .await?;
     out += &format!(
-        "### Alarm (`respond-to-alarms`)\n\nPeak RSS {}.\n\n{}\n",
-        mib(alarm.rss_bytes()),
+        "### Alarm (`respond-to-alarms`)\n\n{}\n",
         markdown(&USAGE_HEADER, &[usage_row("ALARM state change", &alarm, 0)])
     );
+    operations.push(Operation::of("alarm remedy", &alarm, 0..1));
     peak.push((
         "respond-to-alarms".into(),
         alarm.rss_bytes(),
         "one alarm state change".into(),
     ));
-    Ok((out, peak))
+    Ok((out, operations, peak))
+}
+
+/// The operations at every latency side by side: wall time at each, and calls,
+/// connections and critical path at the highest, against the goals.
+fn side_by_side(runs: &[(String, Vec<Operation>)]) -> String {
+    let Some((slowest, ops)) = runs.last() else {
+        return String::new();
+    };
+    let mut header = vec!["operation".to_string()];
+    header.extend(runs.iter().map(|(label, _)| format!("wall ms at {label}")));
+    header.extend([
+        "calls".into(),
+        "connections".into(),
+        format!("critical path at {slowest}"),
+        "goal (round trips)".into(),
+    ]);
+    let rows: Vec<Vec<String>> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| {
+            let mut row = vec![op.name.to_string()];
+            row.extend(
+                runs.iter()
+                    .map(|(_, ops)| ops.get(i).map_or("–".into(), |o| format!("{:.1}", o.ms))),
+            );
+            row.extend([
+                op.calls.to_string(),
+                op.connections.to_string(),
+                op.critical_path.to_string(),
+                match goal(op.name) {
+                    Some(g) if op.critical_path <= g => format!("≤ {g}: met"),
+                    Some(g) => format!("≤ {g}: OVER"),
+                    None => String::new(),
+                },
+            ]);
+            row
+        })
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    format!(
+        "## Side by side: each operation at every latency\n\nEach proxy holds every message half the round trip each way (moto and the TTL API behind counting HTTP proxies, PostgreSQL and the API server behind TCP proxies, TLS passing through). A TCP handshake is not delayed (the proxies accept on loopback): on a real network each new connection adds one more round trip. Rotation rows sum their four steps.\n\n{}\n",
+        markdown(&header, &rows)
+    )
 }
 
 /// N platforms seeded side by side, each reconciled by its own processes (apply, no-op);
@@ -592,7 +805,7 @@ async fn fleet(bench: &Bench, tag: &str) -> Result<String, BoxError> {
             platforms.push(
                 bench
                     .stack
-                    .seed_platform(&format!("f{n}-{i}-{tag}"), false)
+                    .seed_platform(&format!("f{n}-{i}-{tag}"), None, 0)
                     .await?,
             );
         }
@@ -635,6 +848,10 @@ async fn fleet(bench: &Bench, tag: &str) -> Result<String, BoxError> {
                 format!("{apply_lo} – {apply_hi}"),
                 first(1),
                 format!("{noop_lo} – {noop_hi}"),
+                runs[0]
+                    .usage
+                    .get(1)
+                    .map_or("–".into(), |u| u.critical_path.to_string()),
                 format!("{}/{n}", n - failed),
             ]);
         }
@@ -652,6 +869,7 @@ async fn fleet(bench: &Bench, tag: &str) -> Result<String, BoxError> {
                 "calls per platform apply (min – max)",
                 "calls, platform 0 no-op",
                 "calls per platform no-op (min – max)",
+                "critical path, platform 0 no-op",
                 "both ok"
             ],
             &rows
@@ -659,6 +877,6 @@ async fn fleet(bench: &Bench, tag: &str) -> Result<String, BoxError> {
     ))
 }
 
-const FOOTNOTES: &str = "## Notes\n\n- Kubernetes is the stack's real kube-apiserver, reached through `KUBECONFIG` over TLS as each function's own identity (a client certificate in the group the shipped RBAC binds), so the cluster calls include a TLS handshake per process but no EKS `DescribeCluster` (production adds that one EKS read).\n- moto answers in-process Python on loopback; wall times measure our code plus moto, not AWS latency.\n- Init: the functions build the AWS SDK configuration and their SDK clients (Secrets Manager and S3; RDS is built on first use). The SDK's HTTPS client trusts the five Amazon Trust Services roots compiled into the binary (`shared/src/amazon-trust-services.pem`), so init reads no certificate file; smithy still builds a TLS configuration once per client at construction (`validate_base_client_config`). Region and credentials come from the environment, as on Lambda, without building the rest of the default chains (STS web identity, IMDS, profiles). perf on a symbolised build (`cargo build --profile profiling`) puts the rest of the gap in loading the larger binary (27–31 k relative relocations in a 12–16 MiB PIE against 2.2 k in the baseline) and in each SDK crate's first client (its endpoint partition table and runtime plugins). The `AWS_CA_BUNDLE` rows show the price of that setting when it names the system bundle: it is parsed once per client.
+const FOOTNOTES: &str = "## Notes\n\n- Kubernetes is the stack's real kube-apiserver, reached through `KUBECONFIG` over TLS as each function's own identity (a client certificate in the group the shipped RBAC binds), so the cluster calls include a TLS handshake per process but no EKS `DescribeCluster` (production adds that one EKS read).\n- moto answers in-process Python on loopback: at 0 ms the wall times measure our code plus moto; the other latencies add the region's round trips in the proxies, so what grows with them is the critical path.\n- Init: the functions build the AWS SDK configuration and their SDK clients (Secrets Manager and S3; RDS is built on first use). The SDK's HTTPS client trusts the five Amazon Trust Services roots compiled into the binary (`shared/src/amazon-trust-services.pem`), so init reads no certificate file; smithy still builds a TLS configuration once per client at construction (`validate_base_client_config`). Region and credentials come from the environment, as on Lambda, without building the rest of the default chains (STS web identity, IMDS, profiles). perf on a symbolised build (`cargo build --profile profiling`) puts the rest of the gap in loading the larger binary (27–31 k relative relocations in a 12–16 MiB PIE against 2.2 k in the baseline) and in each SDK crate's first client (its endpoint partition table and runtime plugins). The `AWS_CA_BUNDLE` rows show the price of that setting when it names the system bundle: it is parsed once per client.
 - The bench harness (runtime API, proxies) is a debug build; its per-request overhead adds equally to the baseline and the functions.
 - AWS-LC is not in the dependency tree (every rustls user is ring-backed), so its jitter-entropy start-up cost does not apply and no AWS-LC variant was measured.\n";

@@ -1,20 +1,26 @@
 //! Per-invocation counters: API calls through the counting proxies, Kubernetes calls in
 //! the API server's audit log (one line per request) and SQL statements in PostgreSQL's
 //! statement log (`log_statement = all`), snapshotted by the runtime API's observer as
-//! each event is handed out and answered.
+//! each event is handed out and answered; and the invocation's critical path over every
+//! proxied call and every PostgreSQL and API-server round trip, and the connections it
+//! opened (each a TCP and TLS handshake on a real network).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use std::time::Instant;
+
 use platform_tests::runtime_api::{Observer, Phase};
+use platform_tests::tcp_proxy::{TcpProxy, critical_path};
 
-use crate::proxy::{Call, CallLog};
+use crate::proxy::{Call, CallLog, ConnectionLog};
 
-/// A point in the call log and the statement log.
-#[derive(Debug, Clone, Copy, Default)]
+/// A point in time, in the call log and in the statement log.
+#[derive(Debug, Clone, Copy)]
 pub struct Mark {
+    at: Instant,
     calls: usize,
     sql_bytes: u64,
     audit_bytes: u64,
@@ -28,6 +34,11 @@ pub struct Usage {
     pub sql_writes: usize,
     /// BEGIN/COMMIT/ROLLBACK/SET/DISCARD: neither read nor write.
     pub sql_other: usize,
+    /// The longest chain of waits that could not overlap (proxied calls and PostgreSQL
+    /// and API-server round trips).
+    pub critical_path: usize,
+    /// Connections opened to AWS, the TTL API, PostgreSQL and the API server.
+    pub connections: usize,
 }
 
 impl Usage {
@@ -72,6 +83,9 @@ pub type Windows = Arc<Mutex<Vec<(Mark, Mark)>>>;
 #[derive(Clone)]
 pub struct Meter {
     pub log: CallLog,
+    pub connections: ConnectionLog,
+    /// The TCP proxies in front of PostgreSQL and the API server.
+    pub links: Arc<Mutex<Vec<Arc<TcpProxy>>>>,
     pub pg_log: Option<PathBuf>,
     pub kube_audit_log: Option<PathBuf>,
 }
@@ -86,6 +100,7 @@ impl Meter {
     /// The current position of both logs.
     pub fn mark(&self) -> Mark {
         Mark {
+            at: Instant::now(),
             calls: self.log.lock().unwrap().len(),
             sql_bytes: file_len(&self.pg_log),
             audit_bytes: file_len(&self.kube_audit_log),
@@ -95,12 +110,33 @@ impl Meter {
     /// What happened between two marks.
     pub fn between(&self, from: Mark, to: Mark) -> Usage {
         let mut calls = self.log.lock().unwrap()[from.calls..to.calls].to_vec();
+        let within = |t: Instant| t >= from.at && t <= to.at;
+        let mut spans: Vec<(Instant, Instant)> = calls.iter().filter_map(|c| c.span).collect();
+        let mut connections = self
+            .connections
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| within(**t))
+            .count();
+        for link in self.links.lock().unwrap().iter() {
+            let trips = link.round_trips();
+            spans.extend(trips.iter().filter(|t| within(t.start)).map(|t| t.span()));
+            // A connection is new in this window when its first round trip is.
+            let mut seen = std::collections::BTreeSet::new();
+            connections += trips
+                .iter()
+                .filter(|t| seen.insert(t.connection) && within(t.start))
+                .count();
+        }
         if let Some(path) = &self.kube_audit_log {
             let text = read_range(path, from.audit_bytes, to.audit_bytes).unwrap_or_default();
             calls.extend(text.lines().filter_map(audited_call));
         }
         let mut usage = Usage {
             calls,
+            critical_path: critical_path(spans),
+            connections,
             ..Usage::default()
         };
         if let Some(path) = &self.pg_log {
@@ -154,6 +190,7 @@ fn audited_call(line: &str) -> Option<Call> {
         service: "kube".into(),
         operation: format!("{verb} {resource}"),
         write: !matches!(verb, "get" | "list" | "watch") && !dry_run,
+        span: None,
     })
 }
 

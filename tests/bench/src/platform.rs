@@ -1,38 +1,63 @@
 //! The bench's stack and its platforms: moto, PostgreSQL and the real kube-apiserver from
-//! the local stack, counting proxies in front of moto and each fake SigNoz (Kubernetes
-//! calls are counted from the API server's audit log), and per-platform seeding (buckets,
-//! secrets, RDS instance, namespaces, RBAC, workloads, a fake SigNoz, the spec uploaded to
-//! S3) so N platforms can live side by side without touching each other.
+//! the local stack, reached through one [`Network`] per latency (a counting proxy in
+//! front of moto and of each fake SigNoz, TCP proxies in front of PostgreSQL and the API
+//! server, all holding each message half the round trip each way; Kubernetes calls are
+//! counted from the API server's audit log), and per-platform seeding (buckets, secrets,
+//! RDS instance, namespaces, RBAC, workloads, a fake SigNoz, the spec uploaded to S3) so
+//! N platforms can live side by side without touching each other.
 //!
 //! Each function runs as production runs it: under its deployment role (the policy of
 //! functions.json rendered for the platform's [`Deployment`], IAM evaluated by moto) and
 //! as its own Kubernetes identity; the admin's credentials only seed the world.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use platform_tests::iam::{Deployment, credentials_env, role_credentials, role_env};
 use platform_tests::kube::TestCluster;
 use platform_tests::signoz::{SignozServer, start_signoz};
+use platform_tests::tcp_proxy::TcpProxy;
 use platform_tests::{PgAdmin, pg_admin};
 use serde_json::json;
 use signoz_control::spec::{
-    DatabaseTls, EXAMPLE_SPEC, MinimumObjectSize, PlatformSpec, SpecLocation, TlsMode, parse_spec,
+    DatabaseTls, EXAMPLE_SPEC, MinimumObjectSize, PlatformSpec, RotationStrategy, SpecLocation,
+    TlsMode, parse_spec,
 };
 
-use crate::proxy::{CallLog, CountingProxy};
+use crate::meter::Meter;
+use crate::proxy::CountingProxy;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Everything the functions talk to, reached through counting proxies.
+/// The way from the functions to the stack at one round-trip latency.
+pub struct Network {
+    pub rtt: Duration,
+    moto: CountingProxy,
+    /// `127.0.0.1:<port>` in front of PostgreSQL.
+    pg: Arc<TcpProxy>,
+    /// `https://127.0.0.1:<port>` in front of the API server (its certificate names
+    /// 127.0.0.1, so TLS verifies through the proxy).
+    kube_url: String,
+}
+
+impl Network {
+    /// `rtt` as shown in tables: `0 ms`, `20 ms`.
+    pub fn label(&self) -> String {
+        format!("{} ms", self.rtt.as_millis())
+    }
+}
+
+/// Everything the functions talk to, reached through proxies.
 pub struct Stack {
     pub s3: aws_sdk_s3::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     rds: aws_sdk_rds::Client,
     kube_admin: kube::Client,
-    pub log: CallLog,
+    meter: Meter,
     pub pg: PgAdmin,
-    moto_proxy: CountingProxy,
+    pub networks: Vec<Network>,
     /// `<name_prefix>-rotate-credentials` registered in moto: what every deployment's
     /// `ROTATION_LAMBDA_ARN` names and its role may invoke.
     rotation_lambda_arn: String,
@@ -42,6 +67,8 @@ pub struct Stack {
 /// One platform's names and its fake SigNoz.
 pub struct Platform {
     pub spec: PlatformSpec,
+    /// Index into [`Stack::networks`]: how far this platform is from its functions.
+    pub network: usize,
     /// `s3://<id>-config/platform.yaml`.
     pub spec_uri: String,
     /// What its deployment names (the roles' resources).
@@ -53,30 +80,81 @@ pub struct Platform {
 }
 
 impl Stack {
-    /// Connects to the local stack's moto, PostgreSQL and API server.
-    pub async fn start(workdir: PathBuf, log: CallLog) -> Result<Stack, BoxError> {
+    /// Connects to the local stack's moto, PostgreSQL and API server, through one
+    /// network per round-trip latency in `rtts`; `meter` sees every proxy.
+    pub async fn start(
+        workdir: PathBuf,
+        meter: Meter,
+        rtts: &[Duration],
+    ) -> Result<Stack, BoxError> {
         let sdk = platform_tests::aws().await;
         let moto = platform_tests::stack_var("AWS_ENDPOINT_URL");
-        let moto_proxy = CountingProxy::start("moto", &moto, log.clone()).await?;
+        let pg = pg_admin();
+        let kube = platform_tests::stack_var("KUBE_API_URL");
+        let kube_addr = kube.trim_start_matches("https://").trim_end_matches('/');
+        let mut networks = Vec::new();
+        for &rtt in rtts {
+            let one_way = rtt / 2;
+            let moto = CountingProxy::start(
+                "moto",
+                &moto,
+                meter.log.clone(),
+                meter.connections.clone(),
+                one_way,
+            )
+            .await?;
+            let pg = Arc::new(TcpProxy::start(&format!("{}:{}", pg.host, pg.port), one_way).await?);
+            let kube = Arc::new(TcpProxy::start(kube_addr, one_way).await?);
+            let kube_url = format!("https://{}", kube.addr);
+            meter.links.lock().unwrap().extend([pg.clone(), kube]);
+            networks.push(Network {
+                rtt,
+                moto,
+                pg,
+                kube_url,
+            });
+        }
         let rotation_lambda_arn = platform_tests::ensure_rotation_lambda();
         Ok(Stack {
             s3: signoz_control::aws::s3_client(&sdk),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
             rds: aws_sdk_rds::Client::new(&sdk),
             kube_admin: platform_tests::kube::admin().await,
-            log,
-            pg: pg_admin(),
-            moto_proxy,
+            meter,
+            pg,
+            networks,
             rotation_lambda_arn,
             workdir,
         })
+    }
+
+    /// `function`'s kubeconfig for `platform`, its server the platform's network's
+    /// proxy in front of the API server.
+    fn kubeconfig(&self, function: &str, platform: &Platform) -> Result<PathBuf, BoxError> {
+        let direct = platform.cluster.kubeconfig(function);
+        let path = self.workdir.join(format!(
+            "{}-{function}.kubeconfig",
+            platform.spec.platform.name
+        ));
+        if !path.exists() {
+            let mut config: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&direct)?)?;
+            config["clusters"][0]["cluster"]["server"] =
+                json!(self.networks[platform.network].kube_url);
+            std::fs::write(&path, config.to_string())?;
+        }
+        Ok(path)
     }
 
     /// The environment `function`'s process gets for `platform`, as Lambda gives it: the
     /// credentials of the function's deployment role (assumed for this process, the admin's
     /// never reach it), AWS through the counting proxy, Kubernetes as the function's own
     /// identity (TLS, client certificate), the platform's spec and the rotation function.
-    pub async fn function_env(&self, function: &str, platform: &Platform) -> Vec<(String, String)> {
+    pub async fn function_env(
+        &self,
+        function: &str,
+        platform: &Platform,
+    ) -> Result<Vec<(String, String)>, BoxError> {
         let mut env = if function == crate::BASELINE {
             // The baseline gets a session too, so every process parses the same
             // environment; its role may do nothing.
@@ -87,25 +165,33 @@ impl Stack {
             role_env(function, &platform.deployment).await
         };
         env.extend([
-            ("AWS_ENDPOINT_URL".into(), self.moto_proxy.url.clone()),
+            (
+                "AWS_ENDPOINT_URL".into(),
+                self.networks[platform.network].moto.url.clone(),
+            ),
             ("PLATFORM_SPEC".into(), platform.spec_uri.clone()),
             (
                 "KUBECONFIG".into(),
-                platform.cluster.kubeconfig(function).display().to_string(),
+                self.kubeconfig(function, platform)?.display().to_string(),
             ),
             (
                 signoz_control::credentials::ROTATION_LAMBDA_ARN_ENV.into(),
                 self.rotation_lambda_arn.clone(),
             ),
         ]);
-        env
+        Ok(env)
     }
 
-    /// Seeds a platform named `id` (lowercase, digits, dashes): its buckets, SigNoz API
-    /// key and fake SigNoz, namespaces and workloads, its empty app secret, and with
-    /// `database` its RDS instance and master secret (the stack's superuser). Uploads its
-    /// spec last.
-    pub async fn seed_platform(&self, id: &str, database: bool) -> Result<Platform, BoxError> {
+    /// Seeds a platform named `id` (lowercase, digits, dashes) on `network`: its
+    /// buckets, SigNoz API key and fake SigNoz, namespaces and workloads, its empty app
+    /// secret, and with a `database` strategy its RDS instance and master secret (the
+    /// stack's superuser). Uploads its spec last.
+    pub async fn seed_platform(
+        &self,
+        id: &str,
+        database: Option<RotationStrategy>,
+        network: usize,
+    ) -> Result<Platform, BoxError> {
         let mut spec = parse_spec(EXAMPLE_SPEC)?;
         let config_bucket = format!("{id}-config");
         spec.platform.name = id.into();
@@ -141,7 +227,14 @@ impl Stack {
             .send()
             .await?;
         let signoz = start_signoz(&api_key).await;
-        let signoz_proxy = CountingProxy::start("signoz", &signoz.url, self.log.clone()).await?;
+        let signoz_proxy = CountingProxy::start(
+            "signoz",
+            &signoz.url,
+            self.meter.log.clone(),
+            self.meter.connections.clone(),
+            self.networks[network].rtt / 2,
+        )
+        .await?;
         spec.retention.ttl_api.url = signoz_proxy.url.clone();
 
         let (platform_ns, apps_ns) = (format!("{id}-platform"), format!("{id}-apps"));
@@ -153,8 +246,10 @@ impl Stack {
             w.namespace = Some(apps_ns.clone());
         }
         spec.database.app_secret_name = format!("{id}/app");
-        if database {
-            self.seed_database(id, &mut spec).await?;
+        if let Some(strategy) = database {
+            spec.database.strategy = strategy;
+            self.seed_database(id, &mut spec, &self.networks[network])
+                .await?;
         }
         // What each platform's deployment creates: its app secret, empty (without a
         // database nothing writes a value and sync-cluster leaves the DSN Secret alone).
@@ -176,6 +271,7 @@ impl Stack {
             .await?;
         Ok(Platform {
             spec,
+            network,
             spec_uri: location.to_string(),
             deployment,
             cluster,
@@ -185,8 +281,14 @@ impl Stack {
     }
 
     /// An RDS instance that passes the posture checks and a master secret holding the
-    /// stack's PostgreSQL superuser; role and database names unique to the platform.
-    async fn seed_database(&self, id: &str, spec: &mut PlatformSpec) -> Result<(), BoxError> {
+    /// stack's PostgreSQL superuser, its endpoint the network's proxy; role and database
+    /// names unique to the platform.
+    async fn seed_database(
+        &self,
+        id: &str,
+        spec: &mut PlatformSpec,
+        network: &Network,
+    ) -> Result<(), BoxError> {
         let sql_id = id.replace('-', "_");
         let db = &mut spec.database;
         db.instance_identifier = format!("{id}-db");
@@ -210,7 +312,7 @@ impl Stack {
             .multi_az(true)
             .send()
             .await?;
-        let master = json!({"engine": "postgres", "host": self.pg.host, "port": self.pg.port,
+        let master = json!({"engine": "postgres", "host": network.pg.addr.ip().to_string(), "port": network.pg.addr.port(),
             "username": self.pg.user, "password": self.pg.password, "dbname": "postgres"});
         db.master_secret_arn = self
             .secrets

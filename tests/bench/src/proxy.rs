@@ -1,9 +1,13 @@
 //! A counting HTTP proxy on loopback: forwards every request to one upstream (moto, a
-//! fake SigNoz) and records which API operation
-//! it was and whether it reads or writes, so the bench can count an invocation's calls.
+//! fake SigNoz), optionally after a one-way delay each way (a region's latency), and
+//! records which API operation it was, whether it reads or writes, and when it was
+//! waiting on the upstream, so the bench can count an invocation's calls and their
+//! critical path. Every connection it accepts is logged too: against AWS each one is a
+//! TLS handshake.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -18,10 +22,16 @@ pub struct Call {
     /// The API operation (`GetSecretValue`, `PUT ?lifecycle`, `apply statefulsets`, …).
     pub operation: String,
     pub write: bool,
+    /// From the request's arrival to the upstream's answer (proxied calls only; the
+    /// API server's round trips are timed by its TCP proxy).
+    pub span: Option<(Instant, Instant)>,
 }
 
 /// Every call through every proxy, in order; shared so one index marks a point in time.
 pub type CallLog = Arc<Mutex<Vec<Call>>>;
+
+/// When each proxied connection was accepted.
+pub type ConnectionLog = Arc<Mutex<Vec<Instant>>>;
 
 /// A running proxy; it stops when dropped.
 pub struct CountingProxy {
@@ -41,15 +51,19 @@ struct Route {
     upstream: String,
     http: reqwest::Client,
     log: CallLog,
+    one_way: Duration,
 }
 
 impl CountingProxy {
-    /// Starts a proxy to `upstream` (`http://host:port`, no trailing slash); requests
-    /// without a SigV4 credential scope are counted as `service`.
+    /// Starts a proxy to `upstream` (`http://host:port`, no trailing slash) that holds
+    /// each request and each answer `one_way`; requests without a SigV4 credential scope
+    /// are counted as `service`.
     pub async fn start(
         service: &'static str,
         upstream: &str,
         log: CallLog,
+        connections: ConnectionLog,
+        one_way: Duration,
     ) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -61,12 +75,14 @@ impl CountingProxy {
                 .build()
                 .map_err(std::io::Error::other)?,
             log,
+            one_way,
         });
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                connections.lock().unwrap().push(Instant::now());
                 let route = route.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| forward(route.clone(), req));
@@ -84,25 +100,26 @@ async fn forward(
     route: Arc<Route>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let arrived = Instant::now();
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    tokio::time::sleep(route.one_way).await;
     let target = parts
         .uri
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
-    let call = classify(
+    let mut call = classify(
         route.service,
         parts.method.as_str(),
         &target,
         &parts.headers,
         &body,
     );
-    route.log.lock().unwrap().push(call);
 
     let mut upstream = route
         .http
@@ -121,6 +138,8 @@ async fn forward(
     let answer = match upstream.send().await {
         Ok(a) => a,
         Err(e) => {
+            call.span = Some((arrived, Instant::now()));
+            route.log.lock().unwrap().push(call);
             let mut r = Response::new(Full::new(Bytes::from(format!("proxy: {e}"))));
             *r.status_mut() = StatusCode::BAD_GATEWAY;
             return Ok(r);
@@ -129,6 +148,9 @@ async fn forward(
     let status = answer.status();
     let headers = answer.headers().clone();
     let bytes = answer.bytes().await.unwrap_or_default();
+    call.span = Some((arrived, Instant::now()));
+    route.log.lock().unwrap().push(call);
+    tokio::time::sleep(route.one_way).await;
     let mut r = Response::new(Full::new(bytes));
     *r.status_mut() = status;
     for (name, value) in &headers {
@@ -170,6 +192,7 @@ pub fn classify(
             service,
             operation,
             write,
+            span: None,
         };
     }
     let read = matches!(method, "GET" | "HEAD");
@@ -181,6 +204,7 @@ pub fn classify(
         service,
         operation,
         write: !read,
+        span: None,
     }
 }
 
