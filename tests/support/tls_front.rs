@@ -116,20 +116,21 @@ impl TlsFront {
 /// Serves one client connection: every request is forwarded, and the connection kept.
 async fn serve_http(tls: tokio_rustls::server::TlsStream<TcpStream>, upstream: String) {
     use http_body_util::BodyExt;
-    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-        let upstream = upstream.clone();
-        async move {
-            let (parts, body) = request.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map_err(|_| crate::fault_proxy::Dropped)?
-                .to_bytes();
-            let mut answer = crate::fault_proxy::forward(&upstream, parts, body).await?;
-            answer.headers_mut().remove(hyper::header::CONNECTION);
-            Ok::<_, crate::fault_proxy::Dropped>(answer)
-        }
-    });
+    let service =
+        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let upstream = upstream.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map_err(|_| crate::fault_proxy::Dropped)?
+                    .to_bytes();
+                let mut answer = crate::fault_proxy::forward(&upstream, parts, body).await?;
+                answer.headers_mut().remove(hyper::header::CONNECTION);
+                Ok::<_, crate::fault_proxy::Dropped>(answer)
+            }
+        });
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
         .await;

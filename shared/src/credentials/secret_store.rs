@@ -53,6 +53,13 @@ pub enum Version<'a> {
     IdAtStage(&'a str, &'a str),
 }
 
+/// One version's secret string and its id.
+#[derive(Clone)]
+pub struct SecretValue {
+    pub version_id: String,
+    pub text: String,
+}
+
 /// Secrets Manager, narrowed to what rotation and provisioning need.
 #[derive(Debug, Clone)]
 pub struct SecretStore {
@@ -120,13 +127,26 @@ impl SecretStore {
         secret_id: &str,
         version: Version<'_>,
     ) -> Result<Option<String>, Error> {
+        Ok(self.read_version(secret_id, version).await?.map(|v| v.text))
+    }
+
+    /// [`SecretStore::read`], also saying which version answered (a read by stage alone
+    /// names the version that carried the stage at that moment).
+    pub async fn read_version(
+        &self,
+        secret_id: &str,
+        version: Version<'_>,
+    ) -> Result<Option<SecretValue>, Error> {
         let request = self.client.get_secret_value().secret_id(secret_id);
         let request = match version {
             Version::Stage(stage) => request.version_stage(stage),
             Version::IdAtStage(id, stage) => request.version_id(id).version_stage(stage),
         };
         match request.send().await {
-            Ok(out) => Ok(out.secret_string().map(str::to_string)),
+            Ok(out) => Ok(out.secret_string().map(|text| SecretValue {
+                version_id: out.version_id().unwrap_or_default().to_string(),
+                text: text.to_string(),
+            })),
             Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(None),
             // The version exists but no longer carries the stage (moved by a rotation).
             Err(e)

@@ -179,12 +179,21 @@ async fn platform_across(
     (p, cluster, ctx)
 }
 
-/// Runs the four steps through the handler, as Secrets Manager invokes them, measuring each.
-async fn rotate_measured(wan: &Wan, p: &Platform, ctx: &Context) -> (String, Vec<StepCost>) {
+/// When one step ran, and the connections open before it.
+struct Window {
+    step: &'static str,
+    from: Instant,
+    to: Instant,
+    opened_before: Opened,
+    opened_after: Opened,
+}
+
+/// Runs the four steps through the handler, as Secrets Manager invokes them.
+async fn rotate_timed(wan: &Wan, p: &Platform, ctx: &Context) -> (String, Vec<Window>) {
     let token = p.start_rotation().await;
-    let mut costs = Vec::new();
+    let mut windows = Vec::new();
     for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-        let opened = wan.opened();
+        let opened_before = wan.opened();
         let from = Instant::now();
         credentials::handle(
             ctx,
@@ -193,19 +202,35 @@ async fn rotate_measured(wan: &Wan, p: &Platform, ctx: &Context) -> (String, Vec
         )
         .await
         .unwrap_or_else(|e| panic!("{step}: {e}"));
-        let to = Instant::now();
-        let [aws, postgres, kube] = wan.round_trips(from, to);
-        let all = aws.iter().chain(&postgres).chain(&kube);
-        costs.push(StepCost {
+        windows.push(Window {
             step,
-            waits: critical_path(all.map(RoundTrip::span)),
-            aws: aws.len(),
-            postgres: postgres.len(),
-            kube: kube.len(),
-            opened: wan.opened() - opened,
+            from,
+            to: Instant::now(),
+            opened_before,
+            opened_after: wan.opened(),
         });
     }
-    (token, costs)
+    (token, windows)
+}
+
+/// What each window cost. Call once the clients are gone: a proxy records a connection's
+/// last round trip when the client speaks again or hangs up.
+fn costs(wan: &Wan, windows: &[Window]) -> Vec<StepCost> {
+    windows
+        .iter()
+        .map(|w| {
+            let [aws, postgres, kube] = wan.round_trips(w.from, w.to);
+            let all = aws.iter().chain(&postgres).chain(&kube);
+            StepCost {
+                step: w.step,
+                waits: critical_path(all.map(RoundTrip::span)),
+                aws: aws.len(),
+                postgres: postgres.len(),
+                kube: kube.len(),
+                opened: w.opened_after - w.opened_before,
+            }
+        })
+        .collect()
 }
 
 fn table(strategy: &str, rotation: &str, costs: &[StepCost]) -> String {
@@ -216,7 +241,14 @@ fn table(strategy: &str, rotation: &str, costs: &[StepCost]) -> String {
     for c in costs {
         out.push_str(&format!(
             "  {:<13} {:>5} {:>4} {:>3} {:>5}  {}/{}/{}\n",
-            c.step, c.waits, c.aws, c.postgres, c.kube, c.opened.aws, c.opened.postgres, c.opened.kube
+            c.step,
+            c.waits,
+            c.aws,
+            c.postgres,
+            c.kube,
+            c.opened.aws,
+            c.opened.postgres,
+            c.opened.kube
         ));
     }
     out.push_str(&format!(
@@ -230,7 +262,13 @@ fn table(strategy: &str, rotation: &str, costs: &[StepCost]) -> String {
 /// The rotation completed: AWSCURRENT moved, the cluster's Secret names the version and
 /// both DSN readers restarted for it.
 async fn assert_handed_off(p: &Platform, cluster: &platform_tests::kube::TestCluster, token: &str) {
-    let versions = p.ctx.secrets.describe(p.app_secret()).await.unwrap().unwrap();
+    let versions = p
+        .ctx
+        .secrets
+        .describe(p.app_secret())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(versions.version_with(AWSCURRENT), Some(token));
     let ns = &p.spec.cluster.namespace;
     let secret = Api::<Secret>::namespaced(cluster.admin.clone(), ns)
@@ -251,12 +289,18 @@ async fn assert_handed_off(p: &Platform, cluster: &platform_tests::kube::TestClu
         .get("signoz")
         .await
         .unwrap();
-    assert!(restarted_for(sts.spec.map(|s| s.template)), "StatefulSet restarted");
+    assert!(
+        restarted_for(sts.spec.map(|s| s.template)),
+        "StatefulSet restarted"
+    );
     let dep = Api::<AppsDeployment>::namespaced(cluster.admin.clone(), ns)
         .get("signoz-alertmanager")
         .await
         .unwrap();
-    assert!(restarted_for(dep.spec.map(|s| s.template)), "Deployment restarted");
+    assert!(
+        restarted_for(dep.spec.map(|s| s.template)),
+        "Deployment restarted"
+    );
 }
 
 /// Two rotations in a row of one strategy: the first in a fresh process (no connection,
@@ -264,10 +308,14 @@ async fn assert_handed_off(p: &Platform, cluster: &platform_tests::kube::TestClu
 async fn measure(strategy: RotationStrategy, label: &str) -> (Vec<StepCost>, Vec<StepCost>) {
     let wan = Wan::start().await;
     let (p, cluster, ctx) = platform_across(&wan, strategy).await;
-    let (token, cold) = rotate_measured(&wan, &p, &ctx).await;
+    let (token, first) = rotate_timed(&wan, &p, &ctx).await;
     assert_handed_off(&p, &cluster, &token).await;
-    let (token, warm) = rotate_measured(&wan, &p, &ctx).await;
+    let (token, second) = rotate_timed(&wan, &p, &ctx).await;
     assert_handed_off(&p, &cluster, &token).await;
+    // The function's clients hang up; their connections' last round trips get recorded.
+    drop(ctx);
+    tokio::time::sleep(10 * ONE_WAY).await;
+    let (cold, warm) = (costs(&wan, &first), costs(&wan, &second));
     eprintln!("{}", table(label, "first", &cold));
     eprintln!("{}", table(label, "second", &warm));
     p.cleanup().await;
