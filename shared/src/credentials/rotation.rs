@@ -15,7 +15,8 @@ use super::secret_store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretVersions, V
 use super::values::{AppSecret, Endpoint, MasterSecret, Password};
 use super::{ClusterAccess, Context, Error, dsn};
 use crate::cluster::secret::{
-    HandoffOutcome, LiveHandoff, VersionAuthority, apply_database_secret, read_database_secret,
+    HandoffOutcome, LiveHandoff, VersionAuthority, apply_database_secret_over,
+    read_database_secret, read_database_secret_object,
 };
 use crate::events::{RotationRequest, RotationStep};
 use crate::spec::{Database, PlatformSpec, RotationStrategy};
@@ -1004,11 +1005,15 @@ async fn finish_secret(
     // The finished version's value: a version's value never changes, so what was read
     // of it at AWSPENDING is what the hand-off writes.
     let mut finished = None;
-    if plan.move_current {
+    // The cluster is read while the pending login is tried: the Secret's write carries
+    // the resourceVersion read, so a change in between makes it read and decide again.
+    let view = read_cluster_view(ctx, spec);
+    let view = if plan.move_current {
         let (_, pending) = read.current_and_pending(spec, request)?;
         let tls = ctx.tls(spec, deadline)?;
+        let (logged_in, view) = tokio::join!(logs_in(&tls, &pending), view);
         // AWSCURRENT moves only to credentials the database accepts.
-        if !logs_in(&tls, &pending).await? {
+        if !logged_in? {
             tracing::error!(user = %pending.username, token, "AWSPENDING does not log in: AWSCURRENT not moved");
             if spec.database.strategy == RotationStrategy::SingleUser {
                 restore_current_password(ctx, &tls, request, &pending).await;
@@ -1046,9 +1051,13 @@ async fn finish_secret(
         );
         outcome.actions.push(format!("moved AWSCURRENT to {token}"));
         finished = Some(pending);
-    } else if let Ok(Some(pending)) = read.pending {
-        finished = Some(pending);
-    }
+        view
+    } else {
+        if let Ok(Some(pending)) = read.pending {
+            finished = Some(pending);
+        }
+        view.await
+    };
     // Both wait for AWSCURRENT to be on the token (the hand-off's version guard asks
     // Secrets Manager which version is current), not for each other.
     let clear_pending = async {
@@ -1071,7 +1080,7 @@ async fn finish_secret(
                     reason: "the finished version has no value".into(),
                 })?,
         };
-        hand_off_to_cluster(ctx, spec, &current, request, &mut handed_off).await
+        hand_off_to_cluster(spec, &current, ctx, request, view, &mut handed_off).await
     };
     let (cleared, handed) = tokio::join!(clear_pending, hand_off);
     if cleared? {
@@ -1092,17 +1101,51 @@ async fn cluster_client(ctx: &Context, spec: &PlatformSpec) -> Result<Option<kub
     })
 }
 
+/// What the hand-off reads of the cluster before it writes: the DSN Secret and the
+/// workloads that read it.
+struct ClusterView {
+    client: kube::Client,
+    secret: Option<kube::api::DynamicObject>,
+    workloads: Vec<Option<kube::api::DynamicObject>>,
+}
+
+/// Reads the cluster for the hand-off, all at once; `None` when the hand-off is disabled.
+async fn read_cluster_view(
+    ctx: &Context,
+    spec: &PlatformSpec,
+) -> Result<Option<ClusterView>, Error> {
+    let Some(client) = cluster_client(ctx, spec).await? else {
+        return Ok(None);
+    };
+    let readers = crate::spec::chart::dsn_readers(spec);
+    let (secret, workloads) = tokio::join!(
+        read_database_secret_object(&client, spec),
+        crate::cluster::restart::read_workloads(&client, spec, &readers),
+    );
+    Ok(Some(ClusterView {
+        secret: secret?,
+        workloads: workloads?,
+        client,
+    }))
+}
+
 /// Writes the DSN and the CA bundle into the Kubernetes Secret (never over a newer
 /// version) and restarts the listed workloads once per version (a retried finishSecret
 /// does not restart them again).
 async fn hand_off_to_cluster(
-    ctx: &Context,
     spec: &PlatformSpec,
     current: &AppSecret,
+    ctx: &Context,
     request: &RotationRequest,
+    view: Result<Option<ClusterView>, Error>,
     actions: &mut Vec<String>,
 ) -> Result<(), Error> {
-    let Some(client) = cluster_client(ctx, spec).await? else {
+    let Some(ClusterView {
+        client,
+        secret: live_secret,
+        workloads,
+    }) = view?
+    else {
         tracing::warn!("cluster hand-off disabled: the Kubernetes Secret was not updated");
         actions.push("cluster hand-off disabled".into());
         return Ok(());
@@ -1114,7 +1157,9 @@ async fn hand_off_to_cluster(
     };
     let source = dsn::handoff(current, &spec.database, token, Some(authority))?;
     let secret = &spec.database.kubernetes_secret.name;
-    let changed = match apply_database_secret(&client, spec, &source, false).await? {
+    let readers = crate::spec::chart::dsn_readers(spec);
+    let applied = apply_database_secret_over(&client, spec, &source, live_secret, false).await?;
+    let changed = match applied {
         HandoffOutcome::Stale { live_version } => {
             actions.push(format!(
                 "Secret {secret} already holds version {live_version}, newer than {token}: left alone, no restart"
@@ -1123,12 +1168,12 @@ async fn hand_off_to_cluster(
         }
         applied => applied.data_changed(),
     };
-    let restarted = crate::cluster::restart::restart_workloads_once(
+    let restarted = crate::cluster::restart::restart_once_over(
         &client,
         spec,
-        &crate::spec::chart::dsn_readers(spec),
+        &readers,
+        &workloads,
         &format!("credentials-version-{token}"),
-        true,
     )
     .await?;
     tracing::info!(secret = %secret, data_changed = changed,
