@@ -237,14 +237,16 @@ pub async fn handle(ctx: &Context, payload: Value, deadline: Deadline) -> crate:
                 });
             let (spec, reads) = match &expected {
                 Some(expected) => {
-                    let (spec, reads) =
-                        tokio::join!(ctx.spec(), read_step(ctx, &request, Some(expected)));
+                    let (spec, reads) = tokio::join!(
+                        ctx.spec(),
+                        read_step(ctx, &request, Some(expected), deadline)
+                    );
                     (spec?, reads)
                 }
                 None => {
                     let spec = ctx.spec().await?;
                     rotation::check_secret_is_the_apps(&spec.database, &request.secret_id)?;
-                    let reads = read_step(ctx, &request, Some(&spec)).await;
+                    let reads = read_step(ctx, &request, Some(&spec), deadline).await;
                     (spec, reads)
                 }
             };

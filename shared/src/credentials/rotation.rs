@@ -19,7 +19,7 @@ use crate::cluster::secret::{
     read_database_secret, read_database_secret_object,
 };
 use crate::events::{RotationRequest, RotationStep};
-use crate::spec::{Database, PlatformSpec, RotationStrategy};
+use crate::spec::{Database, DatabaseTls, PlatformSpec, RotationStrategy};
 
 /// Maintenance database the master connects to for role DDL.
 pub(super) const MAINTENANCE_DB: &str = "postgres";
@@ -224,6 +224,57 @@ pub struct StepReads {
     password: Option<(u32, Result<String, Error>)>,
     /// The master secret's AWSCURRENT value, read from this ARN.
     master: Option<(String, Result<MasterSecret, Error>)>,
+    /// testSecret's and finishSecret's login as the pending user, made with a value this
+    /// process already holds of the token's version.
+    early_login: Option<EarlyLogin>,
+    /// finishSecret's read of the cluster, under this spec.
+    cluster_view: Option<(PlatformSpec, Result<Option<ClusterView>, Error>)>,
+}
+
+/// A login made before the step's own reads answered; used only when the step finds
+/// the same credentials and the same TLS set-up.
+struct EarlyLogin {
+    tls: DatabaseTls,
+    pending: AppSecret,
+    client: Result<tokio_postgres::Client, Error>,
+}
+
+impl EarlyLogin {
+    /// The login, when it was made as `pending` under `spec`'s TLS set-up.
+    fn of(
+        early: Option<EarlyLogin>,
+        spec: &PlatformSpec,
+        pending: &AppSecret,
+    ) -> Option<Result<tokio_postgres::Client, Error>> {
+        early
+            .filter(|e| e.tls == spec.database.tls && e.pending == *pending)
+            .map(|e| e.client)
+    }
+}
+
+/// Values of versions this process wrote or read, by secret and version id. A version's
+/// value never changes (Secrets Manager refuses another value for the same
+/// `ClientRequestToken`), so a later step may log in with it before its own read of the
+/// version answers; the step still reads it and acts only when both agree.
+static VERSIONS: std::sync::Mutex<Vec<(String, String, AppSecret)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Versions kept: the pending ones of the rotations in progress.
+const VERSIONS_KEPT: usize = 4;
+
+fn remember_version(secret: &str, version: &str, value: &AppSecret) {
+    let mut kept = VERSIONS.lock().unwrap_or_else(|e| e.into_inner());
+    kept.retain(|(s, v, _)| !(s == secret && v == version));
+    kept.push((secret.into(), version.into(), value.clone()));
+    let excess = kept.len().saturating_sub(VERSIONS_KEPT);
+    kept.drain(..excess);
+}
+
+fn remembered_version(secret: &str, version: &str) -> Option<AppSecret> {
+    let kept = VERSIONS.lock().unwrap_or_else(|e| e.into_inner());
+    kept.iter()
+        .find(|(s, v, _)| s == secret && v == version)
+        .map(|(_, _, value)| value.clone())
 }
 
 /// The reads every step starts with, at once. `expected` is the spec this process last
@@ -232,8 +283,22 @@ pub async fn read_step(
     ctx: &Context,
     request: &RotationRequest,
     expected: Option<&PlatformSpec>,
+    deadline: Deadline,
 ) -> StepReads {
     let secret = request.secret_id.as_str();
+    let early_login = expected
+        .filter(|_| {
+            matches!(
+                request.step,
+                RotationStep::TestSecret | RotationStep::FinishSecret
+            )
+        })
+        .and_then(|spec| {
+            let pending = remembered_version(secret, &request.token)?;
+            let tls = ctx.tls(spec, deadline).ok()?;
+            Some((spec.database.tls.clone(), pending, tls))
+        });
+    let view_spec = expected.filter(|_| request.step == RotationStep::FinishSecret);
     let expected = expected.map(|s| &s.database);
     let password_length = expected
         .filter(|_| request.step == RotationStep::CreateSecret)
@@ -244,7 +309,7 @@ pub async fn read_step(
                 && d.strategy == RotationStrategy::AlternatingUsers
         })
         .map(|d| d.master_secret_arn.as_str());
-    let (versions, current, pending, password, master) = tokio::join!(
+    let (versions, current, pending, password, master, early_login, cluster_view) = tokio::join!(
         ctx.secrets.describe(secret),
         read_app_secret(ctx, secret, Version::Stage(AWSCURRENT)),
         read_app_secret(ctx, secret, Version::IdAtStage(&request.token, AWSPENDING)),
@@ -260,13 +325,31 @@ pub async fn read_step(
                 None => None,
             }
         },
+        async {
+            let (tls_spec, pending, tls) = early_login?;
+            let client = login_as(&tls, &pending).await;
+            Some(EarlyLogin {
+                tls: tls_spec,
+                pending,
+                client,
+            })
+        },
+        async {
+            let spec = view_spec?;
+            Some((spec.clone(), read_cluster_view(ctx, spec).await))
+        },
     );
+    if let Ok(Some(pending)) = &pending {
+        remember_version(secret, &request.token, pending);
+    }
     StepReads {
         versions,
         current,
         pending,
         password,
         master,
+        early_login,
+        cluster_view,
     }
 }
 
@@ -278,7 +361,7 @@ pub async fn run_rotation_step(
     deadline: Deadline,
 ) -> Result<StepOutcome, Error> {
     check_secret_is_the_apps(&spec.database, &request.secret_id)?;
-    let reads = read_step(ctx, request, Some(spec)).await;
+    let reads = read_step(ctx, request, Some(spec), deadline).await;
     run_rotation_step_after(ctx, spec, request, reads, deadline).await
 }
 
@@ -299,6 +382,8 @@ pub async fn run_rotation_step_after(
         pending,
         password,
         master,
+        early_login,
+        cluster_view,
     } = reads;
     let versions = versions?;
     let state = check_token(secret, versions.as_ref(), token)?;
@@ -336,10 +421,33 @@ pub async fn run_rotation_step_after(
             set_secret(ctx, spec, request, read, master, deadline, &mut outcome).await?
         }
         RotationStep::TestSecret => {
-            test_secret(ctx, spec, request, read, deadline, &mut outcome).await?
+            test_secret(
+                ctx,
+                spec,
+                request,
+                read,
+                early_login,
+                deadline,
+                &mut outcome,
+            )
+            .await?
         }
         RotationStep::FinishSecret => {
-            finish_secret(ctx, spec, request, read, &versions, deadline, &mut outcome).await?
+            let cluster_view = cluster_view
+                .filter(|(expected, _)| expected == spec)
+                .map(|(_, view)| view);
+            finish_secret(
+                ctx,
+                spec,
+                request,
+                read,
+                early_login,
+                cluster_view,
+                &versions,
+                deadline,
+                &mut outcome,
+            )
+            .await?
         }
     }
     Ok(outcome)
@@ -434,6 +542,7 @@ async fn create_secret(
             request.rotation_token.as_deref(),
         )
         .await?;
+    remember_version(&request.secret_id, &request.token, &pending);
     tracing::info!(secret = %request.secret_id, token = %request.token,
         user_before = %current.username, user_after = %pending.username, "stored pending credentials");
     outcome
@@ -455,7 +564,7 @@ async fn set_secret(
     let tls = ctx.tls(spec, deadline)?;
     match spec.database.strategy {
         RotationStrategy::SingleUser => {
-            set_single_user(ctx, &tls, request, &pending, outcome).await
+            set_single_user(ctx, &tls, request, &current, &pending, outcome).await
         }
         RotationStrategy::AlternatingUsers => {
             let db = &spec.database;
@@ -516,19 +625,12 @@ async fn set_secret(
 
 /// Whether `secret` logs in; only a refused password is `false`.
 async fn logs_in(tls: &PgTls, secret: &AppSecret) -> Result<bool, Error> {
-    match tls
-        .connect(
-            &secret.endpoint(),
-            &secret.dbname,
-            &secret.username,
-            &secret.password,
-        )
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(Error::Authentication { .. }) => Ok(false),
-        Err(e) => Err(e),
-    }
+    refused_is_false(login_as(tls, secret).await)
+}
+
+/// A login's result as whether it logged in; only a refused password is `false`.
+fn refused_is_false(login: Result<tokio_postgres::Client, Error>) -> Result<bool, Error> {
+    Ok(refused_is_none(login)?.is_some())
 }
 
 /// How long setSecret waits for sessions of the user to end (a pod shutting down, a
@@ -741,41 +843,76 @@ pub(super) async fn ensure_access(
 }
 
 /// Single user: try pending (already set by an earlier attempt), then current, then
-/// previous; whichever logs in changes its own password.
+/// previous; whichever logs in changes its own password. Pending and current log in at
+/// once (neither needs the other); previous only when current is refused.
 async fn set_single_user(
     ctx: &Context,
     tls: &PgTls,
     request: &RotationRequest,
+    current: &AppSecret,
     pending: &AppSecret,
     outcome: &mut StepOutcome,
 ) -> Result<(), Error> {
-    if logs_in(tls, pending).await? {
+    let as_current = current.username == pending.username;
+    let (pending_logs_in, current_login) = tokio::join!(logs_in(tls, pending), async {
+        match as_current {
+            true => Some(login_as(tls, current).await),
+            false => None,
+        }
+    });
+    if pending_logs_in? {
         outcome
             .actions
             .push("database already has the pending password".into());
         return Ok(());
     }
-    for stage in [AWSCURRENT, AWSPREVIOUS] {
-        let Some(old) = read_app_secret(ctx, &request.secret_id, Version::Stage(stage)).await?
-        else {
-            continue;
-        };
-        if old.username != pending.username {
-            continue;
-        }
-        if change_own_password(tls, &old, &pending.password).await? {
-            tracing::info!(user = %pending.username, logged_in_with = stage, token = %request.token,
-                "set pending password (verifier)");
-            outcome.actions.push(format!(
-                "set password of {} logged in with {stage}",
-                pending.username
-            ));
-            return Ok(());
-        }
+    let mut logged_in = match current_login {
+        Some(login) => refused_is_none(login)?.map(|client| (client, AWSCURRENT)),
+        None => None,
+    };
+    if logged_in.is_none()
+        && let Some(previous) =
+            read_app_secret(ctx, &request.secret_id, Version::Stage(AWSPREVIOUS)).await?
+        && previous.username == pending.username
+    {
+        logged_in =
+            refused_is_none(login_as(tls, &previous).await)?.map(|client| (client, AWSPREVIOUS));
     }
-    Err(Error::Authentication {
-        user: pending.username.clone(),
-    })
+    let Some((client, stage)) = logged_in else {
+        return Err(Error::Authentication {
+            user: pending.username.clone(),
+        });
+    };
+    change_own_password_on(&client, &pending.username, &pending.password).await?;
+    tracing::info!(user = %pending.username, logged_in_with = stage, token = %request.token,
+        "set pending password (verifier)");
+    outcome.actions.push(format!(
+        "set password of {} logged in with {stage}",
+        pending.username
+    ));
+    Ok(())
+}
+
+/// Logs in as `secret`.
+async fn login_as(tls: &PgTls, secret: &AppSecret) -> Result<tokio_postgres::Client, Error> {
+    tls.connect(
+        &secret.endpoint(),
+        &secret.dbname,
+        &secret.username,
+        &secret.password,
+    )
+    .await
+}
+
+/// A login's result, `None` when the database refused the password.
+fn refused_is_none(
+    login: Result<tokio_postgres::Client, Error>,
+) -> Result<Option<tokio_postgres::Client>, Error> {
+    match login {
+        Ok(client) => Ok(Some(client)),
+        Err(Error::Authentication { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Logs in as `with` and sets that same user's password to `password`; `false` when the
@@ -785,28 +922,32 @@ async fn change_own_password(
     with: &AppSecret,
     password: &Password,
 ) -> Result<bool, Error> {
-    let client = match tls
-        .connect(
-            &with.endpoint(),
-            &with.dbname,
-            &with.username,
-            &with.password,
-        )
-        .await
-    {
-        Ok(client) => client,
-        Err(Error::Authentication { .. }) => return Ok(false),
-        Err(e) => return Err(e),
+    let Some(client) = refused_is_none(login_as(tls, with).await)? else {
+        return Ok(false);
     };
+    change_own_password_on(&client, &with.username, password).await?;
+    Ok(true)
+}
+
+/// Sets the connected login's own password: the role reset, the lock and the change made
+/// ready go in one round trip (run in that order), then the change itself.
+async fn change_own_password_on(
+    client: &tokio_postgres::Client,
+    user: &str,
+    password: &Password,
+) -> Result<(), Error> {
     // The login defaults to SET ROLE owner (RESET would restore that default); only the
     // login itself may change its own password.
-    client
-        .batch_execute("SET ROLE NONE")
-        .await
-        .map_err(|e| postgres::classify(&e, &with.username))?;
-    postgres::lock_roles(&client, &[&with.username]).await?;
-    postgres::set_role_password(&client, &with.username, password).await?;
-    Ok(true)
+    let lock = [user];
+    let (reset, locked, change) = tokio::join!(
+        biased;
+        client.batch_execute("SET ROLE NONE"),
+        postgres::lock_roles(client, &lock),
+        postgres::prepare_password_change(client, user),
+    );
+    reset.map_err(|e| postgres::classify(&e, user))?;
+    locked?;
+    change?.apply(password).await
 }
 
 /// Single user, after a failure past setSecret: puts the database back on AWSCURRENT's
@@ -951,20 +1092,18 @@ async fn test_secret(
     spec: &PlatformSpec,
     request: &RotationRequest,
     read: Read,
+    early_login: Option<EarlyLogin>,
     deadline: Deadline,
     outcome: &mut StepOutcome,
 ) -> Result<(), Error> {
     let (_, pending) = read.current_and_pending(spec, request)?;
     let tls = ctx.tls(spec, deadline)?;
+    let early_login = EarlyLogin::of(early_login, spec, &pending);
     let tested = async {
-        let client = tls
-            .connect(
-                &pending.endpoint(),
-                &pending.dbname,
-                &pending.username,
-                &pending.password,
-            )
-            .await?;
+        let client = match early_login {
+            Some(client) => client?,
+            None => login_as(&tls, &pending).await?,
+        };
         postgres::probe_signoz_work(
             &client,
             &pending.username,
@@ -995,6 +1134,8 @@ async fn finish_secret(
     spec: &PlatformSpec,
     request: &RotationRequest,
     read: Read,
+    early_login: Option<EarlyLogin>,
+    cluster_view: Option<Result<Option<ClusterView>, Error>>,
     versions: &SecretVersions,
     deadline: Deadline,
     outcome: &mut StepOutcome,
@@ -1007,11 +1148,22 @@ async fn finish_secret(
     let mut finished = None;
     // The cluster is read while the pending login is tried: the Secret's write carries
     // the resourceVersion read, so a change in between makes it read and decide again.
-    let view = read_cluster_view(ctx, spec);
+    let view = async {
+        match cluster_view {
+            Some(view) => view,
+            None => read_cluster_view(ctx, spec).await,
+        }
+    };
     let view = if plan.move_current {
         let (_, pending) = read.current_and_pending(spec, request)?;
         let tls = ctx.tls(spec, deadline)?;
-        let (logged_in, view) = tokio::join!(logs_in(&tls, &pending), view);
+        let logged_in = async {
+            match EarlyLogin::of(early_login, spec, &pending) {
+                Some(client) => refused_is_false(client),
+                None => logs_in(&tls, &pending).await,
+            }
+        };
+        let (logged_in, view) = tokio::join!(logged_in, view);
         // AWSCURRENT moves only to credentials the database accepts.
         if !logged_in? {
             tracing::error!(user = %pending.username, token, "AWSPENDING does not log in: AWSCURRENT not moved");
