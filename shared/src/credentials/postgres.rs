@@ -241,10 +241,15 @@ impl PgTls {
                 timeouts.statement.as_millis()
             ));
         // The driver's timeout covers the TCP connect only; this one TLS and SCRAM too.
-        let attempt =
-            tokio::time::timeout(timeouts.connect, config.connect(self.connector.clone()));
+        // A task of its own: SCRAM's key derivation is CPU work, so logins made at once
+        // derive their keys on separate threads instead of waiting for each other.
+        let connector = self.connector.clone();
+        let attempt = AbortOnDrop(tokio::spawn(async move {
+            tokio::time::timeout(timeouts.connect, config.connect(connector)).await
+        }));
         let (client, connection) = attempt
-            .await
+            .join()
+            .await?
             .map_err(|_| Error::Network {
                 reason: format!(
                     "connecting to {}:{} timed out after {} ms",
@@ -260,6 +265,23 @@ impl PgTls {
             }
         });
         Ok(client)
+    }
+}
+
+/// A spawned task that ends when its handle is dropped (a login whose caller gave up).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn join(mut self) -> Result<T, Error> {
+        (&mut self.0).await.map_err(|e| Error::Network {
+            reason: format!("database login task ended: {e}"),
+        })
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -514,6 +514,7 @@ async fn create_secret(
             .push("pending version already has a value".into());
         return Ok(());
     }
+    // The write needs the password: the one chain of this step after its reads.
     let password = match password {
         Some(password) => password?,
         None => {
@@ -569,6 +570,12 @@ async fn set_secret(
         RotationStrategy::AlternatingUsers => {
             let db = &spec.database;
             let endpoint = current.endpoint();
+            // What waits for what (the rest goes at once): the master secret (read with
+            // the step's first reads when warm) before the master's logins; the logins
+            // before the locks; the locks before the observation they guard and the
+            // changes it calls for; every check (access, sessions, the cluster's Secret)
+            // before the password changes, which takes two round trips itself: the COPY
+            // that carries the verifier starts, then its data and the ALTER ROLE go.
             let master = match master {
                 Some(master) => Some(master?),
                 None => None,
@@ -1146,8 +1153,11 @@ async fn finish_secret(
     // The finished version's value: a version's value never changes, so what was read
     // of it at AWSPENDING is what the hand-off writes.
     let mut finished = None;
-    // The cluster is read while the pending login is tried: the Secret's write carries
-    // the resourceVersion read, so a change in between makes it read and decide again.
+    // The cluster is read before AWSCURRENT moves (with the step's first reads, else
+    // while the pending login is tried): the Secret's write carries the resourceVersion
+    // read, so a change in between makes it read and decide again. What stays in order:
+    // the login before the move, the move before the version guard asks Secrets Manager
+    // which version is current, the guard before the write, the write before restarts.
     let view = async {
         match cluster_view {
             Some(view) => view,

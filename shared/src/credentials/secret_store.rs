@@ -23,6 +23,9 @@ pub struct SecretVersions {
     pub rotation_enabled: bool,
     pub rotation_lambda_arn: Option<String>,
     pub rotation_days: Option<i64>,
+    /// When Secrets Manager last rotated the secret, and when it will next.
+    pub last_rotated: Option<jiff::Timestamp>,
+    pub next_rotation: Option<jiff::Timestamp>,
     /// Version id -> staging labels.
     pub stages: BTreeMap<String, Vec<String>>,
 }
@@ -53,13 +56,6 @@ pub enum Version<'a> {
     IdAtStage(&'a str, &'a str),
 }
 
-/// One version's secret string and its id.
-#[derive(Clone)]
-pub struct SecretValue {
-    pub version_id: String,
-    pub text: String,
-}
-
 /// Secrets Manager, narrowed to what rotation and provisioning need.
 #[derive(Debug, Clone)]
 pub struct SecretStore {
@@ -78,6 +74,10 @@ where
         op,
         reason: error_text(err),
     }
+}
+
+fn timestamp(t: &aws_smithy_types::DateTime) -> Option<jiff::Timestamp> {
+    jiff::Timestamp::from_second(t.secs()).ok()
 }
 
 impl SecretStore {
@@ -112,6 +112,8 @@ impl SecretStore {
             rotation_days: out
                 .rotation_rules()
                 .and_then(|r| r.automatically_after_days()),
+            last_rotated: out.last_rotated_date().and_then(timestamp),
+            next_rotation: out.next_rotation_date().and_then(timestamp),
             stages: out
                 .version_ids_to_stages()
                 .cloned()
@@ -127,26 +129,13 @@ impl SecretStore {
         secret_id: &str,
         version: Version<'_>,
     ) -> Result<Option<String>, Error> {
-        Ok(self.read_version(secret_id, version).await?.map(|v| v.text))
-    }
-
-    /// [`SecretStore::read`], also saying which version answered (a read by stage alone
-    /// names the version that carried the stage at that moment).
-    pub async fn read_version(
-        &self,
-        secret_id: &str,
-        version: Version<'_>,
-    ) -> Result<Option<SecretValue>, Error> {
         let request = self.client.get_secret_value().secret_id(secret_id);
         let request = match version {
             Version::Stage(stage) => request.version_stage(stage),
             Version::IdAtStage(id, stage) => request.version_id(id).version_stage(stage),
         };
         match request.send().await {
-            Ok(out) => Ok(out.secret_string().map(|text| SecretValue {
-                version_id: out.version_id().unwrap_or_default().to_string(),
-                text: text.to_string(),
-            })),
+            Ok(out) => Ok(out.secret_string().map(str::to_string)),
             Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(None),
             // The version exists but no longer carries the stage (moved by a rotation).
             Err(e)

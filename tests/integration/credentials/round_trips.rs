@@ -7,6 +7,13 @@
 //! (the SDK's to AWS, the kube client's, each PostgreSQL login's), every PostgreSQL
 //! message exchange. Not counted: TCP handshakes (the proxy accepts on loopback at once),
 //! reported instead as the connections each step opened.
+//!
+//! The proxy sees bytes, not waits: a connection's hang-up (`Terminate`, TLS
+//! `close_notify`) and a server message that splits a client's flight each count as a
+//! round trip, and so may a login whose key derivation (SCRAM, CPU work slow in a debug
+//! build) lines up behind another's. The count is an upper bound on the waits.
+//! `ROUND_TRIPS_TRACE=1` prints each step's outcome and its round trips (ms from the
+//! step's start, link, connection), to see which ones chain.
 
 use std::time::{Duration, Instant};
 
@@ -195,13 +202,16 @@ async fn rotate_timed(wan: &Wan, p: &Platform, ctx: &Context) -> (String, Vec<Wi
     for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
         let opened_before = wan.opened();
         let from = Instant::now();
-        credentials::handle(
+        let _outcome = credentials::handle(
             ctx,
             json!({"Step": step, "SecretId": p.app_secret(), "ClientRequestToken": token}),
             Deadline::default(),
         )
         .await
         .unwrap_or_else(|e| panic!("{step}: {e}"));
+        if std::env::var("ROUND_TRIPS_TRACE").is_ok() {
+            eprintln!("{step} outcome: {_outcome}");
+        }
         windows.push(Window {
             step,
             from,
@@ -221,6 +231,21 @@ fn costs(wan: &Wan, windows: &[Window]) -> Vec<StepCost> {
         .map(|w| {
             let [aws, postgres, kube] = wan.round_trips(w.from, w.to);
             let all = aws.iter().chain(&postgres).chain(&kube);
+            if std::env::var("ROUND_TRIPS_TRACE").is_ok() {
+                let mut spans: Vec<(u128, u128, &str, usize)> = Vec::new();
+                for (what, trips) in [("aws", &aws), ("pg", &postgres), ("kube", &kube)] {
+                    for t in trips.iter() {
+                        spans.push((
+                            (t.start - w.from).as_millis(),
+                            (t.end - w.from).as_millis(),
+                            what,
+                            t.connection,
+                        ));
+                    }
+                }
+                spans.sort();
+                eprintln!("{}: {spans:?}", w.step);
+            }
             StepCost {
                 step: w.step,
                 waits: critical_path(all.map(RoundTrip::span)),
