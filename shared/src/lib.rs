@@ -13,13 +13,14 @@ pub mod events;
 pub mod runtime;
 pub mod spec;
 pub mod state;
+pub mod telemetry;
 
 #[cfg(test)]
 mod proptests;
 
 /// Every error a function can return. Nothing has been written when a decode or spec
 /// error is returned.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Decode(#[from] events::DecodeError),
@@ -51,6 +52,43 @@ impl Error {
             Error::Cluster(_) => "ClusterError",
             Error::Alarms(_) => "AlarmsError",
             Error::Config(_) => "ConfigError",
+        }
+    }
+}
+
+/// The error's kind and message, as the Lambda runtime logs it: never Rust's derived
+/// form of the error tree (`Spec(Invalid([Problem { .. }]))`).
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {self}", self.kind())
+    }
+}
+
+impl Error {
+    /// Whether the same invocation may succeed if tried again.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Error::Decode(_) | Error::Config(_) => false,
+            Error::Spec(e) => matches!(e, spec::SpecError::Unreadable { .. }),
+            Error::Credentials(e) => e.retryable(),
+            Error::ColdStorage(e) => e.retryable(),
+            Error::Cluster(e) => e.retryable(),
+            Error::Alarms(e) => e.retryable(),
+        }
+    }
+
+    /// How many changes this error refused as unsafe or invalid (the `refusals` counter).
+    pub fn refusals(&self) -> usize {
+        match self {
+            Error::Spec(spec::SpecError::Invalid(_)) => 1,
+            Error::ColdStorage(cold_storage::Error::Unsafe { reasons, .. }) => reasons.len(),
+            Error::Cluster(e) | Error::Credentials(credentials::Error::Cluster(e)) => {
+                usize::from(e.is_refusal())
+            }
+            Error::Credentials(
+                credentials::Error::Refused { .. } | credentials::Error::PostureFindings { .. },
+            ) => 1,
+            _ => 0,
         }
     }
 }

@@ -232,6 +232,17 @@ impl Error {
         }
     }
 
+    /// Whether the control plane refused the change as unsafe (a destructive delivery,
+    /// an object of another platform or owner): the `refusals` counter.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Error::DestructiveDelivery { .. }
+                | Error::AdoptionRefused { .. }
+                | Error::OtherPlatform { .. }
+        )
+    }
+
     /// Whether retrying the same invocation can succeed.
     pub fn retryable(&self) -> bool {
         match self {

@@ -102,6 +102,8 @@ pub struct LoadedSpec {
 }
 
 /// Reads and validates the spec at `location`.
+#[tracing::instrument(level = "debug", name = "spec.load", skip_all,
+    fields(spec.location = %location, spec.etag = tracing::field::Empty))]
 pub async fn load_spec(
     location: &SpecLocation,
     s3: &aws_sdk_s3::Client,
@@ -141,8 +143,11 @@ pub async fn load_spec(
             (text, etag, version_id)
         }
     };
+    tracing::Span::current().record("spec.etag", etag.as_str());
+    let spec = parse_spec(&text)?;
+    crate::telemetry::spec_loaded(&spec);
     Ok(LoadedSpec {
-        spec: parse_spec(&text)?,
+        spec,
         revision: SpecRevision {
             location: location.to_string(),
             etag,
