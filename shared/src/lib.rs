@@ -9,6 +9,7 @@ pub mod aws;
 pub mod cluster;
 pub mod cold_storage;
 pub mod credentials;
+pub mod diff;
 pub mod events;
 pub mod runtime;
 pub mod spec;

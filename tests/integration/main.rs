@@ -10,4 +10,5 @@ mod iam;
 mod infra;
 mod log_hygiene;
 mod runtime_api;
+mod telemetry;
 mod ttl_api;

@@ -6,6 +6,7 @@ pub mod database;
 pub mod fault_proxy;
 pub mod iam;
 pub mod kube;
+pub mod otlp;
 pub mod runtime_api;
 pub mod signoz;
 pub mod tcp_proxy;

@@ -24,13 +24,21 @@ pub enum ApplyOutcome {
     Conflict { message: String },
 }
 
-/// One field that differs: where, what the server has, what we want (secret values redacted).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct FieldChange {
-    pub path: String,
-    pub before: Value,
-    pub after: Value,
+impl ApplyOutcome {
+    /// One word for the outcome (`created`, `updated`, ...), for logs and answers.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ApplyOutcome::Created => "created",
+            ApplyOutcome::Updated { .. } => "updated",
+            ApplyOutcome::Unchanged => "unchanged",
+            ApplyOutcome::Missing => "missing",
+            ApplyOutcome::Conflict { .. } => "conflict",
+        }
+    }
 }
+
+/// One field that differs: where, what the server has, what we want (secret values redacted).
+pub use crate::diff::FieldChange;
 
 /// Placeholder for values of a Secret's data in diffs and logs.
 const REDACTED: &str = "<redacted>";

@@ -320,9 +320,22 @@ pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
     let dsn = read_dsn(&ctx.secrets, &spec).await?;
     let client = ctx.kube.client(&spec, &ctx.sdk).await?;
     let store = crate::state::StateStore::for_spec(ctx.s3.clone(), &spec);
-    let report = sync::reconcile(&client, &store, &spec, dsn.as_ref(), dry_run).await?;
-    if trigger.kind() == TriggerKind::Schedule && !report.in_sync() {
-        tracing::warn!(report = %sync::report_json(&report), "cluster drifted from the spec");
+    let report = sync::reconcile_report(&client, &store, &spec, dsn.as_ref(), dry_run).await?;
+    let scheduled = trigger.kind() == TriggerKind::Schedule;
+    if !dry_run {
+        crate::telemetry::changes_applied(report.changes(), scheduled);
+    }
+    crate::telemetry::refused(report.refusals());
+    if scheduled && !report.in_sync() {
+        tracing::warn!(
+            changes = report.changes(),
+            restarted = report.restarted.len(),
+            failed = report.failed.len(),
+            "cluster drifted from the spec"
+        );
+    }
+    if let Some(failure) = report.failure() {
+        return Err(failure.into());
     }
     Ok(json!({
         "function": FUNCTION,

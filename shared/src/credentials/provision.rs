@@ -187,7 +187,7 @@ pub async fn provision_database(
         ctx.secrets
             .enable_rotation(&app_secret_arn, lambda, db.rotation_days)
             .await?;
-        tracing::info!(secret = %app_secret_arn, rotation_days_before = ?versions.rotation_days,
+        tracing::info!(secret = %app_secret_arn, rotation_days_before = versions.rotation_days.map_or_else(|| "(none)".into(), |d| d.to_string()),
             rotation_days_after = days, lambda, "enabled rotation");
         outcome
             .actions

@@ -677,11 +677,17 @@ fn a_telemetry_endpoint_is_an_otlp_base_url_without_credentials() {
         "telemetry.endpoint: must be an http(s) URL, got \"collector:4318\"",
     );
     rejects(
-        set("telemetry.endpoint", "https://user:secret@otel.internal:4318"),
+        set(
+            "telemetry.endpoint",
+            "https://user:secret@otel.internal:4318",
+        ),
         "telemetry.endpoint: must not carry credentials (user:password@): the URL is logged",
     );
     rejects(
-        set("telemetry.endpoint", "http://otel.internal:4318/v1/traces?x=1"),
+        set(
+            "telemetry.endpoint",
+            "http://otel.internal:4318/v1/traces?x=1",
+        ),
         "telemetry.endpoint: is the OTLP base URL (/v1/traces and /v1/metrics are appended): no query or fragment, got \"http://otel.internal:4318/v1/traces?x=1\"",
     );
     rejects(

@@ -161,7 +161,10 @@ mod tests {
             resource_path("/apis/apps/v1/namespaces/apps/deployments/api/scale").subresource,
             Some("scale")
         );
-        assert_eq!(resource_path("/api/v1/namespaces/apps").resource, "namespaces");
+        assert_eq!(
+            resource_path("/api/v1/namespaces/apps").resource,
+            "namespaces"
+        );
         assert_eq!(resource_path("/version"), ResourcePath::default());
     }
 }

@@ -83,12 +83,7 @@ pub async fn counting<F: Future>(work: F) -> (F::Output, Counts) {
 
 /// The CloudWatch embedded-metric-format line of one invocation: the counters by
 /// platform and function, and the rotation steps by step.
-pub fn emf_line(
-    function: &str,
-    platform: Option<&str>,
-    counts: &Counts,
-    at: SystemTime,
-) -> String {
+pub fn emf_line(function: &str, platform: Option<&str>, counts: &Counts, at: SystemTime) -> String {
     let millis = at
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);

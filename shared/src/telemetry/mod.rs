@@ -174,6 +174,7 @@ impl Telemetry {
             .with_location(false)
             .with_threads(false)
             .with_tracked_inactivity(false)
+            .with_target(false)
             .with_filter(Exported);
         let _ = tracing_subscriber::registry()
             .with(logs)
@@ -347,7 +348,10 @@ impl Pipeline {
                 return Ok(());
             }
             let mut exporter = self.exporter.lock().await;
-            if exporter.as_ref().is_none_or(|(built_for, _)| built_for != base) {
+            if exporter
+                .as_ref()
+                .is_none_or(|(built_for, _)| built_for != base)
+            {
                 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
                 let built = opentelemetry_otlp::SpanExporter::builder()
                     .with_http()
@@ -524,10 +528,7 @@ where
 {
     type Output = F::Output;
 
-    fn poll(
-        self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<F::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
         use std::task::Poll;
         let this = self.get_mut();
         if this.result.is_none() {
@@ -552,7 +553,11 @@ where
 }
 
 /// After the answer: the CloudWatch metric line, then the export.
-async fn flush(function: &'static str, invocation: Arc<Invocation>, pipeline: Option<Arc<Pipeline>>) {
+async fn flush(
+    function: &'static str,
+    invocation: Arc<Invocation>,
+    pipeline: Option<Arc<Pipeline>>,
+) {
     let counts = lock(&invocation.counts).clone();
     let platform = lock(&invocation.target)
         .as_ref()
@@ -579,7 +584,7 @@ where
 {
     let span = tracing::debug_span!(
         "handle",
-        otel.name = function,
+        signoz_control.function = function,
         signoz_control.trigger = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
         error.type = tracing::field::Empty,
