@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// One field that differs: where, what it was, what it becomes (`null`: absent).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldChange {
     pub path: String,
     pub before: Value,

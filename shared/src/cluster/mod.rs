@@ -317,10 +317,7 @@ pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
         _ => false,
     };
     let spec = load_spec(&ctx.spec_location, &ctx.s3).await?.spec;
-    let dsn = read_dsn(&ctx.secrets, &spec).await?;
-    let client = ctx.kube.client(&spec, &ctx.sdk).await?;
-    let store = crate::state::StateStore::for_spec(ctx.s3.clone(), &spec);
-    let report = sync::reconcile_report(&client, &store, &spec, dsn.as_ref(), dry_run).await?;
+    let report = reconcile_spec(ctx, &spec, dry_run).await?;
     let scheduled = trigger.kind() == TriggerKind::Schedule;
     if !dry_run {
         crate::telemetry::changes_applied(report.changes(), scheduled);
@@ -343,6 +340,20 @@ pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
         "in_sync": report.in_sync(),
         "report": sync::report_json(&report),
     }))
+}
+
+/// One reconcile of `spec` the way the function runs it (the DSN from Secrets Manager, the
+/// cluster's client, the state store); objects that failed are in the report, not an
+/// error (`signoz-control plan` shows them; [`handle`] fails on them).
+pub async fn reconcile_spec(
+    ctx: &Context,
+    spec: &PlatformSpec,
+    dry_run: bool,
+) -> crate::Result<sync::SyncReport> {
+    let dsn = read_dsn(&ctx.secrets, spec).await?;
+    let client = ctx.kube.client(spec, &ctx.sdk).await?;
+    let store = crate::state::StateStore::for_spec(ctx.s3.clone(), spec);
+    sync::reconcile_report(&client, &store, spec, dsn.as_ref(), dry_run).await
 }
 
 /// Whether an S3 write is the platform spec this function reads.
