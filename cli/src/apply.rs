@@ -26,7 +26,11 @@ pub async fn apply(session: &Session, areas: &[Area], auto_approve: bool, style:
     }
     let mut code = 0;
     for area in planned.areas.iter().filter(|a| !a.items.is_empty()) {
-        println!("\n{} {}", style.bold(&format!("applying {}", area.area.title())), style.dim("..."));
+        println!(
+            "\n{} {}",
+            style.bold(&format!("applying {}", area.area.title())),
+            style.dim("...")
+        );
         match apply_area(session, area).await {
             Ok(done) => println!("{} {done}", style.green("✓")),
             Err(error) => {
@@ -96,9 +100,8 @@ async fn apply_area(session: &Session, area: &AreaPlan) -> Result<String, String
         }
         Area::Credentials => {
             let ctx = session.credentials();
-            let deadline = signoz_control::credentials::Deadline::after(
-                std::time::Duration::from_secs(120),
-            );
+            let deadline =
+                signoz_control::credentials::Deadline::after(std::time::Duration::from_secs(120));
             let outcome =
                 signoz_control::credentials::provision_database(&ctx, spec, false, deadline)
                     .await

@@ -41,7 +41,9 @@ struct Cli {
 enum Command {
     /// Check a spec the way the functions load it: every problem with its path, nothing
     /// contacted. Exit code 0 when valid, 1 when not.
-    #[command(after_help = "Example (a pre-commit hook, CI):\n  signoz-control validate infra/platform.yaml --format json")]
+    #[command(
+        after_help = "Example (a pre-commit hook, CI):\n  signoz-control validate infra/platform.yaml --format json"
+    )]
     Validate {
         /// The platform spec (a local file; `-` reads stdin).
         spec: PathBuf,
@@ -53,7 +55,9 @@ enum Command {
     /// functions' own dry runs (the cluster's is a server-side apply dry run: each diff is
     /// what the API server would store). Exit code 0 no changes, 2 changes, 1 an error
     /// or a refused change.
-    #[command(after_help = "Example:\n  signoz-control plan s3://acme-signoz-config/platform.yaml --only cluster")]
+    #[command(
+        after_help = "Example:\n  signoz-control plan s3://acme-signoz-config/platform.yaml --only cluster"
+    )]
     Plan {
         /// The platform spec: a path or s3://bucket/key.
         #[arg(env = "PLATFORM_SPEC")]
@@ -64,7 +68,9 @@ enum Command {
     },
     /// Show the plan, ask, then apply it through the functions' own paths, printing each
     /// change as it is made. Exit code 0 applied (or nothing to do), 1 otherwise.
-    #[command(after_help = "Example:\n  signoz-control apply infra/platform.yaml --only cold-storage --auto-approve")]
+    #[command(
+        after_help = "Example:\n  signoz-control apply infra/platform.yaml --only cold-storage --auto-approve"
+    )]
     Apply {
         /// The platform spec: a path or s3://bucket/key.
         #[arg(env = "PLATFORM_SPEC")]
@@ -78,7 +84,9 @@ enum Command {
     },
     /// One screen of where the platform stands: spec revision, drift per area, retention
     /// memory against what SigNoz reports, rotations, alarm overrides, TTL jobs.
-    #[command(after_help = "Example:\n  PLATFORM_SPEC=s3://acme-signoz-config/platform.yaml signoz-control status")]
+    #[command(
+        after_help = "Example:\n  PLATFORM_SPEC=s3://acme-signoz-config/platform.yaml signoz-control status"
+    )]
     Status {
         /// The platform spec: a path or s3://bucket/key.
         #[arg(env = "PLATFORM_SPEC")]
@@ -89,14 +97,18 @@ enum Command {
     /// Apply them with the cluster's admin rights (`kubectl apply --server-side -f -`, the
     /// Terraform `cluster-rbac` module, or your GitOps repository); each function's IAM
     /// role is mapped to its group by the EKS access entry the deployment creates.
-    #[command(after_help = "Example:\n  signoz-control rbac infra/platform.yaml > infra/kubernetes/rbac.yaml")]
+    #[command(
+        after_help = "Example:\n  signoz-control rbac infra/platform.yaml > infra/kubernetes/rbac.yaml"
+    )]
     Rbac {
         /// The platform spec (YAML).
         spec: PathBuf,
     },
     /// Print the monthly S3 cost of the cold tiers for a spec's `cold_storage.cost`: a
     /// short table and every assumption behind it; `--svg` also writes the chart.
-    #[command(after_help = "Example:\n  signoz-control cost infra/platform.yaml --svg cost-curve.svg")]
+    #[command(
+        after_help = "Example:\n  signoz-control cost infra/platform.yaml --svg cost-curve.svg"
+    )]
     Cost {
         /// The platform spec (YAML).
         spec: PathBuf,

@@ -123,7 +123,10 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Progress {
                 "{}{}{}: {before} -> {after}",
                 fields.message,
                 subject.map(|s| format!(" {s}")).unwrap_or_default(),
-                fields.get("field").map(|f| format!(" {f}")).unwrap_or_default(),
+                fields
+                    .get("field")
+                    .map(|f| format!(" {f}"))
+                    .unwrap_or_default(),
             ),
             _ => {
                 let rest: Vec<String> = fields

@@ -49,7 +49,12 @@ pub async fn status(session: &Session, style: &Style) -> (String, bool) {
     let credentials = plan_credentials(session).await;
     for area in [&credentials, &cluster, &cold] {
         broken |= area.error.is_some();
-        let _ = writeln!(out, "{:<13}{}", style.bold(area.area.title()), drift(area, style));
+        let _ = writeln!(
+            out,
+            "{:<13}{}",
+            style.bold(area.area.title()),
+            drift(area, style)
+        );
     }
 
     out.push('\n');
@@ -57,7 +62,11 @@ pub async fn status(session: &Session, style: &Style) -> (String, bool) {
     match &answer {
         Some(answer) => retention(&mut out, answer, style),
         None => {
-            let _ = writeln!(out, "  {}", style.dim("unknown: cold storage could not be read"));
+            let _ = writeln!(
+                out,
+                "  {}",
+                style.dim("unknown: cold storage could not be read")
+            );
         }
     }
     let store = StateStore::for_spec(session.s3.clone(), spec);
@@ -69,15 +78,16 @@ pub async fn status(session: &Session, style: &Style) -> (String, bool) {
             for (signal, job) in jobs.unwrap_or_default().signals {
                 any = true;
                 let line = match (job.waiting_since, &job.sent) {
-                    (Some(since), _) if now.duration_since(since) > stuck_after => style.red(&format!(
-                        "{signal}: stuck, a job pending since {} (more than {} min)",
-                        minute(since),
-                        spec.retention.ttl_api.stuck_after_minutes
-                    )),
-                    (Some(since), _) => style.yellow(&format!(
-                        "{signal}: a job pending since {}",
-                        minute(since)
-                    )),
+                    (Some(since), _) if now.duration_since(since) > stuck_after => {
+                        style.red(&format!(
+                            "{signal}: stuck, a job pending since {} (more than {} min)",
+                            minute(since),
+                            spec.retention.ttl_api.stuck_after_minutes
+                        ))
+                    }
+                    (Some(since), _) => {
+                        style.yellow(&format!("{signal}: a job pending since {}", minute(since)))
+                    }
                     (None, Some(sent)) => format!(
                         "{signal}: sent {} d total, {} d hot at {}, not verified yet",
                         sent.total_days,
@@ -116,7 +126,9 @@ pub async fn status(session: &Session, style: &Style) -> (String, bool) {
                 .next_rotation
                 .or_else(|| {
                     let days = v.rotation_days?;
-                    v.last_rotated?.checked_add(SignedDuration::from_hours(days * 24)).ok()
+                    v.last_rotated?
+                        .checked_add(SignedDuration::from_hours(days * 24))
+                        .ok()
                 })
                 .map_or("not scheduled".into(), minute);
             let _ = writeln!(
@@ -127,7 +139,8 @@ pub async fn status(session: &Session, style: &Style) -> (String, bool) {
             let _ = writeln!(
                 out,
                 "  AWSCURRENT is version {}",
-                v.version_with(AWSCURRENT).unwrap_or("(none: not provisioned)")
+                v.version_with(AWSCURRENT)
+                    .unwrap_or("(none: not provisioned)")
             );
         }
         Ok(None) => {
@@ -173,7 +186,11 @@ pub async fn status(session: &Session, style: &Style) -> (String, bool) {
                 );
             }
             if !any {
-                let _ = writeln!(out, "  {}", style.dim("none in force: every level is the spec's"));
+                let _ = writeln!(
+                    out,
+                    "  {}",
+                    style.dim("none in force: every level is the spec's")
+                );
             }
         }
         Err(e) => {
@@ -189,37 +206,37 @@ fn drift(area: &AreaPlan, style: &Style) -> String {
     if let Some(error) = &area.error {
         return style.red(&format!("error: {error}"));
     }
-    let mut parts = Vec::new();
-    if !area.items.is_empty() {
-        parts.push(style.yellow(&format!(
-            "drifted: {} change(s) to make ({})",
+    let mut parts = vec![if area.items.is_empty() {
+        style.green("in sync")
+    } else {
+        style.yellow(&format!(
+            "drifted: {} change(s) to make ({}{})",
             area.items.len(),
             area.items
                 .iter()
                 .take(3)
                 .map(|i| i.name.as_str())
                 .collect::<Vec<_>>()
-                .join(", ")
-                + if area.items.len() > 3 { ", ..." } else { "" }
-        )));
-    }
+                .join(", "),
+            if area.items.len() > 3 { ", ..." } else { "" }
+        ))
+    }];
     if !area.refusals.is_empty() {
         parts.push(style.red(&format!("{} refused", area.refusals.len())));
     }
     if !area.warnings.is_empty() {
-        parts.push(style.yellow(&format!("{} warning(s)", area.warnings.len())));
+        parts.push(style.yellow(&format!("{} warning(s) (see plan)", area.warnings.len())));
     }
-    if parts.is_empty() {
-        style.green("in sync")
-    } else {
-        parts.join("; ")
-    }
+    parts.join("; ")
 }
 
 /// The remembered retention (the largest cold period SigNoz's parts ever had) against
 /// what SigNoz reports now, per signal.
 fn retention(out: &mut String, answer: &Value, style: &Style) {
-    let observed = answer["observed_ttls"].as_array().cloned().unwrap_or_default();
+    let observed = answer["observed_ttls"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     for signal in ["traces", "logs", "metrics"] {
         let remembered = &answer["remembered_cold_days"][signal];
         let reported = observed.iter().find(|o| o["signal"] == signal);

@@ -63,23 +63,38 @@ fn walk(path: &str, before: &Value, after: &Value, out: &mut Vec<FieldChange>) {
             };
             walk(path, b, a, out);
         }
+        (Value::Array(items), Value::Null) | (Value::Null, Value::Array(items))
+            if !items.is_empty() && items.iter().all(Value::is_object) =>
+        {
+            let empty = Value::Array(Vec::new());
+            let (b, a) = if before.is_null() {
+                (&empty, after)
+            } else {
+                (before, &empty)
+            };
+            walk(path, b, a, out);
+        }
         (Value::Array(b), Value::Array(a)) if b != a => match item_key(b, a) {
             Some(key) => {
                 let name = |v: &Value| v[key].as_str().unwrap_or_default().to_string();
+                // An item added or removed whole: its key is in the path already.
+                let unnamed = |v: &Value| {
+                    let mut v = v.clone();
+                    if let Some(map) = v.as_object_mut() {
+                        map.remove(key);
+                    }
+                    v
+                };
                 for item in a {
-                    let other = b
-                        .iter()
-                        .find(|o| o[key] == item[key])
-                        .unwrap_or(&Value::Null);
-                    walk(&format!("{path}[{key}={}]", name(item)), other, item, out);
+                    let path = format!("{path}[{key}={}]", name(item));
+                    match b.iter().find(|o| o[key] == item[key]) {
+                        Some(other) => walk(&path, other, item, out),
+                        None => walk(&path, &Value::Null, &unnamed(item), out),
+                    }
                 }
                 for item in b.iter().filter(|o| !a.iter().any(|i| i[key] == o[key])) {
-                    walk(
-                        &format!("{path}[{key}={}]", name(item)),
-                        item,
-                        &Value::Null,
-                        out,
-                    );
+                    let path = format!("{path}[{key}={}]", name(item));
+                    walk(&path, &unnamed(item), &Value::Null, out);
                 }
             }
             None if b.iter().chain(a).all(Value::is_object) => {

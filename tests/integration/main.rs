@@ -2,6 +2,7 @@
 //! Kubernetes emulator. Run with `tests/bin/test.sh`, which starts the stack.
 mod alarms;
 mod aws_tls;
+mod cli;
 mod cluster;
 mod cold_storage;
 mod credentials;

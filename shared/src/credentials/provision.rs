@@ -53,7 +53,11 @@ pub fn rotation_changes(
     if let Some(lambda) = lambda
         && versions.rotation_lambda_arn.as_deref() != Some(lambda)
     {
-        change(".rotation.lambda", json!(versions.rotation_lambda_arn), json!(lambda));
+        change(
+            ".rotation.lambda",
+            json!(versions.rotation_lambda_arn),
+            json!(lambda),
+        );
     }
     changes
 }
