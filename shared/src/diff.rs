@@ -206,7 +206,7 @@ mod tests {
     fn plain_text_is_never_json() {
         assert_eq!(
             plain(&json!({"total_days": 30, "hot_days": null, "status": "success"})),
-            "total_days=30 status=success"
+            "status=success total_days=30"
         );
     }
 }

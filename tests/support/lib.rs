@@ -9,6 +9,7 @@ pub mod kube;
 pub mod otlp;
 pub mod runtime_api;
 pub mod signoz;
+pub mod story;
 pub mod tcp_proxy;
 pub mod tls_front;
 

@@ -86,16 +86,21 @@ pub fn attributes(kvs: &[KeyValue]) -> BTreeMap<String, String> {
 impl OtlpReceiver {
     /// Starts a receiver that answers like the collector.
     pub async fn start() -> OtlpReceiver {
-        Self::serve(false).await
+        Self::serve(0, false).await
+    }
+
+    /// [`OtlpReceiver::start`] on a given loopback port.
+    pub async fn start_on(port: u16) -> OtlpReceiver {
+        Self::serve(port, false).await
     }
 
     /// Starts a collector that accepts connections and never answers.
     pub async fn blackhole() -> OtlpReceiver {
-        Self::serve(true).await
+        Self::serve(0, true).await
     }
 
-    async fn serve(stuck: bool) -> OtlpReceiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    async fn serve(port: u16, stuck: bool) -> OtlpReceiver {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("address");

@@ -10,6 +10,7 @@ mod meter;
 mod platform;
 mod proxy;
 mod table;
+mod telemetry;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -21,7 +22,7 @@ use meter::{Meter, Usage};
 use platform::{Platform, Stack};
 use table::{markdown, median, mib, range};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const BASELINE: &str = "hello-world";
 const FUNCTIONS: [&str; 4] = [
@@ -31,7 +32,7 @@ const FUNCTIONS: [&str; 4] = [
     "respond-to-alarms",
 ];
 /// One row of the init table: a label, the binary, extra environment.
-type InitEntry = (String, &'static str, Vec<(String, String)>);
+pub(crate) type InitEntry = (String, &'static str, Vec<(String, String)>);
 
 /// Where Debian and Amazon Linux keep the system's CA bundle.
 const SYSTEM_CA_BUNDLES: [&str; 2] = [
@@ -75,7 +76,7 @@ fn parse_args() -> Result<Args, BoxError> {
     Ok(args)
 }
 
-fn event(name: &str) -> Result<Value, BoxError> {
+pub(crate) fn event(name: &str) -> Result<Value, BoxError> {
     let path = repo_root().join("events").join(name);
     Ok(serde_json::from_str(
         &std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?,
@@ -122,7 +123,7 @@ fn short(v: &Value) -> String {
     one_line.chars().take(160).collect()
 }
 
-struct Bench {
+pub(crate) struct Bench {
     args: Args,
     stack: Stack,
     meter: Meter,
@@ -134,7 +135,7 @@ impl Bench {
     }
 
     /// Runs `function` for `platform` with `events`, one process, counting per invocation.
-    async fn run(
+    pub(crate) async fn run(
         &self,
         function: &str,
         platform: &Platform,
@@ -144,7 +145,7 @@ impl Bench {
     }
 
     /// [`Bench::run`] with `extra` environment on top of the platform's.
-    async fn run_with_env(
+    pub(crate) async fn run_with_env(
         &self,
         function: &str,
         platform: &Platform,
@@ -209,6 +210,8 @@ async fn main() -> Result<(), BoxError> {
     out += &init_section;
     out += &memory(&idle_rss, &peak);
     out += &e2e_section;
+    eprintln!("== telemetry per invocation");
+    out += &telemetry::per_invocation(&bench, &e2e).await?;
 
     eprintln!("== fleet scale");
     out += &fleet(&bench, &tag).await?;
@@ -313,6 +316,7 @@ async fn init_times(
             )
         }));
     }
+    entries.extend(telemetry::init_entries(&FUNCTIONS));
     let names: Vec<&str> = entries.iter().map(|e| e.1).collect();
     let mut init: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut rss: Vec<Vec<f64>> = vec![Vec::new(); names.len()];

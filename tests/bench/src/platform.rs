@@ -29,6 +29,8 @@ pub struct Stack {
     pub pg: PgAdmin,
     moto_proxy: CountingProxy,
     pub workdir: PathBuf,
+    /// Where every platform's functions send their telemetry (their SigNoz collector).
+    otlp: platform_tests::otlp::OtlpReceiver,
 }
 
 /// One platform's names and its fake SigNoz.
@@ -57,6 +59,7 @@ impl Stack {
             pg: pg_admin(),
             moto_proxy,
             workdir,
+            otlp: platform_tests::otlp::OtlpReceiver::start().await,
         })
     }
 
@@ -88,6 +91,9 @@ impl Stack {
         spec.cluster.name = id.into();
         spec.state.bucket = format!("{id}-control");
         spec.cold_storage.bucket = format!("{id}-cold");
+        if let Some(telemetry) = &mut spec.telemetry {
+            telemetry.endpoint = self.otlp.endpoint();
+        }
         // moto always reports all_storage_classes_128K; the example's choice would be
         // rewritten on every reconcile (DESIGN.md, known quirks).
         spec.cold_storage.transition_minimum_object_size = MinimumObjectSize::AllStorageClasses128k;
