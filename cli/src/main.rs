@@ -153,7 +153,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs a command that reads the live platform: the spec loaded, then `run`.
+/// Runs a command that reads the live platform: the spec loaded, then `run`; with
+/// `progress`, the library's changes are printed as they are made (else only errors:
+/// what a plan finds is in the plan).
 fn live<F, Fut>(spec: &str, progress: bool, run: F) -> ExitCode
 where
     F: FnOnce(session::Session) -> Fut,

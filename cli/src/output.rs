@@ -60,14 +60,14 @@ impl Style {
 }
 
 /// Prints the library's events as progress lines on stderr: at `info` while applying
-/// (each change with its before and after), only warnings otherwise.
+/// (each change with its before and after), only errors otherwise.
 pub fn install_progress(verbose: bool) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let level = if verbose {
         tracing::Level::INFO
     } else {
-        tracing::Level::WARN
+        tracing::Level::ERROR
     };
     let filter = tracing_subscriber::filter::Targets::new().with_target("signoz_control", level);
     let _ = tracing_subscriber::registry()

@@ -94,6 +94,20 @@ impl Error {
     }
 }
 
+#[cfg(test)]
+#[test]
+fn an_error_is_logged_as_its_kind_and_message_never_as_its_tree() {
+    let error = Error::Spec(spec::SpecError::Invalid(vec![spec::Problem {
+        path: "retention.logs.hot_days".into(),
+        message: "must be less than total_days (30), got 45".into(),
+    }]));
+    // What lambda_runtime logs for a failed invocation (`error!("{error:?}")`).
+    assert_eq!(
+        format!("{error:?}"),
+        "SpecError: invalid platform spec (1 problem):\n  - retention.logs.hot_days: must be less than total_days (30), got 45"
+    );
+}
+
 impl From<Error> for lambda_runtime::Diagnostic {
     fn from(error: Error) -> Self {
         lambda_runtime::Diagnostic {

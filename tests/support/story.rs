@@ -48,24 +48,57 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Each field change of a bucket write, as one line.
+/// Each bucket write as one line: the setting, its first changed field and how many
+/// more (every field is in the full answer, and in `signoz-control plan`).
 fn bucket_fields(changes: &Value, mark: &str) -> Vec<String> {
-    list(changes.as_array().into_iter().flatten().flat_map(|c| {
-        let resource = c["resource"].as_str().unwrap_or_default().to_string();
-        c["fields"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(move |f| {
-                format!(
-                    "  {mark} {resource}{}: {} -> {}",
-                    f["field"].as_str().unwrap_or_default(),
-                    plain(&f["before"]),
-                    plain(&f["after"])
-                )
-            })
+    list(changes.as_array().into_iter().flatten().map(|c| {
+        let resource = c["resource"].as_str().unwrap_or_default();
+        let fields = c["fields"].as_array().cloned().unwrap_or_default();
+        let first = fields.first().map_or(String::new(), |f| {
+            format!(
+                " {}: {} -> {}",
+                f["field"].as_str().unwrap_or_default(),
+                plain(&f["before"]),
+                plain(&f["after"])
+            )
+        });
+        let more = match fields.len() {
+            0 | 1 => String::new(),
+            n => format!(" (and {} more field(s))", n - 1),
+        };
+        format!("  {mark} {resource}{first}{more}")
     }))
+}
+
+/// A TTL as SigNoz reports it (`total_days`, `hot_days`, `status`).
+fn ttl_text(v: &Value) -> String {
+    let hot = v["hot_days"]
+        .as_u64()
+        .map_or("no cold move".into(), |h| format!("{h} d hot"));
+    match v["total_days"].as_u64() {
+        Some(total) => format!("{total} d total, {hot}"),
+        None => "unknown".into(),
+    }
+}
+
+/// A TTL outcome (`"unchanged"`, `{"applied": {"status": ..}}`, ...) in words.
+fn outcome_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(kind, detail)| {
+                let detail = ["status", "reason"]
+                    .iter()
+                    .find_map(|k| detail[*k].as_str())
+                    .map(|d| format!(", {d}"))
+                    .unwrap_or_default();
+                format!("{kind}{detail}")
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => plain(other),
+    }
 }
 
 fn cold_storage(a: &Value) -> Vec<String> {
@@ -104,19 +137,17 @@ fn cold_storage(a: &Value) -> Vec<String> {
         for ttl in a["ttls"].as_array().into_iter().flatten() {
             let signal = ttl["signal"].as_str().unwrap_or_default();
             let outcome = &ttl["outcome"];
-            let (total, hot) = (&ttl["after"]["total_days"], &ttl["after"]["hot_days"]);
+            let after = ttl_text(&ttl["after"]);
             let verified = ttl["verified"]
                 .as_str()
                 .map(|v| format!(", {v}"))
                 .unwrap_or_default();
             out.push(match outcome.as_str() {
-                Some("unchanged") => {
-                    format!("  = TTL {signal}: {total} d total, {hot} d hot already{verified}")
-                }
+                Some("unchanged") => format!("  = TTL {signal}: {after} already{verified}"),
                 _ => format!(
-                    "  ~ TTL {signal}: {} -> {total} d total, {hot} d hot ({}{verified})",
-                    plain(&ttl["before"]),
-                    plain(outcome)
+                    "  ~ TTL {signal}: {} -> {after} ({}{verified})",
+                    ttl_text(&ttl["before"]),
+                    outcome_text(outcome)
                 ),
             });
         }

@@ -32,8 +32,9 @@ pub async fn apply_collector_scaling(ctx: &Context, spec: &PlatformSpec) -> crat
     match &outcome {
         ApplyOutcome::Updated { changes } => {
             for change in changes {
-                tracing::info!(object = %object.id(), field = %change.path, before = %change.before,
-                    after = %change.after, "remediation applied");
+                tracing::info!(object = %object.id(), field = %change.path,
+                    before = %crate::diff::plain(&change.before),
+                    after = %crate::diff::plain(&change.after), "remediation applied");
             }
         }
         ApplyOutcome::Conflict { message } => {

@@ -259,16 +259,26 @@ fn collect_differences(
     live: Option<&Value>,
     out: &mut Vec<FieldChange>,
 ) {
+    // A differing map is told leaf by leaf, each one line; a list (atomic to the server)
+    // as a whole.
     let changed = |out: &mut Vec<FieldChange>| {
-        out.push(FieldChange {
-            path: if path.is_empty() {
-                ".".into()
-            } else {
-                path.into()
-            },
-            before: live.cloned().unwrap_or(Value::Null),
-            after: desired.clone(),
-        })
+        let before = live.cloned().unwrap_or(Value::Null);
+        if !desired.is_object() {
+            out.push(FieldChange {
+                path: if path.is_empty() { ".".into() } else { path.into() },
+                before,
+                after: desired.clone(),
+            });
+            return;
+        }
+        for leaf in crate::diff::field_changes(&before, desired) {
+            let path = match leaf.path.as_str() {
+                "." if path.is_empty() => ".".to_string(),
+                "." => path.to_string(),
+                rest => format!("{path}{rest}"),
+            };
+            out.push(FieldChange { path, ..leaf });
+        }
     };
     match (desired, live) {
         (Value::Object(want), Some(Value::Object(have))) => {

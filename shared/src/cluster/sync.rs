@@ -138,8 +138,10 @@ impl SyncReport {
             ApplyOutcome::Updated { changes } => {
                 // Secret values arrive here already redacted by apply_object.
                 for change in changes {
-                    tracing::info!(object = %id, field = %change.path, before = %change.before,
-                        after = %change.after, dry_run = self.dry_run, "applied object change");
+                    tracing::info!(object = %id, field = %change.path,
+                        before = %crate::diff::plain(&change.before),
+                        after = %crate::diff::plain(&change.after),
+                        dry_run = self.dry_run, "applied object change");
                 }
                 self.updated.push(UpdatedObject {
                     object: id,
