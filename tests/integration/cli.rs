@@ -127,6 +127,25 @@ fn validate_reports_every_problem_with_its_path_and_contacts_nothing() {
     assert!(run.stdout.starts_with("/nonexistent.yaml: No such file"));
 }
 
+/// Plain when piped (every other test's runs assert it), coloured when asked, and
+/// `NO_COLOR` is honoured by `auto`.
+#[test]
+fn colour_is_for_terminals() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/platform.yaml");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(binary())
+            .args(args)
+            .arg(&example)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(run(&["--color", "always", "validate"], &[]).contains("\x1b[32m✓\x1b[0m"));
+    assert!(!run(&["--color", "never", "validate"], &[]).contains('\x1b'));
+    assert!(!run(&["validate"], &[("NO_COLOR", "1")]).contains('\x1b'));
+}
+
 #[test]
 fn every_command_has_help_with_an_example() {
     for command in ["validate", "plan", "apply", "status", "rbac", "cost"] {

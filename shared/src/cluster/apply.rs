@@ -265,7 +265,11 @@ fn collect_differences(
         let before = live.cloned().unwrap_or(Value::Null);
         if !desired.is_object() {
             out.push(FieldChange {
-                path: if path.is_empty() { ".".into() } else { path.into() },
+                path: if path.is_empty() {
+                    ".".into()
+                } else {
+                    path.into()
+                },
                 before,
                 after: desired.clone(),
             });

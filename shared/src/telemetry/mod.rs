@@ -625,3 +625,50 @@ where
         .run()
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn aws_writes_are_every_operation_but_the_reads() {
+        for write in [
+            "S3.PutBucketLifecycleConfiguration",
+            "S3.PutObject",
+            "S3.DeleteObject",
+            "SecretsManager.PutSecretValue",
+            "SecretsManager.UpdateSecretVersionStage",
+            "SecretsManager.RotateSecret",
+        ] {
+            assert!(is_aws_write(write), "{write}");
+        }
+        for read in [
+            "S3.GetObject",
+            "S3.HeadObject",
+            "S3.ListObjectsV2",
+            "SecretsManager.GetRandomPassword",
+            "SecretsManager.DescribeSecret",
+            "RDS.DescribeDBInstances",
+            // smithy's own inner spans are no operations
+            "try_attempt",
+        ] {
+            assert!(!is_aws_write(read), "{read}");
+        }
+    }
+
+    #[test]
+    fn the_resource_names_the_function_and_the_platform() {
+        let spec = crate::spec::parse_spec(crate::spec::EXAMPLE_SPEC).unwrap();
+        let attributes: BTreeMap<_, _> = Target::from_spec(&spec)
+            .resource_attributes("sync-cluster")
+            .into_iter()
+            .collect();
+        assert_eq!(attributes["service.name"], "sync-cluster");
+        assert_eq!(attributes["service.namespace"], "acme");
+        assert_eq!(attributes["deployment.environment"], "production");
+        assert_eq!(attributes["signoz_control.platform"], "acme-prod");
+        assert_eq!(attributes["k8s.cluster.name"], "acme-prod");
+    }
+}
