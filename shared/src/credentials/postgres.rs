@@ -216,6 +216,8 @@ impl PgTls {
 
     /// Connects over TLS (required: a server without TLS is an error) and bounds every
     /// statement by the statement timeout, both cut to fit the deadline.
+    #[tracing::instrument(level = "debug", name = "postgresql login", skip_all,
+        fields(db.system.name = "postgresql", db.operation.name = "login", db.namespace = dbname))]
     pub async fn connect(
         &self,
         endpoint: &Endpoint,
@@ -342,6 +344,8 @@ pub fn classify(e: &tokio_postgres::Error, user: &str) -> Error {
 
 /// The verifier PostgreSQL stores for `password`, computed here so the server never
 /// sees the password in a statement (and so never logs it).
+#[tracing::instrument(level = "debug", name = "SHOW password_encryption", skip_all,
+    fields(db.system.name = "postgresql", db.operation.name = "SHOW"))]
 pub async fn password_verifier(
     client: &tokio_postgres::Client,
     role: &str,
@@ -363,6 +367,8 @@ pub async fn password_verifier(
 /// `COPY` command, not its rows), and a `DO` block runs the `ALTER ROLE` through
 /// PL/pgSQL's `EXECUTE`, which statement logging does not see either. An error inside
 /// is raised again without its context, which would quote the statement.
+#[tracing::instrument(level = "debug", name = "ALTER ROLE PASSWORD", skip_all,
+    fields(db.system.name = "postgresql", db.operation.name = "ALTER ROLE"))]
 pub async fn set_role_password(
     client: &tokio_postgres::Client,
     role: &str,
@@ -407,6 +413,8 @@ pub async fn set_role_password(
 /// Takes a session advisory lock per role (owner first, then the login role, always in
 /// that order), so two rotations touching the same roles cannot interleave. Released
 /// when the connection closes.
+#[tracing::instrument(level = "debug", name = "SELECT pg_advisory_xact_lock", skip_all,
+    fields(db.system.name = "postgresql", db.operation.name = "SELECT"))]
 pub async fn lock_roles(client: &tokio_postgres::Client, roles: &[&str]) -> Result<(), Error> {
     for role in roles {
         client
@@ -427,6 +435,8 @@ pub struct Sessions {
 
 /// The sessions `user` has open now (`pg_stat_activity`, which shows every session's
 /// user to any role).
+#[tracing::instrument(level = "debug", name = "SELECT pg_stat_activity", skip_all,
+    fields(db.system.name = "postgresql", db.operation.name = "SELECT"))]
 pub async fn sessions_of(client: &tokio_postgres::Client, user: &str) -> Result<Sessions, Error> {
     let row = client
         .query_one(
@@ -463,6 +473,8 @@ const PRIVILEGED: &str =
     "(r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication OR r.rolbypassrls)";
 
 /// Reads what the server has of SigNoz's owner role, database and login roles.
+#[tracing::instrument(level = "debug", name = "SELECT roles and grants", skip_all,
+    fields(db.system.name = "postgresql", db.operation.name = "SELECT"))]
 pub async fn observe_access(
     client: &tokio_postgres::Client,
     database: &str,
@@ -536,6 +548,8 @@ pub async fn observe_access(
 /// Reads, connected to SigNoz's database, what `PUBLIC` and the owner may do there and
 /// every object (outside PostgreSQL's own schemas and extensions) the owner does not own.
 /// Sequences of a serial or identity column, indexes and row types follow their table.
+#[tracing::instrument(level = "debug", name = "SELECT object owners", skip_all,
+    fields(db.system.name = "postgresql", db.operation.name = "SELECT"))]
 pub async fn observe_objects(
     client: &tokio_postgres::Client,
     owner: &str,
@@ -626,6 +640,8 @@ pub async fn observe_objects(
 }
 
 /// Applies planned changes one statement at a time, logging each.
+#[tracing::instrument(level = "debug", name = "DDL roles and grants", skip_all,
+    fields(db.system.name = "postgresql", db.operation.name = "DDL", db.statements = changes.len()))]
 pub async fn apply_access(
     client: &tokio_postgres::Client,
     changes: &[AccessChange],
@@ -656,6 +672,8 @@ pub const PROBE_TABLE_PREFIX: &str = "signoz_control_probe_";
 ///   login) and reads back every row, including those other logins wrote;
 /// - it creates, writes, reads and drops a new table, which must belong to `owner` so
 ///   the other login can use it.
+#[tracing::instrument(level = "debug", name = "probe SigNoz tables", skip_all,
+    fields(db.system.name = "postgresql", db.operation.name = "DML"))]
 pub async fn probe_signoz_work(
     client: &tokio_postgres::Client,
     user: &str,

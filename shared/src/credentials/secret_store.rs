@@ -23,6 +23,9 @@ pub struct SecretVersions {
     pub rotation_enabled: bool,
     pub rotation_lambda_arn: Option<String>,
     pub rotation_days: Option<i64>,
+    /// When Secrets Manager last rotated the secret, and when it will next.
+    pub last_rotated: Option<jiff::Timestamp>,
+    pub next_rotation: Option<jiff::Timestamp>,
     /// Version id -> staging labels.
     pub stages: BTreeMap<String, Vec<String>>,
 }
@@ -73,6 +76,10 @@ where
     }
 }
 
+fn timestamp(t: &aws_smithy_types::DateTime) -> Option<jiff::Timestamp> {
+    jiff::Timestamp::from_second(t.secs()).ok()
+}
+
 impl SecretStore {
     /// Wraps a Secrets Manager client.
     pub fn new(client: Client) -> Self {
@@ -105,6 +112,8 @@ impl SecretStore {
             rotation_days: out
                 .rotation_rules()
                 .and_then(|r| r.automatically_after_days()),
+            last_rotated: out.last_rotated_date().and_then(timestamp),
+            next_rotation: out.next_rotation_date().and_then(timestamp),
             stages: out
                 .version_ids_to_stages()
                 .cloned()
