@@ -661,7 +661,8 @@ pub async fn apply_access(
 pub const PROBE_LEDGER: &str = "signoz_control_rotation_probe";
 
 /// Prefix of testSecret's own probe tables: another rotation's probe may create and drop
-/// one at any moment, so they are not SigNoz's tables and are never touched as such.
+/// one at any moment, so the probe never reads or writes them as SigNoz's tables (their
+/// owner is still checked: one in the way that the login cannot own fails the probe).
 pub const PROBE_TABLE_PREFIX: &str = "signoz_control_probe_";
 
 /// Does SigNoz's work as the connected user (after its `SET ROLE` to the owner):
@@ -688,11 +689,11 @@ pub async fn probe_signoz_work(
     let relations = client
         .query(
             "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relkind::text,
-                    pg_get_userbyid(c.relowner)::text, pg_has_role(c.relowner, 'USAGE')
+                    pg_get_userbyid(c.relowner)::text, pg_has_role(c.relowner, 'USAGE'),
+                    starts_with(c.relname::text, $1)
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
                AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
-               AND NOT starts_with(c.relname::text, $1)
              ORDER BY 1",
             &[&PROBE_TABLE_PREFIX],
         )
@@ -718,7 +719,7 @@ pub async fn probe_signoz_work(
     let mut touch = String::from("BEGIN;");
     for row in relations
         .iter()
-        .filter(|r| matches!(r.get::<_, &str>(1), "r" | "p"))
+        .filter(|r| matches!(r.get::<_, &str>(1), "r" | "p") && !r.get::<_, bool>(4))
     {
         let table: String = row.get(0);
         touch.push_str(&format!(
