@@ -1,10 +1,13 @@
 //! Process start-up shared by every function's `main`.
 
-/// Installs the process-wide TLS provider (ring) and the Lambda log subscriber
-/// (JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`, level from `AWS_LAMBDA_LOG_LEVEL`).
-pub fn init() {
+pub use crate::telemetry::run;
+
+/// Installs the process-wide TLS provider (ring), the Lambda log subscriber (JSON when
+/// `AWS_LAMBDA_LOG_FORMAT=JSON`, level from `AWS_LAMBDA_LOG_LEVEL`) and `function`'s
+/// telemetry (see [`crate::telemetry`]).
+pub fn init(function: &'static str) -> crate::telemetry::Telemetry {
     install_crypto();
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::telemetry::Telemetry::install(function)
 }
 
 /// Makes ring the process-wide rustls provider (PostgreSQL, the SigNoz API, kube).

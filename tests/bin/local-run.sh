@@ -2,7 +2,8 @@
 # Runs the control plane locally on the embedded default: starts a private local stack
 # (moto, PostgreSQL with TLS, a real kube-apiserver with RBAC), seeds it like a real account,
 # and invokes each function's real binary through a local Lambda Runtime API with the
-# payloads in events/, printing what each did. Stops everything it started on exit.
+# payloads in events/, telling in a few lines what each did; the full answers and the
+# functions' JSON logs go to files it names. Stops everything it started on exit.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
@@ -29,6 +30,10 @@ source "$STACK_DIR/env"
 export AWS_LAMBDA_LOG_FORMAT=JSON
 aws_() { aws --output json "$@"; }
 target=${CARGO_TARGET_DIR:-$repo/target}/debug
+out=${LOCAL_RUN_OUT:-${CARGO_TARGET_DIR:-$repo/target}/local-run}
+mkdir -p "$out"
+answers=$out/answers.jsonl logs=$out/function-logs.jsonl telemetry=$out/telemetry.jsonl
+: > "$answers"; : > "$logs"; : > "$telemetry"
 # Each function talks to Kubernetes as its own identity (the group its EKS access entry
 # maps its role to), never as the admin that arranged the cluster.
 run() {
@@ -36,8 +41,15 @@ run() {
   for a in "$@"; do
     case $a in rotate-credentials|enforce-cold-storage|sync-cluster|respond-to-alarms) fn=$a; break ;; esac
   done
-  echo; echo "## $*"
-  KUBECONFIG="$STACK_DIR/kube/$fn.kubeconfig" "$target/lambda-run" "$@"
+  echo
+  KUBECONFIG="$STACK_DIR/kube/$fn.kubeconfig" "$target/lambda-run" --log "$logs" --answers "$answers" "$@"
+}
+# The platform engineer's CLI, with the admin's credentials and kubeconfig (exit codes shown).
+cli() {
+  echo; echo "\$ signoz-control $*"
+  local rc=0
+  "$target/signoz-control" "$@" || rc=$?
+  echo "(exit code $rc)"
 }
 
 echo "== seed: buckets, secrets, RDS instance, EKS cluster, the platform spec"
@@ -66,10 +78,13 @@ ROTATION_LAMBDA_ARN=$(aws_ lambda create-function --function-name signoz-control
 aws_ eks create-cluster --name acme-prod --role-arn arn:aws:iam::123456789012:role/eks \
   --resources-vpc-config subnetIds=subnet-1,subnet-2 > /dev/null
 
-# The example spec, with the local endpoints the stack provides.
-ttl_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# The example spec, with the local endpoints the stack provides: SigNoz's TTL API and the
+# OTLP receiver standing in for its collector (the functions' own telemetry).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ttl_port=$(free_port) otlp_port=$(free_port)
 sed -e "s|master_secret_arn: .*|master_secret_arn: \"$master_arn\"|" \
     -e "s|url: https://signoz.acme-prod.internal|url: http://127.0.0.1:$ttl_port|" \
+    -e "s|endpoint: http://signoz-otel-collector.acme-prod.internal:4318|endpoint: http://127.0.0.1:$otlp_port|" \
     -e "s|    mode: verify-full|    mode: verify-full\n    ca_file: $STACK_CA_FILE|" \
     infra/platform.yaml > "$STACK_DIR/platform.yaml"
 aws_ s3 cp "$STACK_DIR/platform.yaml" s3://acme-signoz-config/platform.yaml > /dev/null
@@ -78,6 +93,8 @@ export PLATFORM_SPEC=s3://acme-signoz-config/platform.yaml
 # lambda-run assumes it; the admin's credentials only arranged the world above.
 export DEPLOYMENT_SPEC=$PLATFORM_SPEC
 "$target/signoz-ttl-api" --port "$ttl_port" --api-key "$api_key" > "$STACK_DIR/ttl-api.log" 2>&1 &
+pids+=($!)
+"$target/otlp-receiver" --port "$otlp_port" --out "$telemetry" > "$STACK_DIR/otlp.log" 2>&1 &
 pids+=($!)
 # The namespaces exist before the deployment's RBAC (its Roles live in them); the
 # functions never create namespaces.
@@ -99,12 +116,19 @@ for w in api worker beat flower; do
   kubectl -n apps create deployment "$w" --image="acme/$w:1.0" > /dev/null
 done
 
-echo "== an invalid spec is refused before anything is written"
+echo "== arranged: buckets, RDS instance, master/app/API-key secrets, EKS cluster entry, the"
+echo "   spec in s3://acme-signoz-config, namespaces, RBAC, SigNoz and four Python workloads"
+
+echo; echo "== an invalid spec is refused before anything is written"
 sed -e 's/STANDARD_IA: 30/STANDARD_IA: 10/' -e 's/argument: "1"/argument: "1.5"/' \
   "$STACK_DIR/platform.yaml" > "$STACK_DIR/invalid.yaml"
+cli validate "$STACK_DIR/invalid.yaml"
 PLATFORM_SPEC=$STACK_DIR/invalid.yaml run --allow-errors enforce-cold-storage events/schedule.json
 
-echo "== rotate-credentials: provision, then one full rotation"
+echo; echo "== what the control plane would do to this fresh platform"
+cli plan "$PLATFORM_SPEC" --only cluster
+
+echo; echo "== rotate-credentials: provision, then one full rotation"
 run rotate-credentials events/control-provision-database.json
 app_secret=signoz/metadata-db/app
 pending() {
@@ -134,9 +158,10 @@ done
 run rotate-credentials "$STACK_DIR"/rotation-{create,set,test,finish}.json 2>&1 |
   tee "$STACK_DIR/rotation-run.log"
 aws_ secretsmanager list-secret-version-ids --secret-id "$app_secret" \
-  --query 'Versions[].{version:VersionId,stages:VersionStages}'
-# The function's own output (its JSON logs) holds no password, in any encoding, of the
-# version it rotated in or the one it replaced. Values go through stdin, never argv.
+  --query 'Versions[].[VersionId,join(`,`,VersionStages)]' --output text | sed 's/^/   version /'
+cat "$logs" "$answers" >> "$STACK_DIR/rotation-run.log"
+# The function's output (its JSON logs, its answers) holds no password, in any encoding,
+# of the version it rotated in or the one it replaced. Values go through stdin, never argv.
 for stage in AWSCURRENT AWSPREVIOUS; do
   aws_ secretsmanager get-secret-value --secret-id "$app_secret" --version-stage "$stage" \
     --query SecretString --output text |
@@ -149,44 +174,34 @@ forms = [password, urllib.parse.quote(password, safe=""),
          base64.urlsafe_b64encode(password.encode()).decode().rstrip("=")]
 if any(f in log for f in forms):
     sys.exit(f"a password of {sys.argv[2]} reached the function output")
-print(f"no password of {sys.argv[2]} in the function output")' "$STACK_DIR/rotation-run.log" "$stage"
+print(f"   no password of {sys.argv[2]} in the function output")' "$STACK_DIR/rotation-run.log" "$stage"
 done
 
-echo "== enforce-cold-storage: dry run (plan and cost curve), apply, no-op, undo drift"
+echo; echo "== enforce-cold-storage: dry run (plan and cost curve), apply, no-op, undo drift"
 run enforce-cold-storage events/control-reconcile-cold-storage.json
 # The dry run leaves its plan and the cost chart side by side in the state store.
-out=${LOCAL_RUN_OUT:-${CARGO_TARGET_DIR:-$repo/target}/local-run}
-mkdir -p "$out"
 aws_ s3 cp s3://acme-signoz-control/state/cold-storage/plan.json "$out/plan.json" > /dev/null
 aws_ s3 cp s3://acme-signoz-control/state/cold-storage/cost-curve.svg "$out/cost-curve.svg" > /dev/null
 python3 - "$out/plan.json" <<'PY'
 import json, sys
 cost = json.load(open(sys.argv[1]))["cost"]
-print("monthly S3 cost of the cold tiers (USD):")
-print(cost["table"])
-print("assumptions:")
-for a in cost["assumptions"]:
-    print(" -", a)
+print("   monthly S3 cost of the cold tiers (USD):")
+print("\n".join("   " + l for l in cost["table"].splitlines()))
 PY
-echo "plan: $out/plan.json, chart: $out/cost-curve.svg"
+echo "   plan: $out/plan.json, chart: $out/cost-curve.svg (assumptions: signoz-control cost)"
 # SigNoz's TTL jobs run in the background (v1): the first apply may leave them pending,
 # the next run reports whether what was sent landed ("verified").
 run enforce-cold-storage events/schedule.json events/schedule.json
 aws_ s3api delete-bucket-lifecycle --bucket acme-signoz-cold
 run enforce-cold-storage events/cloudtrail-delete-bucket-lifecycle.json
 
-echo "== sync-cluster: apply everything, then a no-op"
+echo; echo "== sync-cluster: apply everything, then a no-op"
 run sync-cluster events/schedule.json events/schedule.json
-kubectl get scaledobjects,instrumentations,applications,secrets -A
-echo "SigNoz's Application syncs on its own (automated, self-heal, bounded retry; replicas left to KEDA):"
-kubectl -n argocd get application signoz -o jsonpath='{.spec.syncPolicy}{"\n"}{.spec.ignoreDifferences}{"\n"}'
-echo "the frontend on the shared internal ALB (signoz.ingress values):"
-kubectl -n argocd get application signoz -o jsonpath='{.spec.source.helm.valuesObject.signoz.ingress}{"\n"}'
-echo "the OpenTelemetry Operator, highly available, through the same GitOps path:"
-kubectl -n argocd get application opentelemetry-operator -o jsonpath='{.spec.source.chart} {.spec.source.targetRevision} {.spec.source.helm.valuesObject}{"\n"}'
-kubectl -n apps get deployment api -o jsonpath='{.spec.template.metadata.annotations}{"\n"}{.spec.template.spec.containers[0].env}{"\n"}' 
+kubectl get scaledobjects,instrumentations,applications -A | sed 's/^/   /'
+echo "   SigNoz's Application: $(kubectl -n argocd get application signoz -o jsonpath='sync {.spec.syncPolicy.automated}, retry {.spec.syncPolicy.retry.limit}, replicas left to KEDA: {.spec.ignoreDifferences[0].jsonPointers}')"
+cli plan "$PLATFORM_SPEC" --only cluster
 
-echo "== respond-to-alarms"
+echo; echo "== respond-to-alarms"
 # alarm_event NAME STATE REASON FILE: sets the alarm's state in CloudWatch (moto) and writes
 # the "CloudWatch Alarm State Change" event EventBridge delivers for it.
 alarm_event() {
@@ -206,7 +221,7 @@ print(json.dumps({"version": "0", "id": "local-" + stamp, "detail-type": "CloudW
 }
 scaled() {
   kubectl -n platform get scaledobject signoz-otel-collector \
-    -o jsonpath='maxReplicaCount={.spec.maxReplicaCount} remediation={.metadata.annotations.signoz-control-plane/remediation}{"\n"}'
+    -o jsonpath='   maxReplicaCount={.spec.maxReplicaCount} remediation={.metadata.annotations.signoz-control-plane/remediation}{"\n"}'
 }
 # The example's cooldowns (15 and 60 minutes), shortened here so reverts show without waiting.
 sed -e '/name: collector-pressure/,/cooldown_minutes/s/cooldown_minutes: 15/cooldown_minutes: 0/' \
@@ -217,24 +232,23 @@ alarm=signoz-collector-queue-pressure
 aws_ cloudwatch put-metric-alarm --alarm-name "$alarm" --namespace SigNoz/Collector \
   --metric-name ExporterQueueUtilization --statistic Average --period 300 \
   --evaluation-periods 1 --threshold 80 --comparison-operator GreaterThanThreshold
-echo "before:"; scaled
+echo "   before:"; scaled
 alarm_event "$alarm" ALARM "Threshold Crossed: export queue at 91%" "$STACK_DIR/alarm-raised.json"
 # The event twice: the second changes nothing.
 run respond-to-alarms "$STACK_DIR/alarm-raised.json" "$STACK_DIR/alarm-raised.json"
-echo "raised:"; scaled
+echo "   raised:"; scaled
 # sync-cluster's schedule keeps the remediation in force.
 run sync-cluster events/schedule.json
-echo "after sync-cluster:"; scaled
+echo "   after sync-cluster:"; scaled
 # CloudWatch sends no second event while the alarm stays in ALARM: the schedule escalates
 # once per cooldown (0 here), from the alarm's state as DescribeAlarms reports it.
 run respond-to-alarms events/schedule.json
-echo "still in ALARM after the cooldown:"; scaled
-aws_ s3 cp s3://acme-signoz-control/state/alarms/collector-pressure.json - |
-  python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({k: d[k] for k in ("step","alarms","cooldown_until")}, indent=1)); print(json.dumps(d["history"][-1], indent=1))'
+echo "   still in ALARM after the cooldown:"; scaled
+cli status "$PLATFORM_SPEC"
 alarm_event "$alarm" OK "Threshold Crossed: export queue at 35%" "$STACK_DIR/alarm-cleared.json"
 # The OK, then the older ALARM again (out of order): the revert stands.
 run respond-to-alarms "$STACK_DIR/alarm-cleared.json" "$STACK_DIR/alarm-raised.json"
-echo "cleared:"; scaled
+echo "   cleared:"; scaled
 # ClickHouse disk high: hot days go down through SigNoz's TTL API for new parts only (the
 # answer's "report" says what that does and does not do, and the floor it raises, bounded
 # by the bucket's expiration), and come back on OK.
@@ -242,16 +256,35 @@ disk=signoz-clickhouse-disk-high
 aws_ cloudwatch put-metric-alarm --alarm-name "$disk" --namespace ContainerInsights \
   --metric-name pod_volume_utilization --statistic Maximum --period 300 \
   --evaluation-periods 1 --threshold 85 --comparison-operator GreaterThanOrEqualToThreshold
-ttls() { curl -s -H "SIGNOZ-API-KEY: $api_key" "http://127.0.0.1:$ttl_port/api/v1/settings/ttl?type=$1"; echo; }
+ttls() { curl -s -H "SIGNOZ-API-KEY: $api_key" "http://127.0.0.1:$ttl_port/api/v1/settings/ttl?type=$1" |
+  python3 -c 'import json,sys; t=json.load(sys.stdin); print(f"   {t}")'; }
 alarm_event "$disk" ALARM "Threshold Crossed: volume at 86%" "$STACK_DIR/disk-raised.json"
 run respond-to-alarms "$STACK_DIR/disk-raised.json"
-echo "traces TTL while the disk is high:"; ttls traces
+echo "   traces TTL while the disk is high:"; ttls traces
 alarm_event "$disk" OK "Threshold Crossed: volume at 60%" "$STACK_DIR/disk-cleared.json"
 run respond-to-alarms "$STACK_DIR/disk-cleared.json"
-echo "traces TTL after OK:"; ttls traces
+echo "   traces TTL after OK:"; ttls traces
 # INSUFFICIENT_DATA is remembered, changes no level; the schedule finds nothing due.
 alarm_event "$alarm" INSUFFICIENT_DATA "no datapoints" "$STACK_DIR/alarm-unknown.json"
 run respond-to-alarms "$STACK_DIR/alarm-unknown.json" events/schedule.json
 
+echo; echo "== the platform as the CLI sees it now"
+cli plan "$PLATFORM_SPEC"
+
+echo; echo "== the control plane's own telemetry, as the collector received it (one trace per invocation)"
+sleep 1
+python3 - "$telemetry" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    s = json.loads(line)
+    spans = ", ".join(f"{n} x{c}" for n, c in sorted(s["spans"].items(), key=lambda kv: -kv[1])[:6])
+    c = s.get("counters", {})
+    print(f"   {s['service']}: {s['traces']} traces; counters changes_applied={c.get('signoz_control.changes_applied', 0)} "
+          f"drift_undone={c.get('signoz_control.drift_undone', 0)} refusals={c.get('signoz_control.refusals', 0)}; spans {spans}, ...")
+PY
+
 echo
 echo "== local run complete"
+echo "   full answers: $answers"
+echo "   the functions' JSON logs: $logs"
+echo "   telemetry received: $telemetry"

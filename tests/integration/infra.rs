@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use signoz_control::events::{self, TriggerKind};
 use signoz_control::{alarms, cluster, cold_storage, credentials};
 
@@ -1010,4 +1010,85 @@ fn terraform_leaves_the_cold_lifecycle_to_the_control_plane_and_agrees_on_the_re
     );
     // Never enabled, so the control plane has nothing to suspend.
     assert_eq!(setting("status"), r#""Disabled""#);
+}
+
+/// Both deployments page on what stops the control plane converging: each function's
+/// errors and throttles (AWS/Lambda, by FunctionName) and the dead-letter queue's depth,
+/// alarming and clearing through the same topic.
+#[test]
+fn every_function_alarms_on_errors_and_throttles_and_the_dead_letters_on_depth() {
+    let template = sam_template();
+    let alarms: Vec<&Value> = resources(&template)
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .map(|(_, r)| &r["Properties"])
+        .collect();
+    let alarm_on = |namespace: &str, metric: &str, dimension: &Value| {
+        alarms.iter().copied().find(|a| {
+            a["Namespace"] == namespace
+                && a["MetricName"] == metric
+                && a["Dimensions"][0]["Value"] == *dimension
+        })
+    };
+    let functions = sam_functions(&template);
+    assert_eq!(functions.len(), 4);
+    for (binary, (id, _)) in &functions {
+        for metric in ["Errors", "Throttles"] {
+            let alarm = alarm_on("AWS/Lambda", metric, &json!({ "Ref": id }))
+                .unwrap_or_else(|| panic!("SAM: no {metric} alarm for {binary}"));
+            assert_eq!(alarm["Dimensions"][0]["Name"], "FunctionName");
+            assert_eq!(
+                (alarm["Statistic"].as_str(), alarm["Threshold"].as_i64()),
+                (Some("Sum"), Some(0))
+            );
+            assert_eq!(alarm["ComparisonOperator"], "GreaterThanThreshold");
+            assert_eq!(alarm["TreatMissingData"], "notBreaching");
+            assert_eq!(
+                alarm["AlarmActions"], alarm["OKActions"],
+                "{binary} {metric}: clears too"
+            );
+            assert!(!alarm["AlarmActions"].is_null());
+        }
+    }
+    let dlq = alarm_on(
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        &json!({ "Fn::GetAtt": ["FailedInvocationsQueue", "QueueName"] }),
+    )
+    .expect("SAM: the dead-letter queue's depth alarms");
+    assert_eq!(dlq["AlarmActions"], dlq["OKActions"]);
+
+    // Terraform: one alarm per function of each metric, and the queue's.
+    let main = read(&terraform_dir().join("main.tf"));
+    let block = |name: &str| -> String {
+        let start = main
+            .find(&format!(
+                "resource \"aws_cloudwatch_metric_alarm\" \"{name}\""
+            ))
+            .unwrap_or_else(|| panic!("Terraform: no alarm {name}"));
+        main[start..].split("\n}\n").next().unwrap().to_string()
+    };
+    for (name, metric) in [
+        ("function_errors", "Errors"),
+        ("function_throttles", "Throttles"),
+    ] {
+        let b = block(name);
+        for line in [
+            "for_each = local.functions".to_string(),
+            "namespace           = \"AWS/Lambda\"".into(),
+            format!("metric_name         = \"{metric}\""),
+            "dimensions          = { FunctionName = aws_lambda_function.function[each.key].function_name }".into(),
+            "threshold           = 0".into(),
+            "comparison_operator = \"GreaterThanThreshold\"".into(),
+            "alarm_actions       = var.alarm_actions".into(),
+            "ok_actions          = var.alarm_actions".into(),
+        ] {
+            assert!(b.contains(&line), "Terraform {name} has {line}");
+        }
+    }
+    let b = block("dead_letters");
+    assert!(b.contains("metric_name         = \"ApproximateNumberOfMessagesVisible\""));
+    assert!(
+        b.contains("dimensions          = { QueueName = aws_sqs_queue.failed_invocations.name }")
+    );
+    assert!(b.contains("ok_actions          = var.alarm_actions"));
 }

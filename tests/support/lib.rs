@@ -6,8 +6,10 @@ pub mod database;
 pub mod fault_proxy;
 pub mod iam;
 pub mod kube;
+pub mod otlp;
 pub mod runtime_api;
 pub mod signoz;
+pub mod story;
 pub mod tcp_proxy;
 pub mod tls_front;
 

@@ -26,6 +26,9 @@ pub struct InvocationResult {
     pub body: Value,
     /// From handing out the event to receiving the answer.
     pub duration: Duration,
+    /// From handing out the event to the function's next `/next`: the answer plus what
+    /// it does after answering (its telemetry flush), where Lambda would freeze it.
+    pub cycle: Option<Duration>,
 }
 
 /// The whole run of one function process.
@@ -85,6 +88,8 @@ struct Shared {
     pending: VecDeque<Value>,
     first_next: Option<Instant>,
     handed_out: Option<(String, Instant)>,
+    /// When the last answered event was handed out, until the function's next `/next`.
+    answered_at: Option<Instant>,
     results: Vec<InvocationResult>,
     init_error: Option<Value>,
     next_id: u64,
@@ -189,7 +194,10 @@ pub async fn run_function_with(
         let notified = state.changed.notified();
         {
             let s = state.shared.lock().unwrap();
-            if s.results.len() >= expected || s.init_error.is_some() {
+            // Done once the last answer is in and the function came back for more (it
+            // flushed what it does after answering), or it failed to start.
+            let back = s.results.last().is_some_and(|r| r.cycle.is_some());
+            if (s.results.len() >= expected && back) || s.init_error.is_some() {
                 break;
             }
         }
@@ -261,13 +269,17 @@ async fn handle(
     if rest == "/invocation/next" {
         loop {
             let notified = state.changed.notified();
-            let (next, first) = {
+            let (next, first, came_back) = {
                 let mut s = state.shared.lock().unwrap();
                 if s.stopped {
                     return Ok(reply(StatusCode::GONE, Bytes::new()));
                 }
                 let first = s.first_next.is_none();
                 s.first_next.get_or_insert_with(Instant::now);
+                let came_back = s.answered_at.take().map(|handed| handed.elapsed());
+                if let (Some(cycle), Some(last)) = (came_back, s.results.last_mut()) {
+                    last.cycle = Some(cycle);
+                }
                 let next = if s.handed_out.is_none() {
                     s.pending.pop_front().map(|event| {
                         s.next_id += 1;
@@ -278,12 +290,12 @@ async fn handle(
                 } else {
                     None
                 };
-                (next, first)
+                (next, first, came_back)
             };
             // Only a change wakes the others: notifying on every pass would wake this
             // request's own `notified` and spin, starving the run loop once all events
             // are answered and the function is waiting for more.
-            if first || next.is_some() {
+            if first || next.is_some() || came_back.is_some() {
                 state.changed.notify_waiters();
             }
             if let Some((id, event, index)) = next {
@@ -322,10 +334,12 @@ async fn handle(
             if let Some((_, handed)) = s.handed_out.take() {
                 let duration = handed.elapsed();
                 answered = Some(s.results.len());
+                s.answered_at = Some(handed);
                 s.results.push(InvocationResult {
                     ok,
                     body: parsed(),
                     duration,
+                    cycle: None,
                 });
             }
             drop(s);

@@ -1,12 +1,13 @@
-use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_runtime::layers::OpenTelemetryFaasTrigger;
 use signoz_control::cluster;
+use signoz_control::runtime;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    signoz_control::runtime::init();
+    let telemetry = runtime::init(cluster::FUNCTION);
     let ctx = cluster::Context::from_env().await?;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+    runtime::run(telemetry, OpenTelemetryFaasTrigger::PubSub, |event| {
         cluster::handle(&ctx, event.payload)
-    }))
+    })
     .await
 }

@@ -23,37 +23,34 @@ pub async fn apply_collector_scaling(ctx: &Context, spec: &PlatformSpec) -> crat
         &object.body["spec"]["minReplicaCount"],
         &object.body["spec"]["maxReplicaCount"],
     );
+    if matches!(
+        outcome,
+        ApplyOutcome::Created | ApplyOutcome::Updated { .. }
+    ) {
+        crate::telemetry::changes_applied(1, false);
+    }
     match &outcome {
         ApplyOutcome::Updated { changes } => {
             for change in changes {
-                tracing::info!(object = %object.id(), field = %change.path, before = %change.before,
-                    after = %change.after, "remediation applied");
+                tracing::info!(object = %object.id(), field = %change.path,
+                    before = %crate::diff::plain(&change.before),
+                    after = %crate::diff::plain(&change.after), "remediation applied");
             }
         }
         ApplyOutcome::Conflict { message } => {
             tracing::warn!(object = %object.id(), conflict = %message, "replica bounds owned by another manager; left alone");
         }
         other => {
-            tracing::info!(object = %object.id(), outcome = ?other, %min, %max, "collector scaling converged")
+            tracing::info!(object = %object.id(), outcome = other.name(), %min, %max, "collector scaling converged")
         }
     }
     Ok(json!({
         "object": object.id(),
-        "outcome": outcome_name(&outcome),
+        "outcome": outcome.name(),
         "minReplicaCount": min,
         "maxReplicaCount": max,
         "why": replicas.map(|r| r.why),
     }))
-}
-
-fn outcome_name(outcome: &ApplyOutcome) -> &'static str {
-    match outcome {
-        ApplyOutcome::Created => "created",
-        ApplyOutcome::Updated { .. } => "updated",
-        ApplyOutcome::Unchanged => "unchanged",
-        ApplyOutcome::Missing => "missing",
-        ApplyOutcome::Conflict { .. } => "conflict",
-    }
 }
 
 /// Runs the cold-storage reconcile (bucket posture and TTLs, hot-days overrides in force).
@@ -68,6 +65,7 @@ pub async fn reconcile_cluster(ctx: &Context, spec: &PlatformSpec) -> crate::Res
     let store = StateStore::for_spec(ctx.s3.clone(), spec);
     let report =
         crate::cluster::sync::reconcile(&client, &store, spec, dsn.as_ref(), false).await?;
+    crate::telemetry::changes_applied(report.changes(), false);
     Ok(crate::cluster::sync::report_json(&report))
 }
 
@@ -121,7 +119,8 @@ pub async fn rotate_app_secret(ctx: &Context, spec: &PlatformSpec) -> Result<Val
         .await
         .map_err(|e| failed(crate::aws::error_text(&e)))?;
     let version = started.version_id().unwrap_or_default().to_string();
-    tracing::info!(secret, before = ?current, after = %version, "rotation started");
+    crate::telemetry::changes_applied(1, false);
+    tracing::info!(secret, before = current.as_deref().unwrap_or("(none)"), after = %version, "rotation started");
     Ok(
         json!({ "secret": secret, "rotation": "started", "before": current, "pending_version": version }),
     )

@@ -255,7 +255,7 @@ async fn respond_to_change(
                 .await
                 .map_err(Error::from)?;
         }
-        let mut response = json!({ "policy": policy.name, "decision": decision, "effect": effect });
+        let mut response = json!({ "policy": policy.name, "decision": decision, "summary": decision.label(), "effect": effect });
         if let Some(report) = overrides::remedy_report(policy, spec, &memory, &decision) {
             response["report"] = json!(report);
         }
@@ -344,6 +344,7 @@ async fn run_schedule(
         let mut response = json!({
             "policy": policy.name,
             "decision": scheduled.decision,
+            "summary": scheduled.decision.label(),
             "why": scheduled.why,
             "effect": effect,
         });

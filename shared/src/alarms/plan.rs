@@ -213,6 +213,7 @@ pub fn holds(policy: &AlarmPolicy, mark: &AlarmMark, now: Timestamp) -> bool {
 /// Decides what one alarm transition means for a policy. `max_step` is the highest step
 /// the policy's bounds allow (ceiling, floor, retention invariants). `state` should hold
 /// the other alarms' marks as CloudWatch reports them now ([`PolicyState::with_current`]).
+#[tracing::instrument(level = "debug", name = "plan.alarm_response", skip_all, fields(alarm.policy = %policy.name))]
 pub fn plan_alarm_response(
     policy: &AlarmPolicy,
     change: &AlarmChange,
@@ -299,6 +300,7 @@ pub struct Scheduled {
 /// alarm holds it any more (an OK came within the cooldown, or the alarms went to
 /// INSUFFICIENT_DATA past the bound, or were deleted). `state` should carry the marks as
 /// CloudWatch reports them now.
+#[tracing::instrument(level = "debug", name = "plan.alarm_schedule", skip_all, fields(alarm.policy = %policy.name))]
 pub fn plan_schedule(
     policy: &AlarmPolicy,
     state: &PolicyState,

@@ -50,16 +50,19 @@ pub async fn connect_with(
     client_from_kubeconfig(kubeconfig).await
 }
 
-/// A client from an in-memory kubeconfig (its current context).
+/// A client from an in-memory kubeconfig (its current context), with a span per write.
 pub async fn client_from_kubeconfig(kubeconfig: Kubeconfig) -> Result<kube::Client, Error> {
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .map_err(|e| Error::Kubeconfig {
             detail: e.to_string(),
         })?;
-    kube::Client::try_from(config).map_err(|e| Error::Kubeconfig {
-        detail: e.to_string(),
-    })
+    Ok(kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| Error::Kubeconfig {
+            detail: e.to_string(),
+        })?
+        .with_layer(&crate::telemetry::kube::WriteSpanLayer)
+        .build())
 }
 
 /// Builds a kubeconfig for the EKS cluster from `DescribeCluster` and a fresh IAM token.
@@ -191,6 +194,7 @@ impl ClusterClient {
                         detail: e.to_string(),
                     })?
                     .with_layer(&BearerLayer(self.token.clone()))
+                    .with_layer(&crate::telemetry::kube::WriteSpanLayer)
                     .build()
             }
         };

@@ -24,13 +24,21 @@ pub enum ApplyOutcome {
     Conflict { message: String },
 }
 
-/// One field that differs: where, what the server has, what we want (secret values redacted).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct FieldChange {
-    pub path: String,
-    pub before: Value,
-    pub after: Value,
+impl ApplyOutcome {
+    /// One word for the outcome (`created`, `updated`, ...), for logs and answers.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ApplyOutcome::Created => "created",
+            ApplyOutcome::Updated { .. } => "updated",
+            ApplyOutcome::Unchanged => "unchanged",
+            ApplyOutcome::Missing => "missing",
+            ApplyOutcome::Conflict { .. } => "conflict",
+        }
+    }
 }
+
+/// One field that differs: where, what the server has, what we want (secret values redacted).
+pub use crate::diff::FieldChange;
 
 /// Placeholder for values of a Secret's data in diffs and logs.
 const REDACTED: &str = "<redacted>";
@@ -155,6 +163,24 @@ pub async fn apply_over_live_returning(
         .patch(&desired.name, &params, &Patch::Apply(&body))
         .await
     {
+        // A dry run tells what the server would store, defaults and other managers'
+        // fields included: the diff is taken from its answer, not from our body.
+        Ok(applied) if dry_run => {
+            let applied = serde_json::to_value(applied).ok();
+            let outcome = match (&outcome, &live, &applied) {
+                (ApplyOutcome::Updated { .. }, Some(live), Some(stored)) => {
+                    let live = serde_json::to_value(live).unwrap_or(Value::Null);
+                    let changes = stored_changes(&desired.resource.kind, &live, stored);
+                    if changes.is_empty() {
+                        ApplyOutcome::Unchanged
+                    } else {
+                        ApplyOutcome::Updated { changes }
+                    }
+                }
+                _ => outcome,
+            };
+            Ok((outcome, applied))
+        }
         Ok(applied) => Ok((outcome, serde_json::to_value(applied).ok())),
         Err(kube::Error::Api(status)) if status.is_conflict() => Ok((
             ApplyOutcome::Conflict {
@@ -164,6 +190,51 @@ pub async fn apply_over_live_returning(
         )),
         Err(source) => Err(desired.call("patch").failed(source)),
     }
+}
+
+/// What the server would change in `live` to store `stored` (its answer to a dry-run
+/// apply): every field of the object, without what the server keeps for itself
+/// (resource version, generation, managed fields, uid, creation time, status) and our
+/// applied-content hash; a Secret's values redacted.
+pub fn stored_changes(kind: &str, live: &Value, stored: &Value) -> Vec<FieldChange> {
+    let strip = |object: &Value| {
+        let mut object = object.clone();
+        if let Some(map) = object.as_object_mut() {
+            map.remove("status");
+        }
+        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            for key in [
+                "resourceVersion",
+                "generation",
+                "managedFields",
+                "uid",
+                "creationTimestamp",
+            ] {
+                metadata.remove(key);
+            }
+            if let Some(annotations) = metadata
+                .get_mut("annotations")
+                .and_then(Value::as_object_mut)
+            {
+                annotations.remove(super::objects::APPLIED_HASH_ANNOTATION);
+            }
+        }
+        object
+    };
+    let mut changes = crate::diff::field_changes(&strip(live), &strip(stored));
+    if kind == "Secret" {
+        for change in changes
+            .iter_mut()
+            .filter(|c| c.path.starts_with(".data.") || c.path.starts_with(".stringData."))
+        {
+            for value in [&mut change.before, &mut change.after] {
+                if !value.is_null() {
+                    *value = Value::String(REDACTED.into());
+                }
+            }
+        }
+    }
+    changes
 }
 
 /// Field paths (`.a.b`) where `desired` is not contained in `live`.
@@ -188,16 +259,30 @@ fn collect_differences(
     live: Option<&Value>,
     out: &mut Vec<FieldChange>,
 ) {
+    // A differing map is told leaf by leaf, each one line; a list (atomic to the server)
+    // as a whole.
     let changed = |out: &mut Vec<FieldChange>| {
-        out.push(FieldChange {
-            path: if path.is_empty() {
-                ".".into()
-            } else {
-                path.into()
-            },
-            before: live.cloned().unwrap_or(Value::Null),
-            after: desired.clone(),
-        })
+        let before = live.cloned().unwrap_or(Value::Null);
+        if !desired.is_object() {
+            out.push(FieldChange {
+                path: if path.is_empty() {
+                    ".".into()
+                } else {
+                    path.into()
+                },
+                before,
+                after: desired.clone(),
+            });
+            return;
+        }
+        for leaf in crate::diff::field_changes(&before, desired) {
+            let path = match leaf.path.as_str() {
+                "." if path.is_empty() => ".".to_string(),
+                "." => path.to_string(),
+                rest => format!("{path}{rest}"),
+            };
+            out.push(FieldChange { path, ..leaf });
+        }
     };
     match (desired, live) {
         (Value::Object(want), Some(Value::Object(have))) => {

@@ -25,6 +25,12 @@ pub struct DeliveryRecord {
     pub release: String,
 }
 
+impl std::fmt::Display for DeliveryRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (release {})", self.object, self.release)
+    }
+}
+
 impl DeliveryRecord {
     /// The record of the delivery the spec wants.
     pub fn wanted(spec: &PlatformSpec) -> Self {
@@ -60,6 +66,7 @@ pub fn delivery_object(id: &str) -> Option<(kube::api::ApiResource, &str, &str)>
 
 /// Compares what was delivered (the state's record, else the live object's release) with
 /// what the spec wants.
+#[tracing::instrument(level = "debug", name = "plan.delivery", skip_all)]
 pub fn plan_delivery(
     spec: &PlatformSpec,
     recorded: Option<&DeliveryRecord>,

@@ -232,6 +232,17 @@ impl Error {
         }
     }
 
+    /// Whether the control plane refused the change as unsafe (a destructive delivery,
+    /// an object of another platform or owner): the `refusals` counter.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Error::DestructiveDelivery { .. }
+                | Error::AdoptionRefused { .. }
+                | Error::OtherPlatform { .. }
+        )
+    }
+
     /// Whether retrying the same invocation can succeed.
     pub fn retryable(&self) -> bool {
         match self {
@@ -306,12 +317,22 @@ pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
         _ => false,
     };
     let spec = load_spec(&ctx.spec_location, &ctx.s3).await?.spec;
-    let dsn = read_dsn(&ctx.secrets, &spec).await?;
-    let client = ctx.kube.client(&spec, &ctx.sdk).await?;
-    let store = crate::state::StateStore::for_spec(ctx.s3.clone(), &spec);
-    let report = sync::reconcile(&client, &store, &spec, dsn.as_ref(), dry_run).await?;
-    if trigger.kind() == TriggerKind::Schedule && !report.in_sync() {
-        tracing::warn!(report = %sync::report_json(&report), "cluster drifted from the spec");
+    let report = reconcile_spec(ctx, &spec, dry_run).await?;
+    let scheduled = trigger.kind() == TriggerKind::Schedule;
+    if !dry_run {
+        crate::telemetry::changes_applied(report.changes(), scheduled);
+    }
+    crate::telemetry::refused(report.refusals());
+    if scheduled && !report.in_sync() {
+        tracing::warn!(
+            changes = report.changes(),
+            restarted = report.restarted.len(),
+            failed = report.failed.len(),
+            "cluster drifted from the spec"
+        );
+    }
+    if let Some(failure) = report.failure() {
+        return Err(failure.into());
     }
     Ok(json!({
         "function": FUNCTION,
@@ -319,6 +340,20 @@ pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
         "in_sync": report.in_sync(),
         "report": sync::report_json(&report),
     }))
+}
+
+/// One reconcile of `spec` the way the function runs it (the DSN from Secrets Manager, the
+/// cluster's client, the state store); objects that failed are in the report, not an
+/// error (`signoz-control plan` shows them; [`handle`] fails on them).
+pub async fn reconcile_spec(
+    ctx: &Context,
+    spec: &PlatformSpec,
+    dry_run: bool,
+) -> crate::Result<sync::SyncReport> {
+    let dsn = read_dsn(&ctx.secrets, spec).await?;
+    let client = ctx.kube.client(spec, &ctx.sdk).await?;
+    let store = crate::state::StateStore::for_spec(ctx.s3.clone(), spec);
+    sync::reconcile_report(&client, &store, spec, dsn.as_ref(), dry_run).await
 }
 
 /// Whether an S3 write is the platform spec this function reads.

@@ -241,7 +241,7 @@ pub async fn restart_over(
     .map_err(|source| call("patch").failed(source))?;
     for (key, reason) in due {
         let before = recorded.and_then(|a| a.get(*key)).and_then(|v| v.as_str());
-        tracing::info!(workload = %id, cause = %key, before = ?before, after = %reason, restarted_at = %now, "restarted workload");
+        tracing::info!(workload = %id, cause = %key, before = before.unwrap_or("(none)"), after = %reason, restarted_at = %now, "restarted workload");
     }
     Ok(true)
 }

@@ -223,7 +223,7 @@ pub async fn apply_database_secret_over(
                 };
                 if current.as_deref() != Some(source.version_id.as_str()) {
                     tracing::warn!(secret = %desired.id(), live_version = %live_version,
-                        our_version = %source.version_id, current = ?current,
+                        our_version = %source.version_id, current = current.as_deref().unwrap_or("(none)"),
                         "the Secret holds a newer hand-off than ours: left alone, no restart");
                     return Ok(HandoffOutcome::Stale { live_version });
                 }
@@ -235,7 +235,7 @@ pub async fn apply_database_secret_over(
         let outcome =
             apply_over_live(client, &spec.cluster.field_manager, &guarded, live, dry_run).await?;
         // Only which keys changed is logged: the values are credentials.
-        tracing::info!(secret = %desired.id(), outcome = ?outcome_summary(&outcome),
+        tracing::info!(secret = %desired.id(), outcome = outcome.name(),
             data_changed = data_changed(&outcome), version = %source.version_id, "applied database secret");
         match outcome {
             ApplyOutcome::Conflict { message } if message.contains("has been modified") => {
@@ -262,15 +262,5 @@ pub fn data_changed(outcome: &ApplyOutcome) -> bool {
         ApplyOutcome::Created => true,
         ApplyOutcome::Updated { changes } => changes.iter().any(|c| c.path.starts_with(".data")),
         ApplyOutcome::Unchanged | ApplyOutcome::Missing | ApplyOutcome::Conflict { .. } => false,
-    }
-}
-
-fn outcome_summary(outcome: &ApplyOutcome) -> &'static str {
-    match outcome {
-        ApplyOutcome::Created => "created",
-        ApplyOutcome::Updated { .. } => "updated",
-        ApplyOutcome::Unchanged => "unchanged",
-        ApplyOutcome::Missing => "missing",
-        ApplyOutcome::Conflict { .. } => "conflict",
     }
 }

@@ -63,6 +63,8 @@ pub struct FailedObject {
     pub object: String,
     pub error: String,
     pub retryable: bool,
+    /// Refused as unsafe (a destructive delivery, another owner's object), not broken.
+    pub refused: bool,
 }
 
 /// An object that differed from the spec, and where.
@@ -93,6 +95,17 @@ impl SyncReport {
             && self.failed.is_empty()
     }
 
+    /// How many writes changed (or, dry run, would change) the cluster: objects created,
+    /// updated, pruned, workloads released.
+    pub fn changes(&self) -> usize {
+        self.created.len() + self.updated.len() + self.pruned.len() + self.released_workloads.len()
+    }
+
+    /// How many objects were refused as unsafe (a destructive delivery, another owner's).
+    pub fn refusals(&self) -> usize {
+        self.failed.iter().filter(|f| f.refused).count()
+    }
+
     /// The error of the whole reconcile when any object failed (after all were tried).
     pub fn failure(&self) -> Option<Error> {
         (!self.failed.is_empty()).then(|| Error::Incomplete {
@@ -110,6 +123,7 @@ impl SyncReport {
         self.failed.push(FailedObject {
             object,
             retryable: error.retryable(),
+            refused: error.is_refusal(),
             error: error.to_string(),
         });
     }
@@ -124,8 +138,10 @@ impl SyncReport {
             ApplyOutcome::Updated { changes } => {
                 // Secret values arrive here already redacted by apply_object.
                 for change in changes {
-                    tracing::info!(object = %id, field = %change.path, before = %change.before,
-                        after = %change.after, dry_run = self.dry_run, "applied object change");
+                    tracing::info!(object = %id, field = %change.path,
+                        before = %crate::diff::plain(&change.before),
+                        after = %crate::diff::plain(&change.after),
+                        dry_run = self.dry_run, "applied object change");
                 }
                 self.updated.push(UpdatedObject {
                     object: id,
@@ -139,7 +155,7 @@ impl SyncReport {
             }
             ApplyOutcome::Conflict { message } => {
                 let managers = conflicting_managers(message);
-                tracing::warn!(object = %id, managers = ?managers, conflict = %message, "field owned by another manager; left alone");
+                tracing::warn!(object = %id, managers = %managers.join(", "), conflict = %message, "field owned by another manager; left alone");
                 self.conflicts.push(ConflictReport {
                     object: id,
                     managers,
@@ -165,8 +181,9 @@ pub struct SyncInputs<'a> {
 
 /// A whole reconcile as the functions run it: the alarm overrides in force (respond-to-alarms
 /// reverts them) and the delivery record from the state store, the sync, then the record
-/// of what SigNoz is now delivered with. Fails at the end when any object failed.
-pub async fn reconcile(
+/// of what SigNoz is now delivered with. Objects that failed are in the report's
+/// `failed` (what `signoz-control plan` shows); [`reconcile`] turns them into an error.
+pub async fn reconcile_report(
     client: &kube::Client,
     store: &crate::state::StateStore,
     spec: &PlatformSpec,
@@ -202,15 +219,36 @@ pub async fn reconcile(
             .save(super::delivery::DELIVERY_STATE_KEY, delivered, &version)
             .await
             .map_err(Error::from)?;
-        tracing::info!(before = ?recorded, after = ?delivered, "recorded what SigNoz is delivered with");
+        let before = recorded
+            .as_ref()
+            .map_or_else(|| "(none)".into(), ToString::to_string);
+        tracing::info!(before = %before, after = %delivered, "recorded what SigNoz is delivered with");
     }
-    if let Some(failure) = report.failure() {
-        // Every other object was reconciled; the invocation still fails so it is retried
-        // and alarmed on.
-        tracing::error!(report = %report_json(&report), "cluster reconcile incomplete");
-        return Err(failure.into());
+    if !report.failed.is_empty() {
+        // Each failure was logged with its object; every other object was reconciled.
+        tracing::error!(
+            failed = report.failed.len(),
+            refused = report.refusals(),
+            "cluster reconcile incomplete"
+        );
     }
     Ok(report)
+}
+
+/// [`reconcile_report`], failing at the end when any object failed so the invocation is
+/// retried and alarmed on.
+pub async fn reconcile(
+    client: &kube::Client,
+    store: &crate::state::StateStore,
+    spec: &PlatformSpec,
+    dsn: Option<&DsnSource>,
+    dry_run: bool,
+) -> crate::Result<SyncReport> {
+    let report = reconcile_report(client, store, spec, dsn, dry_run).await?;
+    match report.failure() {
+        Some(failure) => Err(failure.into()),
+        None => Ok(report),
+    }
 }
 
 /// Reconciles the cluster with the spec. `dsn` is `None` when the DSN is unknown (the

@@ -923,3 +923,44 @@ fn the_shipped_rbac_grants_nothing_cluster_wide_and_never_lists_secrets() {
         }
     }
 }
+
+/// A dry run's diff is the live object against what the server answers it would store:
+/// the server's bookkeeping and our content hash are not changes, defaults it fills and
+/// fields it drops are, and a Secret's values never show.
+#[test]
+fn the_stored_diff_is_the_servers_answer_against_the_live_object() {
+    use crate::cluster::apply::stored_changes;
+    use crate::cluster::objects::APPLIED_HASH_ANNOTATION;
+    let live = json!({
+        "metadata": { "name": "x", "resourceVersion": "41", "generation": 3, "uid": "u",
+            "managedFields": [{ "manager": "signoz-control-plane" }],
+            "annotations": { APPLIED_HASH_ANNOTATION: "old" } },
+        "spec": { "maxReplicaCount": 10, "advanced": { "restoreToOriginalReplicaCount": true } },
+        "status": { "conditions": [] },
+    });
+    let stored = json!({
+        "metadata": { "name": "x", "resourceVersion": "42", "generation": 4, "uid": "u",
+            "managedFields": [{ "manager": "signoz-control-plane", "time": "now" }],
+            "annotations": { APPLIED_HASH_ANNOTATION: "new" } },
+        "spec": { "maxReplicaCount": 12, "pollingInterval": 30 },
+        "status": { "conditions": [{ "type": "Ready" }] },
+    });
+    let lines: Vec<String> = stored_changes("ScaledObject", &live, &stored)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ".spec.maxReplicaCount: 10 -> 12",
+            ".spec.pollingInterval: (none) -> 30",
+            ".spec.advanced.restoreToOriginalReplicaCount: true -> (none)",
+        ]
+    );
+    let secret = |dsn: &str| json!({ "metadata": { "name": "db" }, "data": { "DSN": dsn } });
+    let changes = stored_changes("Secret", &secret("b2xk"), &secret("bmV3"));
+    assert_eq!(
+        changes[0].to_string(),
+        ".data.DSN: <redacted> -> <redacted>"
+    );
+}

@@ -266,12 +266,15 @@ pub async fn apply_bucket_change(
                 .await,
         )?,
     }
-    tracing::info!(
-        bucket,
-        resource = change.resource,
-        before = %change.before,
-        after = %change.after,
-        "cold bucket setting changed"
-    );
+    for field in crate::diff::field_changes(&change.before, &change.after) {
+        tracing::info!(
+            bucket,
+            resource = change.resource,
+            field = %field.path,
+            before = %crate::diff::plain(&field.before),
+            after = %crate::diff::plain(&field.after),
+            "cold bucket setting changed"
+        );
+    }
     Ok(())
 }

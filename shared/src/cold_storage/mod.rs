@@ -160,6 +160,9 @@ pub struct Context {
     pub spec_location: SpecLocation,
     /// Plan and report only, whatever the event says (`DRY_RUN=1`).
     pub dry_run: bool,
+    /// Whether a dry run leaves its plan and cost chart in the state store (the
+    /// functions do; `signoz-control plan` reads and writes nothing).
+    pub store_reports: bool,
     pub ttl_patience: TtlPatience,
 }
 
@@ -193,6 +196,7 @@ impl Context {
             http: std::sync::OnceLock::new(),
             spec_location,
             dry_run: false,
+            store_reports: true,
             ttl_patience: TtlPatience::default(),
         }
     }
@@ -538,34 +542,63 @@ async fn reconcile(
         summary["learned_from_signoz"] = json!(learned.learned_from);
     }
     let report = |changes: &[plan::BucketChange]| -> Vec<Value> {
-        changes
-            .iter()
-            .map(|c| json!({ "resource": c.resource, "before": c.before, "after": c.after }))
-            .collect()
+        changes.iter().map(change_report).collect()
     };
     if dry_run {
         summary["planned_changes"] = json!(report(&changes));
+        for change in &changes {
+            for field in crate::diff::field_changes(&change.before, &change.after) {
+                tracing::info!(bucket, resource = change.resource, field = %field.path,
+                    before = %crate::diff::plain(&field.before),
+                    after = %crate::diff::plain(&field.after), "planned cold bucket change");
+            }
+        }
         if scope == Scope::BucketAndTtls {
             summary["planned_ttls"] = json!(targets);
+            summary["observed_ttls"] = json!(
+                observations
+                    .iter()
+                    .map(|o| {
+                        let mut v = o.before();
+                        v["signal"] = json!(o.signal);
+                        v
+                    })
+                    .collect::<Vec<_>>()
+            );
         }
         summary["refused"] = json!(reasons);
         summary["warnings"] = json!(warnings);
         if let Some(prices) = &spec.cold_storage.cost {
             let curve = cost::cost_curve(&spec.cold_storage, &spec.retention, prices);
             let table = cost::cost_table(&curve);
-            tracing::info!(table = %table, "monthly S3 cost of the cold tiers");
+            tracing::info!(
+                steady_state_month = curve.steady_state_month,
+                steady_state_usd = curve.steady_state.total_usd,
+                "monthly S3 cost of the cold tiers"
+            );
             summary["cost"] = json!(curve);
             summary["cost"]["table"] = json!(table);
-            store_report(
-                &state,
-                COST_CHART_KEY,
-                cost::cost_chart_svg(&curve),
-                "image/svg+xml",
-            )
-            .await;
+            if ctx.store_reports {
+                store_report(
+                    &state,
+                    COST_CHART_KEY,
+                    cost::cost_chart_svg(&curve),
+                    "image/svg+xml",
+                )
+                .await;
+            }
         }
-        store_report(&state, PLAN_KEY, format!("{summary:#}"), "application/json").await;
-        tracing::info!(plan = %summary, "dry run: nothing written");
+        if ctx.store_reports {
+            store_report(&state, PLAN_KEY, format!("{summary:#}"), "application/json").await;
+        }
+        tracing::info!(
+            bucket,
+            planned_changes = changes.len(),
+            planned_ttls = targets.len(),
+            refused = reasons.len(),
+            "dry run: nothing written"
+        );
+        crate::telemetry::refused(reasons.len());
         return Ok(summary);
     }
 
@@ -609,10 +642,15 @@ async fn reconcile(
         reports = converge_ttls(api, &state, &targets, &observations, now, &spec).await?;
     }
     let mut all = report(&applied);
-    all.extend(lifecycle_applied.iter().map(|c: &plan::BucketChange| {
-        json!({ "resource": c.resource, "before": c.before, "after": c.after })
-    }));
+    all.extend(lifecycle_applied.iter().map(change_report));
     summary["changes"] = json!(all);
+    let ttls_set = reports
+        .iter()
+        .filter(|r| matches!(r.outcome, TtlOutcome::Applied { .. }))
+        .count();
+    // A schedule or a CloudTrail event finding work means the platform had drifted.
+    let drift = scope == Scope::BucketOnly || trigger == TriggerKind::Schedule.to_string();
+    crate::telemetry::changes_applied(all.len() + ttls_set, drift);
     for w in &warnings {
         tracing::warn!(bucket, warning = %w, "expiration raised above the spec");
     }
@@ -621,8 +659,25 @@ async fn reconcile(
         return finish(summary, reasons, repaired, &[]);
     }
     summary["ttls"] = json!(reports);
-    tracing::info!(summary = %summary, "cold storage reconciled");
+    tracing::info!(
+        bucket,
+        changes = all.len(),
+        ttls_set,
+        expiration_days = %summary["expiration_days"],
+        refused = reasons.len(),
+        "cold storage reconciled"
+    );
     finish(summary, reasons, repaired, &reports)
+}
+
+/// One bucket write in an answer: the resource, its whole before and after, and each
+/// field that changes as one `field: before -> after` entry.
+fn change_report(change: &plan::BucketChange) -> Value {
+    let fields: Vec<Value> = crate::diff::field_changes(&change.before, &change.after)
+        .into_iter()
+        .map(|f| json!({ "field": f.path, "before": f.before, "after": f.after }))
+        .collect();
+    json!({ "resource": change.resource, "before": change.before, "after": change.after, "fields": fields })
 }
 
 /// What the leased part of a run did.

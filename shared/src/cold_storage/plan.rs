@@ -581,6 +581,7 @@ fn merged_policy(observed: Option<&Value>, bucket: &str) -> Option<Value> {
 /// The writes that bring the bucket to the spec's posture, given the retention memory
 /// (it sets the expiration); empty when it is already right. Access and encryption come
 /// first, the lifecycle last: it is the one write that needs SigNoz's retention.
+#[tracing::instrument(level = "debug", name = "plan.bucket_posture", skip_all)]
 pub fn plan_bucket_posture(
     spec: &PlatformSpec,
     observed: &ObservedBucket,

@@ -63,6 +63,7 @@ impl TtlTarget {
 }
 
 /// The TTLs the spec asks for, one per signal.
+#[tracing::instrument(level = "debug", name = "plan.ttls", skip_all)]
 pub fn plan_ttls(r: &Retention) -> Vec<TtlTarget> {
     [
         ("traces", r.traces),
@@ -84,6 +85,15 @@ pub fn plan_ttls(r: &Retention) -> Vec<TtlTarget> {
 pub enum ApiVersion {
     V1,
     V2,
+}
+
+impl std::fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ApiVersion::V1 => "v1",
+            ApiVersion::V2 => "v2",
+        })
+    }
 }
 
 /// A TTL job's status as SigNoz reports it.
@@ -205,7 +215,8 @@ impl ObservedTtl {
         self.status == JobStatus::Success && self.in_force == Some(target.retained())
     }
 
-    fn before(&self) -> Value {
+    /// What SigNoz reports now: the durations in force and the job status.
+    pub fn before(&self) -> Value {
         let mut v = self.in_force.map_or(json!({}), |r| r.summary());
         v["status"] = json!(self.status);
         v
@@ -500,6 +511,8 @@ impl TtlApi<'_> {
     }
 
     /// Sends `target` once: `Ok(None)` when SigNoz says a job is running.
+    #[tracing::instrument(level = "debug", name = "signoz.set_ttl", skip_all,
+        fields(signoz.signal = target.signal, signoz.api = %api))]
     async fn post(
         &self,
         api: ApiVersion,
@@ -649,8 +662,8 @@ impl TtlApi<'_> {
         });
         tracing::info!(
             signal,
-            api = ?api,
-            before = %observed.before(),
+            api = %api,
+            before = %crate::diff::plain(&observed.before()),
             after_total_days = target.total_days,
             after_hot_days = target.hot_days,
             "TTL set"

@@ -323,6 +323,7 @@ impl AccessChange {
 /// The role and database changes that bring `observed` to `desired`, in an order the
 /// server accepts (roles before the database that names them, memberships after both);
 /// refused when a role SigNoz would use is the master's or privileged.
+#[tracing::instrument(level = "debug", name = "plan.database_access", skip_all)]
 pub fn plan_database_access(
     observed: &ObservedAccess,
     desired: &DesiredAccess<'_>,
@@ -434,6 +435,7 @@ fn refuse_unsafe_roles(
 /// owner, what the master (or a role it can act as) owns is handed over object by
 /// object, and `PUBLIC` loses CONNECT, TEMPORARY and CREATE. Objects owned by a role the
 /// master cannot act as are returned apart: nobody here can hand them over.
+#[tracing::instrument(level = "debug", name = "plan.object_access", skip_all)]
 pub fn plan_object_access(
     observed: &ObservedObjects,
     desired: &DesiredAccess<'_>,

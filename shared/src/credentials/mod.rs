@@ -235,6 +235,7 @@ pub async fn handle(ctx: &Context, payload: Value, deadline: Deadline) -> crate:
                 .filter(|spec| {
                     rotation::check_secret_is_the_apps(&spec.database, &request.secret_id).is_ok()
                 });
+            let started = std::time::Instant::now();
             let (spec, reads) = match &expected {
                 Some(expected) => {
                     let (spec, reads) = tokio::join!(
@@ -250,7 +251,10 @@ pub async fn handle(ctx: &Context, payload: Value, deadline: Deadline) -> crate:
                     (spec, reads)
                 }
             };
-            let outcome = run_rotation_step_after(ctx, &spec, &request, reads, deadline).await?;
+            let outcome = run_rotation_step_after(ctx, &spec, &request, reads, deadline).await;
+            crate::telemetry::rotation_step(&request.step.to_string(), started.elapsed());
+            let outcome = outcome?;
+            crate::telemetry::changes_applied(changes_in(request.step, &outcome.actions), false);
             Ok(serde_json::to_value(outcome).expect("outcomes serialise"))
         }
         Trigger::RdsInstance(event) if event.calls_for_provisioning() => {
@@ -261,21 +265,40 @@ pub async fn handle(ctx: &Context, payload: Value, deadline: Deadline) -> crate:
                     event.instance_identifier, spec.database.instance_identifier
                 )));
             }
-            Ok(provision_database(ctx, &spec, false, deadline)
-                .await?
-                .to_json())
+            let outcome = provision_database(ctx, &spec, false, deadline).await?;
+            crate::telemetry::changes_applied(changes_in(None, &outcome.actions), false);
+            Ok(outcome.to_json())
         }
         Trigger::Control(request) if request.action == ControlAction::ProvisionDatabase => {
             let spec = ctx.spec().await?;
-            Ok(provision_database(ctx, &spec, request.dry_run, deadline)
-                .await?
-                .to_json())
+            let outcome = provision_database(ctx, &spec, request.dry_run, deadline).await?;
+            if !request.dry_run {
+                crate::telemetry::changes_applied(changes_in(None, &outcome.actions), false);
+            }
+            Ok(outcome.to_json())
         }
         other => Ok(skipped(&format!(
             "{} needs no credentials work",
             other.kind()
         ))),
     }
+}
+
+/// How many of a step's reported actions changed something: testSecret only checks, and
+/// a step words what it found already done with "already", what it left with "left
+/// alone" or "disabled".
+fn changes_in(step: impl Into<Option<crate::events::RotationStep>>, actions: &[String]) -> usize {
+    if step.into() == Some(crate::events::RotationStep::TestSecret) {
+        return 0;
+    }
+    actions
+        .iter()
+        .filter(|a| {
+            !["already", "left alone", "disabled"]
+                .iter()
+                .any(|w| a.contains(w))
+        })
+        .count()
 }
 
 fn skipped(reason: &str) -> Value {

@@ -217,6 +217,8 @@ impl PgTls {
 
     /// Connects over TLS (required: a server without TLS is an error) and bounds every
     /// statement by the statement timeout, both cut to fit the deadline.
+    #[tracing::instrument(level = "debug", name = "postgresql login", skip_all,
+        fields(db.system.name = "postgresql", db.operation.name = "login", db.namespace = dbname))]
     pub async fn connect(
         &self,
         endpoint: &Endpoint,
@@ -385,6 +387,8 @@ pub struct PasswordChange<'a> {
 
 /// Readies a change of `role`'s password on `client`: one round trip, pipelined behind
 /// whatever was sent before it (a lock, say) and run by the server after it.
+#[tracing::instrument(level = "debug", name = "SHOW password_encryption", skip_all,
+    fields(db.system.name = "postgresql", db.operation.name = "SHOW"))]
 pub async fn prepare_password_change<'a>(
     client: &'a tokio_postgres::Client,
     role: &str,
@@ -419,6 +423,8 @@ impl PasswordChange<'_> {
     /// Two round trips: the `COPY` starts, then its data, its end and the `DO` block go
     /// together; the block refuses to run unless exactly one verifier arrived, so a
     /// failed `COPY` can never set `PASSWORD NULL`.
+    #[tracing::instrument(level = "debug", name = "ALTER ROLE PASSWORD", skip_all,
+        fields(db.system.name = "postgresql", db.operation.name = "ALTER ROLE"))]
     pub async fn apply(self, password: &Password) -> Result<(), Error> {
         use futures_util::SinkExt;
         let role = self.role.as_str();
@@ -468,6 +474,8 @@ pub async fn set_role_password(
 /// login role, always), so two rotations touching the same roles cannot interleave: one
 /// statement, so one round trip, the locks taken one after the other. Released when the
 /// connection closes.
+#[tracing::instrument(level = "debug", name = "SELECT pg_advisory_lock", skip_all,
+    fields(db.system.name = "postgresql", db.operation.name = "SELECT"))]
 pub async fn lock_roles(client: &tokio_postgres::Client, roles: &[&str]) -> Result<(), Error> {
     if roles.is_empty() {
         return Ok(());
@@ -515,6 +523,8 @@ pub struct Sessions {
 
 /// The sessions `user` has open now (`pg_stat_activity`, which shows every session's
 /// user to any role).
+#[tracing::instrument(level = "debug", name = "SELECT pg_stat_activity", skip_all,
+    fields(db.system.name = "postgresql", db.operation.name = "SELECT"))]
 pub async fn sessions_of(client: &tokio_postgres::Client, user: &str) -> Result<Sessions, Error> {
     let row = client
         .query_typed_one(
@@ -551,6 +561,8 @@ const PRIVILEGED: &str =
     "(r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication OR r.rolbypassrls)";
 
 /// Reads what the server has of SigNoz's owner role, database and login roles.
+#[tracing::instrument(level = "debug", name = "SELECT roles and grants", skip_all,
+    fields(db.system.name = "postgresql", db.operation.name = "SELECT"))]
 pub async fn observe_access(
     client: &tokio_postgres::Client,
     database: &str,
@@ -639,6 +651,8 @@ pub async fn observe_access(
 /// Reads, connected to SigNoz's database, what `PUBLIC` and the owner may do there and
 /// every object (outside PostgreSQL's own schemas and extensions) the owner does not own.
 /// Sequences of a serial or identity column, indexes and row types follow their table.
+#[tracing::instrument(level = "debug", name = "SELECT object owners", skip_all,
+    fields(db.system.name = "postgresql", db.operation.name = "SELECT"))]
 pub async fn observe_objects(
     client: &tokio_postgres::Client,
     owner: &str,
@@ -732,6 +746,8 @@ pub async fn observe_objects(
 }
 
 /// Applies planned changes one statement at a time, logging each.
+#[tracing::instrument(level = "debug", name = "DDL roles and grants", skip_all,
+    fields(db.system.name = "postgresql", db.operation.name = "DDL", db.statements = changes.len()))]
 pub async fn apply_access(
     client: &tokio_postgres::Client,
     changes: &[AccessChange],
@@ -751,7 +767,8 @@ pub async fn apply_access(
 pub const PROBE_LEDGER: &str = "signoz_control_rotation_probe";
 
 /// Prefix of testSecret's own probe tables: another rotation's probe may create and drop
-/// one at any moment, so they are not SigNoz's tables and are never touched as such.
+/// one at any moment, so the probe never reads or writes them as SigNoz's tables (their
+/// owner is still checked: one in the way that the login cannot own fails the probe).
 pub const PROBE_TABLE_PREFIX: &str = "signoz_control_probe_";
 
 /// Does SigNoz's work as the connected user (after its `SET ROLE` to the owner):
@@ -767,6 +784,8 @@ pub const PROBE_TABLE_PREFIX: &str = "signoz_control_probe_";
 /// One round trip: every statement is sent at once, each with its own sync point, so one
 /// failing does not stop the others, and the server runs them in order; the answers are
 /// then judged in that order, so the first failure is the one reported, by name.
+#[tracing::instrument(level = "debug", name = "probe SigNoz tables", skip_all,
+    fields(db.system.name = "postgresql", db.operation.name = "DML"))]
 pub async fn probe_signoz_work(
     client: &tokio_postgres::Client,
     user: &str,
@@ -778,14 +797,8 @@ pub async fn probe_signoz_work(
         user: user.into(),
         reason,
     };
-    // testSecret's own probe tables are not SigNoz's: a concurrent rotation may drop its
-    // table between this listing (or the loop's) and the touch, so neither sees them.
-    let in_signoz_schemas = format!(
-        "c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-               AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
-               AND NOT starts_with(c.relname::text, {prefix})",
-        prefix = literal(PROBE_TABLE_PREFIX)
-    );
+    let in_signoz_schemas = "c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+               AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'";
     let relations = format!(
         "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
                 pg_get_userbyid(c.relowner)::text, pg_has_role(c.relowner, 'USAGE')
@@ -794,6 +807,8 @@ pub async fn probe_signoz_work(
          ORDER BY 1"
     );
     // The same tables, touched by the server itself: no answer to wait for in between.
+    // Probe tables are listed (their owner is checked) but not touched: a concurrent
+    // rotation may drop its own between the loop's listing and the touch.
     let touch = format!(
         "BEGIN;
          DO $signoz_control$
@@ -802,6 +817,7 @@ pub async fn probe_signoz_work(
            FOR t IN SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                     WHERE {in_signoz_schemas} AND c.relkind IN ('r', 'p')
+                      AND NOT starts_with(c.relname::text, {prefix})
                     ORDER BY 1
            LOOP
              EXECUTE format('SELECT FROM %s LIMIT 0', t);
@@ -810,7 +826,8 @@ pub async fn probe_signoz_work(
          EXCEPTION WHEN OTHERS THEN
            RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = SQLERRM;
          END
-         $signoz_control$"
+         $signoz_control$",
+        prefix = literal(PROBE_TABLE_PREFIX)
     );
     let ledger = format!("public.{}", ident(PROBE_LEDGER));
     // Two logins may create the ledger at once: the creation is serialised (the lock is
@@ -839,8 +856,19 @@ pub async fn probe_signoz_work(
     let table = format!("public.{}", ident(probe));
     // One message, so the server stops at the first statement that fails (and undoes
     // the ones before): nothing runs on a table that is not the probe's own.
+    // A table of that name that the login cannot own stays: the listing above reports it
+    // (the owner owns the public schema, so the DROP would succeed).
     let table_work = format!(
-        "DROP TABLE IF EXISTS {table};
+        "DO $signoz_control$
+         BEGIN
+           IF EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                      WHERE n.nspname = 'public' AND c.relname = {name}
+                        AND NOT pg_has_role(c.relowner, 'USAGE')) THEN
+             RAISE EXCEPTION 'a table in the way belongs to another role';
+           END IF;
+         END
+         $signoz_control$;
+         DROP TABLE IF EXISTS {table};
          CREATE TABLE {table} (id integer PRIMARY KEY, note text NOT NULL);
          INSERT INTO {table} VALUES (1, 'rotation probe');
          SELECT (SELECT note FROM {table} WHERE id = 1),

@@ -101,8 +101,9 @@ pub fn assess_posture(facts: &InstanceFacts, database: &Database) -> Vec<Finding
                 facts.ca_certificate.as_deref().unwrap_or("?")
             ),
             format!(
-                "CA {} is not one of {CURRENT_RDS_CAS:?}: modify the instance's CACertificateIdentifier",
-                facts.ca_certificate.as_deref().unwrap_or("unknown")
+                "CA {} is not one of {}: modify the instance's CACertificateIdentifier",
+                facts.ca_certificate.as_deref().unwrap_or("unknown"),
+                CURRENT_RDS_CAS.join(", ")
             ),
         ),
     ];

@@ -2,7 +2,7 @@
 //! the owner and login roles, the database, the app secret, and rotation turned on.
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::deadline::Deadline;
 use super::posture::{Finding, assess_posture, read_instance};
@@ -10,7 +10,7 @@ use super::rotation::{
     Inside, MAINTENANCE_DB, check_current_target, connect_master, ensure_access, login_roles,
     observe_access_locked, read_master,
 };
-use super::secret_store::{AWSCURRENT, Version};
+use super::secret_store::{AWSCURRENT, SecretVersions, Version};
 use super::values::{AppSecret, Password};
 use super::{Context, Error, FUNCTION, postgres};
 use crate::spec::PlatformSpec;
@@ -22,8 +22,54 @@ pub struct ProvisionOutcome {
     pub findings: Vec<Finding>,
     /// Human-readable actions, never a secret value.
     pub actions: Vec<String>,
+    /// What the app secret and its rotation change (or, dry run, would change), one field
+    /// per entry; the roles and grants are in `actions` (a dry run does not log in).
+    pub changes: Vec<crate::diff::FieldChange>,
     pub app_secret_arn: Option<String>,
     pub dry_run: bool,
+}
+
+/// The rotation settings the spec wants that the secret does not have yet: enabled,
+/// every `rotation_days`, through this function (when its ARN is known).
+pub fn rotation_changes(
+    versions: &SecretVersions,
+    database: &crate::spec::Database,
+    lambda: Option<&str>,
+) -> Vec<crate::diff::FieldChange> {
+    let days = i64::from(database.rotation_days);
+    let mut changes = Vec::new();
+    let mut change = |path: &str, before: Value, after: Value| {
+        changes.push(crate::diff::FieldChange {
+            path: path.into(),
+            before,
+            after,
+        })
+    };
+    if !versions.rotation_enabled {
+        change(".rotation.enabled", json!(false), json!(true));
+    }
+    if versions.rotation_days != Some(days) {
+        change(".rotation.days", json!(versions.rotation_days), json!(days));
+    }
+    if let Some(lambda) = lambda
+        && versions.rotation_lambda_arn.as_deref() != Some(lambda)
+    {
+        change(
+            ".rotation.lambda",
+            json!(versions.rotation_lambda_arn),
+            json!(lambda),
+        );
+    }
+    changes
+}
+
+/// The change of writing the app secret's first value for `username`.
+fn first_value_change(username: &str) -> crate::diff::FieldChange {
+    crate::diff::FieldChange {
+        path: ".value".into(),
+        before: Value::Null,
+        after: json!(format!("first value, user {username} (generated)")),
+    }
 }
 
 impl ProvisionOutcome {
@@ -57,10 +103,27 @@ pub async fn provision_database(
         instance: db.instance_identifier.clone(),
         findings,
         actions: Vec::new(),
+        changes: Vec::new(),
         app_secret_arn: None,
         dry_run,
     };
     if dry_run {
+        // What Secrets Manager says is enough to tell what the app secret and its
+        // rotation would get; the roles need a login, which a dry run does not make.
+        let versions = ctx
+            .secrets
+            .describe(&db.app_secret_name)
+            .await?
+            .ok_or_else(|| missing_app_secret(db))?;
+        if versions.version_with(AWSCURRENT).is_none() {
+            outcome.changes.push(first_value_change(&db.username));
+        }
+        outcome.changes.extend(rotation_changes(
+            &versions,
+            db,
+            ctx.rotation_lambda_arn.as_deref(),
+        ));
+        outcome.app_secret_arn = Some(versions.arn);
         return Ok(outcome);
     }
     let failing: Vec<String> = outcome
@@ -104,13 +167,7 @@ pub async fn provision_database(
         .secrets
         .describe(&db.app_secret_name)
         .await?
-        .ok_or_else(|| {
-            Error::Config(format!(
-                "the app secret {} does not exist: the deployment creates it (Terraform \
-             aws_secretsmanager_secret.app, SAM AppSecret) and provisioning writes its value",
-                db.app_secret_name
-            ))
-        })?;
+        .ok_or_else(|| missing_app_secret(db))?;
     let current = ctx
         .secrets
         .read(&db.app_secret_name, Version::Stage(AWSCURRENT))
@@ -165,6 +222,7 @@ pub async fn provision_database(
                 .put_first_value(&existing.arn, &app.to_json())
                 .await?;
             tracing::info!(secret = %existing.arn, user = %app.username, "wrote the app secret's first value");
+            outcome.changes.push(first_value_change(&app.username));
             outcome.actions.push(format!(
                 "wrote the first app secret value for {}",
                 app.username
@@ -181,10 +239,8 @@ pub async fn provision_database(
         .unwrap_or_default();
     let days = i64::from(db.rotation_days);
     let lambda = ctx.rotation_lambda_arn.as_deref();
-    let already = versions.rotation_enabled
-        && versions.rotation_days == Some(days)
-        && (lambda.is_none() || versions.rotation_lambda_arn.as_deref() == lambda);
-    if !already {
+    let rotation = rotation_changes(&versions, db, lambda);
+    if !rotation.is_empty() {
         let lambda = lambda.ok_or_else(|| {
             Error::Config(format!(
                 "{} is not set: cannot enable rotation",
@@ -194,11 +250,20 @@ pub async fn provision_database(
         ctx.secrets
             .enable_rotation(&app_secret_arn, lambda, db.rotation_days)
             .await?;
-        tracing::info!(secret = %app_secret_arn, rotation_days_before = ?versions.rotation_days,
+        tracing::info!(secret = %app_secret_arn, rotation_days_before = versions.rotation_days.map_or_else(|| "(none)".into(), |d| d.to_string()),
             rotation_days_after = days, lambda, "enabled rotation");
         outcome
             .actions
             .push(format!("enabled rotation every {} days", db.rotation_days));
+        outcome.changes.extend(rotation);
     }
     Ok(outcome)
+}
+
+fn missing_app_secret(db: &crate::spec::Database) -> Error {
+    Error::Config(format!(
+        "the app secret {} does not exist: the deployment creates it (Terraform \
+         aws_secretsmanager_secret.app, SAM AppSecret) and provisioning writes its value",
+        db.app_secret_name
+    ))
 }

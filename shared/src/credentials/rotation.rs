@@ -1338,10 +1338,11 @@ async fn hand_off_to_cluster(
         &format!("credentials-version-{token}"),
     )
     .await?;
+    let restarted = restarted.join(", ");
     tracing::info!(secret = %secret, data_changed = changed,
-        restarted = ?restarted, user = %current.username, "handed the DSN to the cluster");
+        restarted = %restarted, user = %current.username, "handed the DSN to the cluster");
     actions.push(format!(
-        "wrote DSN for {} to Secret {secret} (changed: {changed}); restarted {restarted:?}",
+        "wrote DSN for {} to Secret {secret} (changed: {changed}); restarted [{restarted}]",
         current.username
     ));
     Ok(())

@@ -264,6 +264,7 @@ pub fn decode_for(
     payload: Value,
 ) -> Result<Trigger, DecodeError> {
     let trigger = decode(payload)?;
+    crate::telemetry::record_trigger(trigger.kind());
     if handles.contains(&trigger.kind()) {
         Ok(trigger)
     } else {

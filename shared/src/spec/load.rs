@@ -132,7 +132,19 @@ fn remember(location: String, loaded: &LoadedSpec) {
 
 /// Reads and validates the spec at `location`, reusing this process's copy when the
 /// source says it has not changed.
+#[tracing::instrument(level = "debug", name = "spec.load", skip_all,
+    fields(spec.location = %location, spec.etag = tracing::field::Empty))]
 pub async fn load_spec(
+    location: &SpecLocation,
+    s3: &aws_sdk_s3::Client,
+) -> Result<LoadedSpec, SpecError> {
+    let loaded = read_spec(location, s3).await?;
+    tracing::Span::current().record("spec.etag", loaded.revision.etag.as_str());
+    crate::telemetry::spec_loaded(&loaded.spec);
+    Ok(loaded)
+}
+
+async fn read_spec(
     location: &SpecLocation,
     s3: &aws_sdk_s3::Client,
 ) -> Result<LoadedSpec, SpecError> {

@@ -11,10 +11,10 @@ pub use load::{
 };
 pub use model::*;
 pub use validate::{
-    DELIVERY_KINDS, FLUX_SOURCE_KINDS, KmsKeyKind, KmsKeyRef, MIN_DAYS_IN_STANDARD_IA,
-    MIN_SAFETY_MARGIN_DAYS, MIN_STANDARD_IA_DAYS, OTLP_HTTP_PORT, PROPAGATORS, Problem,
-    READABLE_TIERS, SAMPLERS, WORKLOAD_KINDS, longest_cold_days, parse_go_duration_secs,
-    parse_kms_key, validate,
+    DELIVERY_KINDS, EXPORT_TIMEOUT_MS, FLUX_SOURCE_KINDS, KmsKeyKind, KmsKeyRef,
+    MIN_DAYS_IN_STANDARD_IA, MIN_SAFETY_MARGIN_DAYS, MIN_STANDARD_IA_DAYS, OTLP_HTTP_PORT,
+    PROPAGATORS, Problem, READABLE_TIERS, SAMPLERS, WORKLOAD_KINDS, longest_cold_days,
+    parse_go_duration_secs, parse_kms_key, validate,
 };
 
 /// The example spec shipped in the repository (`infra/platform.yaml`).

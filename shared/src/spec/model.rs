@@ -21,6 +21,9 @@ pub struct PlatformSpec {
     pub instrumentation: Instrumentation,
     #[serde(default)]
     pub alarms: Alarms,
+    /// The control plane's own traces and metrics; `None`: none are sent over OTLP.
+    #[serde(default)]
+    pub telemetry: Option<Telemetry>,
 }
 
 /// Identity of the platform; shared resource attributes come from here.
@@ -627,6 +630,29 @@ pub struct InstrumentedWorkload {
     pub namespace: Option<String>,
     /// `OTEL_SERVICE_NAME` of the workload.
     pub service_name: String,
+}
+
+/// The control plane's own telemetry: each invocation's trace and counters, sent over
+/// OTLP/HTTP to the platform's SigNoz collector once the invocation has answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Telemetry {
+    /// The off switch: `false` sends nothing over OTLP (the CloudWatch metric lines stay).
+    #[serde(default = "default_telemetry_enabled")]
+    pub enabled: bool,
+    /// OTLP/HTTP base URL of the collector, reachable from the functions' subnets
+    /// (`/v1/traces` and `/v1/metrics` are appended).
+    pub endpoint: String,
+    /// The most an invocation waits for the collector; past it the batch is dropped.
+    #[serde(default = "default_export_timeout_ms")]
+    pub export_timeout_ms: u32,
+}
+
+fn default_telemetry_enabled() -> bool {
+    true
+}
+
+fn default_export_timeout_ms() -> u32 {
+    500
 }
 
 /// Alarm remediation policies.

@@ -654,3 +654,54 @@ fn a_serialized_spec_loads_back_the_same() {
     );
     assert_eq!(parse_spec(&text).unwrap(), spec);
 }
+
+#[test]
+fn telemetry_is_on_in_the_example_and_off_with_its_switch_or_without_the_section() {
+    let spec = parse_spec(EXAMPLE_SPEC).unwrap();
+    let telemetry = spec.telemetry.expect("the example sends its telemetry");
+    assert!(telemetry.enabled);
+    assert_eq!(telemetry.export_timeout_ms, 500);
+    let off = spec_with(set("telemetry.enabled", false)).unwrap();
+    assert!(!off.telemetry.unwrap().enabled);
+    let absent = spec_with(|doc| {
+        doc.as_mapping_mut().unwrap().remove("telemetry");
+    })
+    .unwrap();
+    assert_eq!(absent.telemetry, None);
+}
+
+#[test]
+fn a_telemetry_endpoint_is_an_otlp_base_url_without_credentials() {
+    rejects(
+        set("telemetry.endpoint", "collector:4318"),
+        "telemetry.endpoint: must be an http(s) URL, got \"collector:4318\"",
+    );
+    rejects(
+        set(
+            "telemetry.endpoint",
+            "https://user:secret@otel.internal:4318",
+        ),
+        "telemetry.endpoint: must not carry credentials (user:password@): the URL is logged",
+    );
+    rejects(
+        set(
+            "telemetry.endpoint",
+            "http://otel.internal:4318/v1/traces?x=1",
+        ),
+        "telemetry.endpoint: is the OTLP base URL (/v1/traces and /v1/metrics are appended): no query or fragment, got \"http://otel.internal:4318/v1/traces?x=1\"",
+    );
+    rejects(
+        set("telemetry.export_timeout_ms", 30000),
+        "telemetry.export_timeout_ms: must be between 50 and 5000, got 30000",
+    );
+    let missing = problems(spec_with(|doc| {
+        at(doc, "telemetry")
+            .as_mapping_mut()
+            .unwrap()
+            .remove("endpoint");
+    }));
+    assert!(
+        missing.len() == 1 && missing[0].starts_with("telemetry: missing field `endpoint`"),
+        "{missing:?}"
+    );
+}

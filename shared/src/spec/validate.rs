@@ -230,7 +230,37 @@ pub fn validate(spec: &PlatformSpec) -> Vec<Problem> {
     validate_collectors(&mut p, &spec.collectors);
     validate_instrumentation(&mut p, spec);
     validate_alarms(&mut p, spec);
+    if let Some(t) = &spec.telemetry {
+        validate_telemetry(&mut p, t);
+    }
     p.0
+}
+
+/// Bounds of `telemetry.export_timeout_ms`: long enough for a collector in the VPC, short
+/// enough that a dead one never holds an invocation.
+pub const EXPORT_TIMEOUT_MS: (u32, u32) = (50, 5000);
+
+fn validate_telemetry(p: &mut Problems, t: &Telemetry) {
+    if let Some(url) = p.http_url("telemetry.endpoint", &t.endpoint) {
+        // The endpoint is logged and travels in attributes: it must not carry a secret.
+        if !url.username().is_empty() || url.password().is_some() {
+            p.add(
+                "telemetry.endpoint",
+                "must not carry credentials (user:password@): the URL is logged",
+            );
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            p.add(
+                "telemetry.endpoint",
+                format!(
+                    "is the OTLP base URL (/v1/traces and /v1/metrics are appended): no query or fragment, got {:?}",
+                    t.endpoint
+                ),
+            );
+        }
+    }
+    let (min, max) = EXPORT_TIMEOUT_MS;
+    p.range("telemetry.export_timeout_ms", t.export_timeout_ms, min, max);
 }
 
 fn validate_platform(p: &mut Problems, spec: &PlatformSpec) {

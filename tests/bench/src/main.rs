@@ -14,6 +14,7 @@ mod meter;
 mod platform;
 mod proxy;
 mod table;
+mod telemetry;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ use platform::{Network, Platform, Stack};
 use signoz_control::spec::RotationStrategy;
 use table::{markdown, median, mib, range};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const BASELINE: &str = "hello-world";
 const FUNCTIONS: [&str; 4] = [
@@ -36,7 +37,7 @@ const FUNCTIONS: [&str; 4] = [
     "respond-to-alarms",
 ];
 /// One row of the init table: a label, the binary, extra environment.
-type InitEntry = (String, &'static str, Vec<(String, String)>);
+pub(crate) type InitEntry = (String, &'static str, Vec<(String, String)>);
 
 /// Where Debian and Amazon Linux keep the system's CA bundle.
 const SYSTEM_CA_BUNDLES: [&str; 2] = [
@@ -98,7 +99,7 @@ fn parse_args() -> Result<Args, BoxError> {
     Ok(args)
 }
 
-fn event(name: &str) -> Result<Value, BoxError> {
+pub(crate) fn event(name: &str) -> Result<Value, BoxError> {
     let path = repo_root().join("events").join(name);
     Ok(serde_json::from_str(
         &std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?,
@@ -145,7 +146,7 @@ fn short(v: &Value) -> String {
     one_line.chars().take(160).collect()
 }
 
-struct Bench {
+pub(crate) struct Bench {
     args: Args,
     stack: Stack,
     meter: Meter,
@@ -161,7 +162,7 @@ impl Bench {
 
     /// Runs `function` for `platform` with `events`, one process, counting per invocation;
     /// every invocation is expected to succeed (a denied call fails it).
-    async fn run(
+    pub(crate) async fn run(
         &self,
         function: &str,
         platform: &Platform,
@@ -183,7 +184,7 @@ impl Bench {
     }
 
     /// [`Bench::run`] with `extra` environment on top of the platform's.
-    async fn run_with_env(
+    pub(crate) async fn run_with_env(
         &self,
         function: &str,
         platform: &Platform,
@@ -283,6 +284,8 @@ async fn main() -> Result<(), BoxError> {
     out += &memory(&idle_rss, &peak);
     out += &side_by_side(&operations);
     out += &e2e_sections;
+    eprintln!("== telemetry per invocation");
+    out += &telemetry::per_invocation(&bench, &platforms[0].0).await?;
 
     eprintln!("== fleet scale");
     out += &fleet(&bench, &tag).await?;
@@ -397,6 +400,7 @@ async fn init_times(
             )
         }));
     }
+    entries.extend(telemetry::init_entries(&FUNCTIONS));
     let names: Vec<&str> = entries.iter().map(|e| e.1).collect();
     let mut init: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut rss: Vec<Vec<f64>> = vec![Vec::new(); names.len()];

@@ -62,6 +62,8 @@ pub struct Stack {
     /// `ROTATION_LAMBDA_ARN` names and its role may invoke.
     rotation_lambda_arn: String,
     pub workdir: PathBuf,
+    /// Where every platform's functions send their telemetry (their SigNoz collector).
+    otlp: platform_tests::otlp::OtlpReceiver,
 }
 
 /// One platform's names and its fake SigNoz.
@@ -125,6 +127,7 @@ impl Stack {
             networks,
             rotation_lambda_arn,
             workdir,
+            otlp: platform_tests::otlp::OtlpReceiver::start().await,
         })
     }
 
@@ -198,6 +201,9 @@ impl Stack {
         spec.cluster.name = id.into();
         spec.state.bucket = format!("{id}-control");
         spec.cold_storage.bucket = format!("{id}-cold");
+        if let Some(telemetry) = &mut spec.telemetry {
+            telemetry.endpoint = self.otlp.endpoint();
+        }
         // moto always reports all_storage_classes_128K; the example's choice would be
         // rewritten on every reconcile (DESIGN.md, known quirks).
         spec.cold_storage.transition_minimum_object_size = MinimumObjectSize::AllStorageClasses128k;

@@ -753,18 +753,16 @@ async fn single_user_rotation_interrupted_after_any_step_resumes_and_awscurrent_
                 )
                 .await
                 .map(|_| ()),
-            // The probe cannot do SigNoz's work: a table of SigNoz's schema owned by a role
-            // it cannot act as (SigNoz's migrations could not alter it). A table named as
-            // the probe's own would not do: the owner owns the public schema (PostgreSQL
-            // 15+, `pg_database_owner`), so it may drop any table there, and another
-            // rotation's probe tables are never touched.
+            // The probe cannot do SigNoz's work: a table in its way that it cannot drop.
             RotationStep::TestSecret => {
-                let blocker = format!("public.\"blocker_{}\"", probe_table(&token));
-                su.batch_execute(&format!("CREATE TABLE {blocker} (id int)"))
-                    .await
-                    .unwrap();
+                su.batch_execute(&format!(
+                    "CREATE TABLE public.\"{}\" (id int)",
+                    probe_table(&token)
+                ))
+                .await
+                .unwrap();
                 let failed = p.step(failing, &token).await.map(|_| ());
-                su.batch_execute(&format!("DROP TABLE {blocker}"))
+                su.batch_execute(&format!("DROP TABLE public.\"{}\"", probe_table(&token)))
                     .await
                     .unwrap();
                 failed

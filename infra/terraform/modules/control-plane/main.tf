@@ -113,6 +113,28 @@ resource "aws_cloudwatch_metric_alarm" "function_errors" {
   tags                = var.tags
 }
 
+# A throttled invocation waited or was dropped: reserved concurrency (rotate-credentials
+# keeps one writer) or the account's limit was reached. Lambda and the event sources
+# retry, but a platform that throttles on every schedule converges late.
+resource "aws_cloudwatch_metric_alarm" "function_throttles" {
+  for_each = local.functions
+
+  alarm_name          = "${var.name_prefix}-${each.key}-throttles"
+  alarm_description   = "${each.key} was throttled (reserved or account concurrency reached)."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Throttles"
+  dimensions          = { FunctionName = aws_lambda_function.function[each.key].function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = var.tags
+}
+
 resource "aws_cloudwatch_log_group" "function" {
   # checkov:skip=CKV_AWS_158:The logs hold no secret values (the code never logs them); the service key suffices.
   for_each = local.functions

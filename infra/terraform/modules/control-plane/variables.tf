@@ -40,7 +40,7 @@ variable "permissions_boundary_arn" {
 }
 
 variable "alarm_actions" {
-  description = "Where the module's own alarms (function errors, dead letters) notify, e.g. an SNS topic ARN."
+  description = "Where the module's own alarms (function errors and throttles, dead letters) notify, e.g. an SNS topic ARN."
   type        = list(string)
   default     = []
 }

@@ -11,6 +11,7 @@ use crate::spec::PlatformSpec;
 
 /// Every object the spec wants that we create and own (labelled, pruned when unwanted),
 /// in apply order. The DSN Secret is not here: it needs Secrets Manager.
+#[tracing::instrument(level = "debug", name = "plan.cluster_objects", skip_all)]
 pub fn render_owned_objects(spec: &PlatformSpec) -> Result<Vec<DesiredObject>, Error> {
     let mut objects = Vec::new();
     objects.extend(delivery::render_delivery(spec));
