@@ -236,22 +236,19 @@ pub async fn handle(ctx: &Context, payload: Value, deadline: Deadline) -> crate:
                     rotation::check_secret_is_the_apps(&spec.database, &request.secret_id).is_ok()
                 });
             let started = std::time::Instant::now();
-            let (spec, reads) = match &expected {
+            let outcome = match &expected {
                 Some(expected) => {
                     let (spec, reads) = tokio::join!(
                         ctx.spec(),
                         read_step(ctx, &request, Some(expected), deadline)
                     );
-                    (spec?, reads)
+                    run_rotation_step_after(ctx, &spec?, &request, reads, deadline).await
                 }
                 None => {
                     let spec = ctx.spec().await?;
-                    rotation::check_secret_is_the_apps(&spec.database, &request.secret_id)?;
-                    let reads = read_step(ctx, &request, Some(&spec), deadline).await;
-                    (spec, reads)
+                    run_rotation_step(ctx, &spec, &request, deadline).await
                 }
             };
-            let outcome = run_rotation_step_after(ctx, &spec, &request, reads, deadline).await;
             crate::telemetry::rotation_step(&request.step.to_string(), started.elapsed());
             let outcome = outcome?;
             crate::telemetry::changes_applied(changes_in(request.step, &outcome.actions), false);
