@@ -30,6 +30,7 @@ use signoz_control::spec::{DatabaseTls, PlatformSpec, RotationStrategy, SpecLoca
 use tracing::instrument::WithSubscriber;
 
 mod lockouts;
+mod round_trips;
 
 const UNDEPLOYED_LAMBDA: &str =
     "arn:aws:lambda:eu-west-1:123456789012:function:signoz-control-rotate-credentials";

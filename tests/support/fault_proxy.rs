@@ -184,7 +184,7 @@ impl FaultProxy {
 }
 
 #[derive(Debug)]
-struct Dropped;
+pub(crate) struct Dropped;
 
 impl std::fmt::Display for Dropped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -327,7 +327,7 @@ fn fault_response(fault: Fault, protocol: Protocol) -> Response<Full<Bytes>> {
 }
 
 /// Sends the request to moto on a fresh connection and relays the answer.
-async fn forward(
+pub(crate) async fn forward(
     upstream: &str,
     parts: hyper::http::request::Parts,
     body: Bytes,

@@ -303,6 +303,19 @@ impl TestCluster {
         client_from(&self.kubeconfig(function)).await
     }
 
+    /// [`TestCluster::client`] reaching the API server at `server` (`https://127.0.0.1:<port>`,
+    /// a proxy in front of it: the server's certificate names 127.0.0.1, so TLS verifies).
+    pub async fn client_at(&self, function: &str, server: &str) -> kube::Client {
+        let direct = self.kubeconfig(function);
+        let mut config: Value =
+            serde_json::from_str(&std::fs::read_to_string(&direct).expect("kubeconfig"))
+                .expect("kubeconfig JSON");
+        config["clusters"][0]["cluster"]["server"] = json!(server);
+        let path = direct.with_extension(format!("{}.kubeconfig", crate::unique("at")));
+        std::fs::write(&path, config.to_string()).expect("write kubeconfig");
+        client_from(&path).await
+    }
+
     /// The resourceVersion of every object of `kinds` in this platform's namespaces. The
     /// server's resourceVersion is global (other tests write too), so "nothing was
     /// written" is judged per object.

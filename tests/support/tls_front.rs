@@ -1,6 +1,9 @@
 //! HTTPS in front of a plain-HTTP server (moto): a TLS terminator presenting the stack's
 //! own server certificate (its local CA, which no default trust store holds), so a test
-//! can reach moto the way a function reaches AWS, over verified TLS.
+//! can reach moto the way a function reaches AWS, over verified TLS. Either a byte relay
+//! ([`TlsFront::start`]) or an HTTP/1.1 server that keeps its clients' connections open
+//! across requests as AWS's endpoints do ([`TlsFront::start_keep_alive`]; moto's server
+//! closes the connection after every answer).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,10 +20,29 @@ pub struct TlsFront {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// What the front does with a connection once TLS is up.
+#[derive(Clone, Copy)]
+enum Relay {
+    Bytes,
+    KeepAlive,
+}
+
 impl TlsFront {
     /// Listens on a free loopback port; each connection is TLS-terminated and its bytes
     /// relayed to `upstream` (`http://host:port`).
     pub async fn start(upstream: &str) -> TlsFront {
+        TlsFront::serve(upstream, Relay::Bytes).await
+    }
+
+    /// [`TlsFront::start`], answering HTTP/1.1 itself: each request goes on to `upstream`
+    /// on a connection of its own, and the client's connection stays open for the next
+    /// one (moto's `Connection: close` is not passed on), so a client pays a TLS handshake
+    /// per connection it opens, as with AWS, not per request.
+    pub async fn start_keep_alive(upstream: &str) -> TlsFront {
+        TlsFront::serve(upstream, Relay::KeepAlive).await
+    }
+
+    async fn serve(upstream: &str, relay: Relay) -> TlsFront {
         let upstream = upstream
             .strip_prefix("http://")
             .unwrap_or(upstream)
@@ -56,8 +78,13 @@ impl TlsFront {
                         failures.fetch_add(1, Ordering::SeqCst);
                         return;
                     };
-                    if let Ok(mut plain) = TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                    match relay {
+                        Relay::Bytes => {
+                            if let Ok(mut plain) = TcpStream::connect(&upstream).await {
+                                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                            }
+                        }
+                        Relay::KeepAlive => serve_http(tls, upstream).await,
                     }
                 });
             }
@@ -84,6 +111,29 @@ impl TlsFront {
         }
         self.handshake_failures()
     }
+}
+
+/// Serves one client connection: every request is forwarded, and the connection kept.
+async fn serve_http(tls: tokio_rustls::server::TlsStream<TcpStream>, upstream: String) {
+    use http_body_util::BodyExt;
+    let service =
+        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let upstream = upstream.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map_err(|_| crate::fault_proxy::Dropped)?
+                    .to_bytes();
+                let mut answer = crate::fault_proxy::forward(&upstream, parts, body).await?;
+                answer.headers_mut().remove(hyper::header::CONNECTION);
+                Ok::<_, crate::fault_proxy::Dropped>(answer)
+            }
+        });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+        .await;
 }
 
 impl Drop for TlsFront {

@@ -71,14 +71,88 @@ pub async fn restart_with(
         RestartMode::Always => (RESTARTED_FOR_ANNOTATION, true),
         RestartMode::OncePer(key) => (key, false),
     };
-    let mut restarted = Vec::new();
-    for workload in workloads {
-        let reasons = [(key, reason.to_string())];
-        if restart_for(client, spec, workload, &reasons, always, dry_run).await? {
-            restarted.push(workload_id(spec, workload));
-        }
-    }
-    Ok(restarted)
+    let reasons = [(key, reason.to_string())];
+    // Workloads do not wait for each other.
+    let done = futures_util::future::try_join_all(
+        workloads
+            .iter()
+            .map(|workload| restart_for(client, spec, workload, &reasons, always, dry_run)),
+    )
+    .await?;
+    Ok(restarted_ids(spec, workloads, &done))
+}
+
+fn restarted_ids(spec: &PlatformSpec, workloads: &[WorkloadRef], done: &[bool]) -> Vec<String> {
+    workloads
+        .iter()
+        .zip(done)
+        .filter(|(_, restarted)| **restarted)
+        .map(|(workload, _)| workload_id(spec, workload))
+        .collect()
+}
+
+/// Reads the workloads at once (`None`: it does not exist), for [`restart_once_over`].
+pub async fn read_workloads(
+    client: &kube::Client,
+    spec: &PlatformSpec,
+    workloads: &[WorkloadRef],
+) -> Result<Vec<Option<kube::api::DynamicObject>>, Error> {
+    futures_util::future::try_join_all(
+        workloads
+            .iter()
+            .map(|workload| read_workload(client, spec, workload)),
+    )
+    .await
+}
+
+/// [`restart_workloads_once`] over what [`read_workloads`] read; the patches go out at
+/// once.
+pub async fn restart_once_over(
+    client: &kube::Client,
+    spec: &PlatformSpec,
+    workloads: &[WorkloadRef],
+    live: &[Option<kube::api::DynamicObject>],
+    reason: &str,
+) -> Result<Vec<String>, Error> {
+    let reasons = [(RESTARTED_FOR_ANNOTATION, reason.to_string())];
+    let done =
+        futures_util::future::try_join_all(workloads.iter().zip(live).map(|(workload, live)| {
+            restart_over(
+                client,
+                spec,
+                workload,
+                live.as_ref(),
+                &reasons,
+                false,
+                false,
+            )
+        }))
+        .await?;
+    Ok(restarted_ids(spec, workloads, &done))
+}
+
+async fn read_workload(
+    client: &kube::Client,
+    spec: &PlatformSpec,
+    workload: &WorkloadRef,
+) -> Result<Option<kube::api::DynamicObject>, Error> {
+    let resource = workload_resource(&workload.kind).ok_or_else(|| Error::UnsupportedWorkload {
+        kind: workload.kind.clone(),
+        name: workload.name.clone(),
+    })?;
+    let namespace = workload_namespace(spec, &workload.namespace);
+    api_for(client, &resource, Some(namespace))
+        .get_opt(&workload.name)
+        .await
+        .map_err(|source| {
+            Call {
+                verb: "get",
+                resource: &resource,
+                namespace: Some(namespace),
+                name: Some(&workload.name),
+            }
+            .failed(source)
+        })
 }
 
 /// Restarts one workload once for every cause in `reasons` (annotation, reason) it does not
@@ -92,23 +166,7 @@ pub async fn restart_for(
     always: bool,
     dry_run: bool,
 ) -> Result<bool, Error> {
-    let resource = workload_resource(&workload.kind).ok_or_else(|| Error::UnsupportedWorkload {
-        kind: workload.kind.clone(),
-        name: workload.name.clone(),
-    })?;
-    let namespace = workload_namespace(spec, &workload.namespace);
-    let live = api_for(client, &resource, Some(namespace))
-        .get_opt(&workload.name)
-        .await
-        .map_err(|source| {
-            Call {
-                verb: "get",
-                resource: &resource,
-                namespace: Some(namespace),
-                name: Some(&workload.name),
-            }
-            .failed(source)
-        })?;
+    let live = read_workload(client, spec, workload).await?;
     restart_over(
         client,
         spec,

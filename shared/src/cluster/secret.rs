@@ -124,11 +124,22 @@ pub async fn read_database_secret(
     client: &kube::Client,
     spec: &PlatformSpec,
 ) -> Result<Option<LiveHandoff>, Error> {
-    let probe = render_database_secret(spec, &DsnSource::placeholder());
-    let Some(live) = read_live(client, &probe).await? else {
+    let Some(live) = read_database_secret_object(client, spec).await? else {
         return Ok(None);
     };
     Ok(Some(live_handoff(&live.data, &live.metadata, spec)))
+}
+
+/// The DSN Secret as the API server has it, for [`apply_database_secret_over`].
+pub async fn read_database_secret_object(
+    client: &kube::Client,
+    spec: &PlatformSpec,
+) -> Result<Option<kube::api::DynamicObject>, Error> {
+    read_live(
+        client,
+        &render_database_secret(spec, &DsnSource::placeholder()),
+    )
+    .await
 }
 
 fn live_handoff(

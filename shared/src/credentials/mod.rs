@@ -28,12 +28,12 @@ use aws_config::SdkConfig;
 use serde_json::{Value, json};
 
 use crate::events::{ControlAction, Trigger, TriggerKind, decode_for};
-use crate::spec::{PlatformSpec, SpecLocation, load_spec};
+use crate::spec::{PlatformSpec, SpecLocation, last_loaded, load_spec};
 
 pub use deadline::Deadline;
 pub use postgres::{PgTls, Timeouts};
 pub use provision::{ProvisionOutcome, provision_database};
-pub use rotation::{StepOutcome, run_rotation_step};
+pub use rotation::{StepOutcome, StepReads, read_step, run_rotation_step, run_rotation_step_after};
 pub use secret_store::SecretStore;
 
 /// Name of the Lambda function this module serves.
@@ -207,12 +207,15 @@ impl Context {
         Ok(PgTls::from_spec(&spec.database.tls, self.timeouts)?.until(deadline))
     }
 
-    async fn spec(&self) -> crate::Result<PlatformSpec> {
-        let location = match &self.spec_location {
+    fn spec_location(&self) -> crate::Result<SpecLocation> {
+        Ok(match &self.spec_location {
             Some(l) => l.clone(),
             None => SpecLocation::from_env()?,
-        };
-        Ok(load_spec(&location, &self.s3).await?.spec)
+        })
+    }
+
+    async fn spec(&self) -> crate::Result<PlatformSpec> {
+        Ok(load_spec(&self.spec_location()?, &self.s3).await?.spec)
     }
 }
 
@@ -222,9 +225,30 @@ pub async fn handle(ctx: &Context, payload: Value, deadline: Deadline) -> crate:
     let trigger = decode_for(FUNCTION, HANDLES, payload)?;
     match trigger {
         Trigger::Rotation(request) => {
-            let spec = ctx.spec().await?;
+            // Warm, and the request is of the app secret of the spec last loaded: the
+            // step's first reads go out while the spec is asked for again (a conditional
+            // GET), and the step checks the request against the spec it acts on.
+            let expected = ctx
+                .spec_location()
+                .ok()
+                .and_then(|l| last_loaded(&l))
+                .filter(|spec| {
+                    rotation::check_secret_is_the_apps(&spec.database, &request.secret_id).is_ok()
+                });
             let started = std::time::Instant::now();
-            let outcome = run_rotation_step(ctx, &spec, &request, deadline).await;
+            let outcome = match &expected {
+                Some(expected) => {
+                    let (spec, reads) = tokio::join!(
+                        ctx.spec(),
+                        read_step(ctx, &request, Some(expected), deadline)
+                    );
+                    run_rotation_step_after(ctx, &spec?, &request, reads, deadline).await
+                }
+                None => {
+                    let spec = ctx.spec().await?;
+                    run_rotation_step(ctx, &spec, &request, deadline).await
+                }
+            };
             crate::telemetry::rotation_step(&request.step.to_string(), started.elapsed());
             let outcome = outcome?;
             crate::telemetry::changes_applied(changes_in(request.step, &outcome.actions), false);

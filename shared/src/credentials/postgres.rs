@@ -14,6 +14,7 @@ use rustls::{
 use sha2::{Digest, Sha256};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::Error;
@@ -242,10 +243,15 @@ impl PgTls {
                 timeouts.statement.as_millis()
             ));
         // The driver's timeout covers the TCP connect only; this one TLS and SCRAM too.
-        let attempt =
-            tokio::time::timeout(timeouts.connect, config.connect(self.connector.clone()));
+        // A task of its own: SCRAM's key derivation is CPU work, so logins made at once
+        // derive their keys on separate threads instead of waiting for each other.
+        let connector = self.connector.clone();
+        let attempt = AbortOnDrop(tokio::spawn(async move {
+            tokio::time::timeout(timeouts.connect, config.connect(connector)).await
+        }));
         let (client, connection) = attempt
-            .await
+            .join()
+            .await?
             .map_err(|_| Error::Network {
                 reason: format!(
                     "connecting to {}:{} timed out after {} ms",
@@ -261,6 +267,23 @@ impl PgTls {
             }
         });
         Ok(client)
+    }
+}
+
+/// A spawned task that ends when its handle is dropped (a login whose caller gave up).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn join(mut self) -> Result<T, Error> {
+        (&mut self.0).await.map_err(|e| Error::Network {
+            reason: format!("database login task ended: {e}"),
+        })
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -342,87 +365,152 @@ pub fn classify(e: &tokio_postgres::Error, user: &str) -> Error {
     }
 }
 
-/// The verifier PostgreSQL stores for `password`, computed here so the server never
-/// sees the password in a statement (and so never logs it).
-#[tracing::instrument(level = "debug", name = "SHOW password_encryption", skip_all,
-    fields(db.system.name = "postgresql", db.operation.name = "SHOW"))]
-pub async fn password_verifier(
-    client: &tokio_postgres::Client,
-    role: &str,
-    password: &Password,
-) -> Result<String, Error> {
-    let row = client
-        .query_one("SHOW password_encryption", &[])
-        .await
-        .map_err(|e| classify(&e, role))?;
-    let method: String = row.get(0);
-    Ok(match method.as_str() {
+/// The verifier PostgreSQL stores for `password` under `method` (`password_encryption`),
+/// computed here so the server never sees the password in a statement (and so never
+/// logs it).
+fn password_verifier(method: &str, role: &str, password: &Password) -> String {
+    match method {
         "md5" => postgres_protocol::password::md5(password.expose().as_bytes(), role),
         _ => postgres_protocol::password::scram_sha_256(password.expose().as_bytes()),
+    }
+}
+
+/// A password change made ready on one connection: the verifier's method is read, the
+/// temporary table it travels through exists and the `COPY` into it is prepared, so
+/// [`PasswordChange::apply`] takes two round trips.
+pub struct PasswordChange<'a> {
+    client: &'a tokio_postgres::Client,
+    role: String,
+    method: String,
+    copy: tokio_postgres::Statement,
+}
+
+/// Readies a change of `role`'s password on `client`: one round trip, pipelined behind
+/// whatever was sent before it (a lock, say) and run by the server after it.
+#[tracing::instrument(level = "debug", name = "SHOW password_encryption", skip_all,
+    fields(db.system.name = "postgresql", db.operation.name = "SHOW"))]
+pub async fn prepare_password_change<'a>(
+    client: &'a tokio_postgres::Client,
+    role: &str,
+) -> Result<PasswordChange<'a>, Error> {
+    let err = |e: tokio_postgres::Error| classify(&e, role);
+    // Sent in this order, so the table exists when the COPY is parsed.
+    let (method, table, copy) = tokio::join!(
+        biased;
+        client.query_typed_one("SHOW password_encryption", &[]),
+        client.batch_execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS signoz_control_verifier (verifier text NOT NULL);
+             TRUNCATE signoz_control_verifier",
+        ),
+        client.prepare("COPY signoz_control_verifier (verifier) FROM STDIN"),
+    );
+    let method: String = method.map_err(err)?.get(0);
+    table.map_err(err)?;
+    Ok(PasswordChange {
+        client,
+        role: role.to_string(),
+        method,
+        copy: copy.map_err(err)?,
     })
 }
 
-/// Sets `role`'s password, sending only its verifier, and never as statement text: the
-/// verifier travels as `COPY` data into a temporary table (`log_statement = all` logs the
-/// `COPY` command, not its rows), and a `DO` block runs the `ALTER ROLE` through
-/// PL/pgSQL's `EXECUTE`, which statement logging does not see either. An error inside
-/// is raised again without its context, which would quote the statement.
-#[tracing::instrument(level = "debug", name = "ALTER ROLE PASSWORD", skip_all,
-    fields(db.system.name = "postgresql", db.operation.name = "ALTER ROLE"))]
-pub async fn set_role_password(
-    client: &tokio_postgres::Client,
-    role: &str,
-    password: &Password,
-) -> Result<(), Error> {
-    use futures_util::SinkExt;
-    let err = |e: tokio_postgres::Error| classify(&e, role);
-    let verifier = password_verifier(client, role, password).await?;
-    client
-        .batch_execute(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS signoz_control_verifier (verifier text NOT NULL);
-             TRUNCATE signoz_control_verifier",
-        )
-        .await
-        .map_err(err)?;
-    let sink = client
-        .copy_in("COPY signoz_control_verifier (verifier) FROM STDIN")
-        .await
-        .map_err(err)?;
-    let mut sink = std::pin::pin!(sink);
-    sink.send(bytes::Bytes::from(format!("{verifier}\n")))
-        .await
-        .map_err(err)?;
-    sink.as_mut().finish().await.map_err(err)?;
-    client
-        .batch_execute(&format!(
+impl PasswordChange<'_> {
+    /// Sets the password, sending only its verifier, and never as statement text: the
+    /// verifier travels as `COPY` data into the temporary table (`log_statement = all`
+    /// logs the `COPY` command, not its rows), and a `DO` block runs the `ALTER ROLE`
+    /// through PL/pgSQL's `EXECUTE`, which statement logging does not see either. An
+    /// error inside is raised again without its context, which would quote the statement.
+    /// Two round trips: the `COPY` starts, then its data, its end and the `DO` block go
+    /// together; the block refuses to run unless exactly one verifier arrived, so a
+    /// failed `COPY` can never set `PASSWORD NULL`.
+    #[tracing::instrument(level = "debug", name = "ALTER ROLE PASSWORD", skip_all,
+        fields(db.system.name = "postgresql", db.operation.name = "ALTER ROLE"))]
+    pub async fn apply(self, password: &Password) -> Result<(), Error> {
+        use futures_util::SinkExt;
+        let role = self.role.as_str();
+        let err = |e: tokio_postgres::Error| classify(&e, role);
+        let verifier = password_verifier(&self.method, role, password);
+        let sink = self.client.copy_in(&self.copy).await.map_err(err)?;
+        let mut sink = std::pin::pin!(sink);
+        let copied = async {
+            sink.send(bytes::Bytes::from(format!("{verifier}\n")))
+                .await?;
+            sink.as_mut().finish().await
+        };
+        let block = format!(
             "DO $signoz_control$
+             DECLARE verifier text;
              BEGIN
-               EXECUTE format('ALTER ROLE %I PASSWORD %L', {role},
-                              (SELECT verifier FROM signoz_control_verifier));
+               SELECT v.verifier INTO STRICT verifier FROM signoz_control_verifier v;
+               EXECUTE format('ALTER ROLE %I PASSWORD %L', {role}, verifier);
              EXCEPTION WHEN OTHERS THEN
                RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = SQLERRM;
              END
              $signoz_control$;
              DROP TABLE signoz_control_verifier",
             role = literal(role)
-        ))
-        .await
-        .map_err(err)
+        );
+        let set = self.client.batch_execute(&block);
+        // The block is queued behind the COPY: the server runs it once the data is in.
+        let (copied, set) = tokio::join!(biased; copied, set);
+        copied.map_err(err)?;
+        set.map_err(err)
+    }
 }
 
-/// Takes a session advisory lock per role (owner first, then the login role, always in
-/// that order), so two rotations touching the same roles cannot interleave. Released
-/// when the connection closes.
-#[tracing::instrument(level = "debug", name = "SELECT pg_advisory_xact_lock", skip_all,
+/// Sets `role`'s password as [`PasswordChange::apply`] does: three round trips.
+pub async fn set_role_password(
+    client: &tokio_postgres::Client,
+    role: &str,
+    password: &Password,
+) -> Result<(), Error> {
+    prepare_password_change(client, role)
+        .await?
+        .apply(password)
+        .await
+}
+
+/// Takes a session advisory lock per role, in the order given (owner first, then the
+/// login role, always), so two rotations touching the same roles cannot interleave: one
+/// statement, so one round trip, the locks taken one after the other. Released when the
+/// connection closes.
+#[tracing::instrument(level = "debug", name = "SELECT pg_advisory_lock", skip_all,
     fields(db.system.name = "postgresql", db.operation.name = "SELECT"))]
 pub async fn lock_roles(client: &tokio_postgres::Client, roles: &[&str]) -> Result<(), Error> {
-    for role in roles {
-        client
-            .execute("SELECT pg_advisory_lock($1)", &[&lock_key(role)])
-            .await
-            .map_err(|e| classify(&e, role))?;
+    if roles.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    // The keys are numbers this code computed: nothing of the caller's reaches the text.
+    let statement: String = roles
+        .iter()
+        .map(|role| format!("SELECT pg_advisory_lock({});", lock_key(role)))
+        .collect();
+    client
+        .batch_execute(&statement)
+        .await
+        .map_err(|e| classify(&e, &roles.join(", ")))
+}
+
+/// Takes the advisory locks of `lock` (in that order) and reads, under them, who the
+/// connected master is and what the server has of SigNoz's access: one round trip, the
+/// reads pipelined behind the locks, so the server runs them once it holds the locks.
+pub async fn lock_and_observe_access(
+    client: &tokio_postgres::Client,
+    lock: &[&str],
+    database: &str,
+    owner: &str,
+    logins: &[String],
+) -> Result<(String, ObservedAccess), Error> {
+    let (locked, master, observed) = tokio::join!(
+        biased;
+        lock_roles(client, lock),
+        client.query_typed_one("SELECT current_user::text", &[]),
+        observe_access(client, database, owner, logins),
+    );
+    // Checked first: reads the server made without the locks are not used.
+    locked?;
+    let master: String = master.map_err(|e| classify(&e, "master"))?.get(0);
+    Ok((master, observed?))
 }
 
 /// Sessions of one user other than our own.
@@ -439,10 +527,10 @@ pub struct Sessions {
     fields(db.system.name = "postgresql", db.operation.name = "SELECT"))]
 pub async fn sessions_of(client: &tokio_postgres::Client, user: &str) -> Result<Sessions, Error> {
     let row = client
-        .query_one(
+        .query_typed_one(
             "SELECT count(*), COALESCE(string_agg(DISTINCT NULLIF(application_name, ''), ', '), '')
              FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
-            &[&user],
+            &[(&user, Type::NAME)],
         )
         .await
         .map_err(|e| classify(&e, user))?;
@@ -482,24 +570,10 @@ pub async fn observe_access(
     logins: &[String],
 ) -> Result<ObservedAccess, Error> {
     let err = |e: tokio_postgres::Error| classify(&e, owner);
-    let owner_row = client
-        .query_opt(
-            &format!(
-                "SELECT {PRIVILEGED}, {} FROM pg_roles r WHERE r.rolname = $1",
-                acts_as("current_user", "r.oid")
-            ),
-            &[&owner],
-        )
-        .await
-        .map_err(err)?;
-    let database_owner = client
-        .query_opt(
-            "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1",
-            &[&database],
-        )
-        .await
-        .map_err(err)?
-        .map(|row| row.get::<_, String>(0));
+    let owner_query = format!(
+        "SELECT {PRIVILEGED}, {} FROM pg_roles r WHERE r.rolname = $1",
+        acts_as("current_user", "r.oid")
+    );
     let login_query = format!(
         "SELECT r.rolcanlogin, {PRIVILEGED},
                 COALESCE((SELECT {} FROM pg_roles o WHERE o.rolname = $2), false),
@@ -513,13 +587,42 @@ pub async fn observe_access(
         acts_as("r.oid", "o.oid"),
         acts_as("current_user", "r.oid")
     );
+    // Independent reads: sent together, one round trip.
+    let login_query = &login_query;
+    let (owner_row, database_owner, login_rows) = tokio::join!(
+        async {
+            client
+                .query_typed_opt(&owner_query, &[(&owner, Type::NAME)])
+                .await
+        },
+        async {
+            client
+                .query_typed_opt(
+                    "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1",
+                    &[(&database, Type::NAME)],
+                )
+                .await
+        },
+        futures_util::future::join_all(logins.iter().map(|name| async move {
+            client
+                .query_typed_opt(
+                    login_query,
+                    &[
+                        (name, Type::NAME),
+                        (&owner, Type::NAME),
+                        (&database, Type::NAME),
+                    ],
+                )
+                .await
+        })),
+    );
+    let owner_row = owner_row.map_err(err)?;
+    let database_owner = database_owner
+        .map_err(err)?
+        .map(|row| row.get::<_, String>(0));
     let mut observed = Vec::new();
-    for name in logins {
-        let row = client
-            .query_opt(&login_query, &[name, &owner, &database])
-            .await
-            .map_err(err)?;
-        observed.push(match row {
+    for (name, row) in logins.iter().zip(login_rows) {
+        observed.push(match row.map_err(err)? {
             None => ObservedLogin {
                 name: name.clone(),
                 ..ObservedLogin::default()
@@ -555,19 +658,20 @@ pub async fn observe_objects(
     owner: &str,
 ) -> Result<ObservedObjects, Error> {
     let err = |e: tokio_postgres::Error| classify(&e, owner);
-    let privileges = client
-        .query_one(
-            "SELECT has_database_privilege('public', current_database(), 'CONNECT')
+    let privileges = async {
+        client
+            .query_typed_one(
+                "SELECT has_database_privilege('public', current_database(), 'CONNECT')
                     OR has_database_privilege('public', current_database(), 'TEMPORARY'),
                     COALESCE((SELECT has_schema_privilege('public', n.oid, 'CREATE')
                               FROM pg_namespace n WHERE n.nspname = 'public'), false),
                     COALESCE((SELECT has_schema_privilege($1::text, n.oid, 'USAGE')
                                  AND has_schema_privilege($1::text, n.oid, 'CREATE')
                               FROM pg_namespace n WHERE n.nspname = 'public'), true)",
-            &[&owner],
-        )
-        .await
-        .map_err(err)?;
+                &[(&owner, Type::TEXT)],
+            )
+            .await
+    };
     let user_schema = |alias: &str| {
         format!("{alias}.nspname NOT LIKE 'pg\\_%' AND {alias}.nspname <> 'information_schema'")
     };
@@ -577,50 +681,52 @@ pub async fn observe_objects(
              AND e.objid = {oid} AND e.deptype = 'e')"
         )
     };
-    let rows = client
-        .query(
-            &format!(
-                "WITH objects AS (
-                   SELECT 'schema' AS kind, quote_ident(n.nspname) AS name, n.nspowner AS owner
-                   FROM pg_namespace n
-                   WHERE {schema_n} AND n.nspname <> 'public' AND {ext_n}
-                   UNION ALL
-                   SELECT c.relkind::text, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relowner
-                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {schema_n} AND {ext_c}
-                     AND NOT (c.relkind = 'S' AND EXISTS (
-                       SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                         AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass
-                         AND d.deptype IN ('a', 'i')))
-                   UNION ALL
-                   SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END,
-                          quote_ident(n.nspname) || '.' || quote_ident(p.proname)
-                            || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-                          p.proowner
-                   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-                   WHERE p.prokind IN ('f', 'p') AND {schema_n} AND {ext_p}
-                   UNION ALL
-                   SELECT 'type', quote_ident(n.nspname) || '.' || quote_ident(t.typname), t.typowner
-                   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-                   WHERE t.typtype IN ('c', 'd', 'e', 'r') AND {schema_n} AND {ext_t}
-                     AND (t.typrelid = 0 OR (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')
-                 )
-                 SELECT o.kind, o.name, pg_get_userbyid(o.owner)::text, {acts}
-                 FROM objects o
-                 WHERE o.owner <> (SELECT oid FROM pg_roles WHERE rolname = $1)
-                 ORDER BY 1, 2",
-                schema_n = user_schema("n"),
-                ext_n = not_extension("pg_namespace", "n.oid"),
-                ext_c = not_extension("pg_class", "c.oid"),
-                ext_p = not_extension("pg_proc", "p.oid"),
-                ext_t = not_extension("pg_type", "t.oid"),
-                acts = acts_as("current_user", "o.owner"),
-            ),
-            &[&owner],
-        )
-        .await
-        .map_err(err)?;
+    let objects_query = format!(
+        "WITH objects AS (
+           SELECT 'schema' AS kind, quote_ident(n.nspname) AS name, n.nspowner AS owner
+           FROM pg_namespace n
+           WHERE {schema_n} AND n.nspname <> 'public' AND {ext_n}
+           UNION ALL
+           SELECT c.relkind::text, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relowner
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {schema_n} AND {ext_c}
+             AND NOT (c.relkind = 'S' AND EXISTS (
+               SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                 AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass
+                 AND d.deptype IN ('a', 'i')))
+           UNION ALL
+           SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END,
+                  quote_ident(n.nspname) || '.' || quote_ident(p.proname)
+                    || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+                  p.proowner
+           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE p.prokind IN ('f', 'p') AND {schema_n} AND {ext_p}
+           UNION ALL
+           SELECT 'type', quote_ident(n.nspname) || '.' || quote_ident(t.typname), t.typowner
+           FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+           WHERE t.typtype IN ('c', 'd', 'e', 'r') AND {schema_n} AND {ext_t}
+             AND (t.typrelid = 0 OR (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')
+         )
+         SELECT o.kind, o.name, pg_get_userbyid(o.owner)::text, {acts}
+         FROM objects o
+         WHERE o.owner <> (SELECT oid FROM pg_roles WHERE rolname = $1)
+         ORDER BY 1, 2",
+        schema_n = user_schema("n"),
+        ext_n = not_extension("pg_namespace", "n.oid"),
+        ext_c = not_extension("pg_class", "c.oid"),
+        ext_p = not_extension("pg_proc", "p.oid"),
+        ext_t = not_extension("pg_type", "t.oid"),
+        acts = acts_as("current_user", "o.owner"),
+    );
+    // Independent reads: sent together, one round trip.
+    let (privileges, rows) = tokio::join!(privileges, async {
+        client
+            .query_typed(&objects_query, &[(&owner, Type::NAME)])
+            .await
+    });
+    let privileges = privileges.map_err(err)?;
     let foreign = rows
+        .map_err(err)?
         .iter()
         .filter_map(|row| {
             Some(ForeignObject {
@@ -668,11 +774,16 @@ pub const PROBE_TABLE_PREFIX: &str = "signoz_control_probe_";
 /// Does SigNoz's work as the connected user (after its `SET ROLE` to the owner):
 /// - every relation in SigNoz's schemas belongs to a role it acts as (SigNoz's
 ///   migrations alter them), and it reads and writes each table (the executor checks
-///   SELECT on `LIMIT 0` and DELETE on `WHERE false`, without touching a row);
+///   SELECT on `LIMIT 0` and DELETE on `WHERE false`, without touching a row, in a
+///   transaction rolled back);
 /// - it writes a row into [`PROBE_LEDGER`] (created on first use, so later on by another
 ///   login) and reads back every row, including those other logins wrote;
 /// - it creates, writes, reads and drops a new table, which must belong to `owner` so
 ///   the other login can use it.
+///
+/// One round trip: every statement is sent at once, each with its own sync point, so one
+/// failing does not stop the others, and the server runs them in order; the answers are
+/// then judged in that order, so the first failure is the one reported, by name.
 #[tracing::instrument(level = "debug", name = "probe SigNoz tables", skip_all,
     fields(db.system.name = "postgresql", db.operation.name = "DML"))]
 pub async fn probe_signoz_work(
@@ -686,27 +797,109 @@ pub async fn probe_signoz_work(
         user: user.into(),
         reason,
     };
-    let relations = client
-        .query(
-            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relkind::text,
-                    pg_get_userbyid(c.relowner)::text, pg_has_role(c.relowner, 'USAGE'),
-                    starts_with(c.relname::text, $1)
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-               AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
-             ORDER BY 1",
-            &[&PROBE_TABLE_PREFIX],
-        )
-        .await
-        .map_err(err)?;
+    let in_signoz_schemas = "c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+               AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'";
+    let relations = format!(
+        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+                pg_get_userbyid(c.relowner)::text, pg_has_role(c.relowner, 'USAGE')
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE {in_signoz_schemas}
+         ORDER BY 1"
+    );
+    // The same tables, touched by the server itself: no answer to wait for in between.
+    // Probe tables are listed (their owner is checked) but not touched: a concurrent
+    // rotation may drop its own between the loop's listing and the touch.
+    let touch = format!(
+        "BEGIN;
+         DO $signoz_control$
+         DECLARE t text;
+         BEGIN
+           FOR t IN SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE {in_signoz_schemas} AND c.relkind IN ('r', 'p')
+                      AND NOT starts_with(c.relname::text, {prefix})
+                    ORDER BY 1
+           LOOP
+             EXECUTE format('SELECT FROM %s LIMIT 0', t);
+             EXECUTE format('DELETE FROM %s WHERE false', t);
+           END LOOP;
+         EXCEPTION WHEN OTHERS THEN
+           RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = SQLERRM;
+         END
+         $signoz_control$",
+        prefix = literal(PROBE_TABLE_PREFIX)
+    );
+    let ledger = format!("public.{}", ident(PROBE_LEDGER));
+    // Two logins may create the ledger at once: the creation is serialised (the lock is
+    // held until the block's transaction ends).
+    let create_ledger = format!(
+        "DO $signoz_control$
+         BEGIN
+           PERFORM pg_advisory_xact_lock({lock});
+           CREATE TABLE IF NOT EXISTS {ledger} (
+             version text PRIMARY KEY, login text NOT NULL,
+             written_at timestamptz NOT NULL DEFAULT now());
+         END
+         $signoz_control$",
+        lock = lock_key(PROBE_LEDGER)
+    );
+    let write_ledger = format!(
+        "INSERT INTO {ledger} (version, login) VALUES ($1, session_user)
+         ON CONFLICT (version) DO UPDATE SET login = EXCLUDED.login, written_at = now()"
+    );
+    let read_ledger = format!("SELECT count(*) FROM {ledger} WHERE version = $1");
+    // Keep the ledger short: the last rows are enough to show who wrote before.
+    let trim_ledger = format!(
+        "DELETE FROM {ledger} WHERE version NOT IN
+           (SELECT version FROM {ledger} ORDER BY written_at DESC LIMIT 10)"
+    );
+    let table = format!("public.{}", ident(probe));
+    // One message, so the server stops at the first statement that fails (and undoes
+    // the ones before): nothing runs on a table that is not the probe's own.
+    // A table of that name that the login cannot own stays: the listing above reports it
+    // (the owner owns the public schema, so the DROP would succeed).
+    let table_work = format!(
+        "DO $signoz_control$
+         BEGIN
+           IF EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                      WHERE n.nspname = 'public' AND c.relname = {name}
+                        AND NOT pg_has_role(c.relowner, 'USAGE')) THEN
+             RAISE EXCEPTION 'a table in the way belongs to another role';
+           END IF;
+         END
+         $signoz_control$;
+         DROP TABLE IF EXISTS {table};
+         CREATE TABLE {table} (id integer PRIMARY KEY, note text NOT NULL);
+         INSERT INTO {table} VALUES (1, 'rotation probe');
+         SELECT (SELECT note FROM {table} WHERE id = 1),
+                (SELECT tableowner::text FROM pg_tables
+                 WHERE schemaname = 'public' AND tablename = {name});
+         DROP TABLE {table};",
+        name = literal(probe)
+    );
+    let probe_text: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)] = &[(&probe, Type::TEXT)];
+    let (relations, touched, rolled_back, ledger_made, written, seen, trimmed, tabled) = tokio::join!(
+        biased;
+        client.query_typed(&relations, &[]),
+        client.batch_execute(&touch),
+        // Its own message, so it runs (and ends the transaction) even when the touch failed.
+        client.batch_execute("ROLLBACK"),
+        client.batch_execute(&create_ledger),
+        client.execute_typed(&write_ledger, probe_text),
+        client.query_typed_one(&read_ledger, probe_text),
+        client.execute_typed(&trim_ledger, &[]),
+        client.simple_query(&table_work),
+    );
+
     let foreign: Vec<String> = relations
+        .map_err(err)?
         .iter()
-        .filter(|r| !r.get::<_, bool>(3))
+        .filter(|r| !r.get::<_, bool>(2))
         .map(|r| {
             format!(
                 "{} (owned by {})",
                 r.get::<_, String>(0),
-                r.get::<_, String>(2)
+                r.get::<_, String>(1)
             )
         })
         .collect();
@@ -716,18 +909,7 @@ pub async fn probe_signoz_work(
             foreign.join(", ")
         )));
     }
-    let mut touch = String::from("BEGIN;");
-    for row in relations
-        .iter()
-        .filter(|r| matches!(r.get::<_, &str>(1), "r" | "p") && !r.get::<_, bool>(4))
-    {
-        let table: String = row.get(0);
-        touch.push_str(&format!(
-            "SELECT FROM {table} LIMIT 0; DELETE FROM {table} WHERE false;"
-        ));
-    }
-    touch.push_str("ROLLBACK;");
-    client.batch_execute(&touch).await.map_err(|e| {
+    touched.map_err(|e| {
         failed(format!(
             "reading or writing SigNoz's tables: {}",
             match classify(&e, user) {
@@ -736,81 +918,23 @@ pub async fn probe_signoz_work(
             }
         ))
     })?;
-
-    let ledger = format!("public.{}", ident(PROBE_LEDGER));
-    // Two logins may create the ledger at once: serialise the creation.
-    client
-        .batch_execute(&format!(
-            "BEGIN;
-             SELECT pg_advisory_xact_lock({lock});
-             CREATE TABLE IF NOT EXISTS {ledger} (
-               version text PRIMARY KEY, login text NOT NULL,
-               written_at timestamptz NOT NULL DEFAULT now());
-             COMMIT;",
-            lock = lock_key(PROBE_LEDGER)
-        ))
-        .await
-        .map_err(err)?;
-    client
-        .execute(
-            &format!(
-                "INSERT INTO {ledger} (version, login) VALUES ($1, session_user)
-                 ON CONFLICT (version) DO UPDATE SET login = EXCLUDED.login, written_at = now()"
-            ),
-            &[&probe],
-        )
-        .await
-        .map_err(err)?;
-    let seen: i64 = client
-        .query_one(
-            &format!("SELECT count(*) FROM {ledger} WHERE version = $1"),
-            &[&probe],
-        )
-        .await
-        .map_err(err)?
-        .get(0);
+    rolled_back.map_err(err)?;
+    ledger_made.map_err(err)?;
+    written.map_err(err)?;
+    let seen: i64 = seen.map_err(err)?.get(0);
     if seen != 1 {
         return Err(failed(format!(
             "the row written to {PROBE_LEDGER} was not read back"
         )));
     }
-    // Keep the ledger short: the last rows are enough to show who wrote before.
-    client
-        .execute(
-            &format!(
-                "DELETE FROM {ledger} WHERE version NOT IN
-                   (SELECT version FROM {ledger} ORDER BY written_at DESC LIMIT 10)"
-            ),
-            &[],
-        )
-        .await
-        .map_err(err)?;
-
-    let table = format!("public.{}", ident(probe));
-    client
-        .batch_execute(&format!(
-            "DROP TABLE IF EXISTS {table};
-             CREATE TABLE {table} (id integer PRIMARY KEY, note text NOT NULL);
-             INSERT INTO {table} VALUES (1, 'rotation probe');"
-        ))
-        .await
-        .map_err(err)?;
-    let row = client
-        .query_one(
-            &format!(
-                "SELECT (SELECT note FROM {table} WHERE id = 1),
-                        (SELECT tableowner::text FROM pg_tables WHERE schemaname = 'public' AND tablename = $1)"
-            ),
-            &[&probe],
-        )
-        .await
-        .map_err(err)?;
-    let note: String = row.get(0);
-    let table_owner: String = row.get(1);
-    client
-        .batch_execute(&format!("DROP TABLE {table}"))
-        .await
-        .map_err(err)?;
+    trimmed.map_err(err)?;
+    let tabled = tabled.map_err(err)?;
+    let row = tabled.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    });
+    let note = row.and_then(|r| r.get(0)).unwrap_or_default();
+    let table_owner = row.and_then(|r| r.get(1)).unwrap_or_default();
     if note != "rotation probe" {
         return Err(failed("the row written was not read back".into()));
     }

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use super::deadline::Deadline;
 use super::posture::{Finding, assess_posture, read_instance};
 use super::rotation::{
-    MAINTENANCE_DB, check_current_target, connect_master, ensure_access, login_roles, read_master,
+    Inside, MAINTENANCE_DB, check_current_target, connect_master, ensure_access, login_roles,
+    observe_access_locked, read_master,
 };
 use super::secret_store::{AWSCURRENT, SecretVersions, Version};
 use super::values::{AppSecret, Password};
@@ -146,9 +147,15 @@ pub async fn provision_database(
         ))
     })?;
     let tls = ctx.tls(spec, deadline)?;
-    let master = connect_master(ctx, &tls, db, &endpoint, MAINTENANCE_DB).await?;
+    let master = connect_master(ctx, &tls, db, &endpoint, MAINTENANCE_DB, None).await?;
     let logins = login_roles(db);
-    let changes = ensure_access(ctx, &tls, &master, db, &endpoint, &logins, true).await?;
+    let seen = observe_access_locked(&master, None, db, &logins, &[&db.owner_role]).await?;
+    let inside = Inside::Connect {
+        ctx,
+        tls: &tls,
+        endpoint: &endpoint,
+    };
+    let changes = ensure_access(&master, inside, db, &logins, true, seen).await?;
     outcome
         .actions
         .extend(changes.iter().map(ToString::to_string));

@@ -5,17 +5,21 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::access::{AccessChange, DesiredAccess, plan_database_access, plan_object_access};
+use super::access::{
+    AccessChange, DesiredAccess, ObservedAccess, ObservedObjects, plan_database_access,
+    plan_object_access,
+};
 use super::deadline::{Deadline, retry_fits};
 use super::postgres::{self, PgTls};
 use super::secret_store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretVersions, Version};
 use super::values::{AppSecret, Endpoint, MasterSecret, Password};
 use super::{ClusterAccess, Context, Error, dsn};
 use crate::cluster::secret::{
-    HandoffOutcome, VersionAuthority, apply_database_secret, read_database_secret,
+    HandoffOutcome, LiveHandoff, VersionAuthority, apply_database_secret_over,
+    read_database_secret, read_database_secret_object,
 };
 use crate::events::{RotationRequest, RotationStep};
-use crate::spec::{Database, PlatformSpec, RotationStrategy};
+use crate::spec::{Database, DatabaseTls, PlatformSpec, RotationStrategy};
 
 /// Maintenance database the master connects to for role DDL.
 pub(super) const MAINTENANCE_DB: &str = "postgres";
@@ -207,6 +211,148 @@ pub struct StepOutcome {
     pub actions: Vec<String>,
 }
 
+/// What a step reads before it acts, asked for together (none depends on another): the
+/// secret's stages, AWSCURRENT, the token's AWSPENDING value, and what the step needs of
+/// the spec it expects to act on (createSecret's random password, setSecret's master
+/// secret). Nothing is judged before the token checks; what was asked for another spec
+/// than the one the step acts on is asked for again.
+pub struct StepReads {
+    versions: Result<Option<SecretVersions>, Error>,
+    current: Result<Option<AppSecret>, Error>,
+    pending: Result<Option<AppSecret>, Error>,
+    /// A random password of this length.
+    password: Option<(u32, Result<String, Error>)>,
+    /// The master secret's AWSCURRENT value, read from this ARN.
+    master: Option<(String, Result<MasterSecret, Error>)>,
+    /// testSecret's and finishSecret's login as the pending user, made with a value this
+    /// process already holds of the token's version.
+    early_login: Option<EarlyLogin>,
+    /// finishSecret's read of the cluster, under this spec.
+    cluster_view: Option<(PlatformSpec, Result<Option<ClusterView>, Error>)>,
+}
+
+/// A login made before the step's own reads answered; used only when the step finds
+/// the same credentials and the same TLS set-up.
+struct EarlyLogin {
+    tls: DatabaseTls,
+    pending: AppSecret,
+    client: Result<tokio_postgres::Client, Error>,
+}
+
+impl EarlyLogin {
+    /// The login, when it was made as `pending` under `spec`'s TLS set-up.
+    fn of(
+        early: Option<EarlyLogin>,
+        spec: &PlatformSpec,
+        pending: &AppSecret,
+    ) -> Option<Result<tokio_postgres::Client, Error>> {
+        early
+            .filter(|e| e.tls == spec.database.tls && e.pending == *pending)
+            .map(|e| e.client)
+    }
+}
+
+/// Values of versions this process wrote or read, by secret and version id. A version's
+/// value never changes (Secrets Manager refuses another value for the same
+/// `ClientRequestToken`), so a later step may log in with it before its own read of the
+/// version answers; the step still reads it and acts only when both agree.
+static VERSIONS: std::sync::Mutex<Vec<(String, String, AppSecret)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Versions kept: the pending ones of the rotations in progress.
+const VERSIONS_KEPT: usize = 4;
+
+fn remember_version(secret: &str, version: &str, value: &AppSecret) {
+    let mut kept = VERSIONS.lock().unwrap_or_else(|e| e.into_inner());
+    kept.retain(|(s, v, _)| !(s == secret && v == version));
+    kept.push((secret.into(), version.into(), value.clone()));
+    let excess = kept.len().saturating_sub(VERSIONS_KEPT);
+    kept.drain(..excess);
+}
+
+fn remembered_version(secret: &str, version: &str) -> Option<AppSecret> {
+    let kept = VERSIONS.lock().unwrap_or_else(|e| e.into_inner());
+    kept.iter()
+        .find(|(s, v, _)| s == secret && v == version)
+        .map(|(_, _, value)| value.clone())
+}
+
+/// The reads every step starts with, at once. `expected` is the spec this process last
+/// loaded, when the request names its app secret: its step-specific reads go out too.
+pub async fn read_step(
+    ctx: &Context,
+    request: &RotationRequest,
+    expected: Option<&PlatformSpec>,
+    deadline: Deadline,
+) -> StepReads {
+    let secret = request.secret_id.as_str();
+    let early_login = expected
+        .filter(|_| {
+            matches!(
+                request.step,
+                RotationStep::TestSecret | RotationStep::FinishSecret
+            )
+        })
+        .and_then(|spec| {
+            let pending = remembered_version(secret, &request.token)?;
+            let tls = ctx.tls(spec, deadline).ok()?;
+            Some((spec.database.tls.clone(), pending, tls))
+        });
+    let view_spec = expected.filter(|_| request.step == RotationStep::FinishSecret);
+    let expected = expected.map(|s| &s.database);
+    let password_length = expected
+        .filter(|_| request.step == RotationStep::CreateSecret)
+        .map(|d| d.password_length);
+    let master_arn = expected
+        .filter(|d| {
+            request.step == RotationStep::SetSecret
+                && d.strategy == RotationStrategy::AlternatingUsers
+        })
+        .map(|d| d.master_secret_arn.as_str());
+    let (versions, current, pending, password, master, early_login, cluster_view) = tokio::join!(
+        ctx.secrets.describe(secret),
+        read_app_secret(ctx, secret, Version::Stage(AWSCURRENT)),
+        read_app_secret(ctx, secret, Version::IdAtStage(&request.token, AWSPENDING)),
+        async {
+            match password_length {
+                Some(n) => Some((n, ctx.secrets.random_password(n).await)),
+                None => None,
+            }
+        },
+        async {
+            match master_arn {
+                Some(arn) => Some((arn.to_string(), read_master_from(ctx, arn).await)),
+                None => None,
+            }
+        },
+        async {
+            let (tls_spec, pending, tls) = early_login?;
+            let client = login_as(&tls, &pending).await;
+            Some(EarlyLogin {
+                tls: tls_spec,
+                pending,
+                client,
+            })
+        },
+        async {
+            let spec = view_spec?;
+            Some((spec.clone(), read_cluster_view(ctx, spec).await))
+        },
+    );
+    if let Ok(Some(pending)) = &pending {
+        remember_version(secret, &request.token, pending);
+    }
+    StepReads {
+        versions,
+        current,
+        pending,
+        password,
+        master,
+        early_login,
+        cluster_view,
+    }
+}
+
 /// Runs one rotation step against `spec`.
 pub async fn run_rotation_step(
     ctx: &Context,
@@ -214,10 +360,32 @@ pub async fn run_rotation_step(
     request: &RotationRequest,
     deadline: Deadline,
 ) -> Result<StepOutcome, Error> {
+    check_secret_is_the_apps(&spec.database, &request.secret_id)?;
+    let reads = read_step(ctx, request, Some(spec), deadline).await;
+    run_rotation_step_after(ctx, spec, request, reads, deadline).await
+}
+
+/// Runs one rotation step against `spec`, on what [`read_step`] read.
+pub async fn run_rotation_step_after(
+    ctx: &Context,
+    spec: &PlatformSpec,
+    request: &RotationRequest,
+    reads: StepReads,
+    deadline: Deadline,
+) -> Result<StepOutcome, Error> {
     let secret = request.secret_id.as_str();
     let token = request.token.as_str();
     check_secret_is_the_apps(&spec.database, secret)?;
-    let versions = ctx.secrets.describe(secret).await?;
+    let StepReads {
+        versions,
+        current,
+        pending,
+        password,
+        master,
+        early_login,
+        cluster_view,
+    } = reads;
+    let versions = versions?;
     let state = check_token(secret, versions.as_ref(), token)?;
     let versions = versions.expect("check_token rejects a missing secret");
     let mut outcome = StepOutcome {
@@ -231,15 +399,92 @@ pub async fn run_rotation_step(
         outcome.actions.push("already AWSCURRENT".into());
         return Ok(outcome);
     }
+    let read = Read { current, pending };
     match request.step {
-        RotationStep::CreateSecret => create_secret(ctx, spec, request, &mut outcome).await?,
-        RotationStep::SetSecret => set_secret(ctx, spec, request, deadline, &mut outcome).await?,
-        RotationStep::TestSecret => test_secret(ctx, spec, request, deadline, &mut outcome).await?,
+        RotationStep::CreateSecret => {
+            // Asked for with another spec's length: ask again.
+            let password = password.filter(|(n, _)| *n == spec.database.password_length);
+            create_secret(
+                ctx,
+                spec,
+                request,
+                read,
+                password.map(|(_, p)| p),
+                &mut outcome,
+            )
+            .await?
+        }
+        RotationStep::SetSecret => {
+            let master = master
+                .filter(|(arn, _)| *arn == spec.database.master_secret_arn)
+                .map(|(_, m)| m);
+            set_secret(ctx, spec, request, read, master, deadline, &mut outcome).await?
+        }
+        RotationStep::TestSecret => {
+            test_secret(
+                ctx,
+                spec,
+                request,
+                read,
+                early_login,
+                deadline,
+                &mut outcome,
+            )
+            .await?
+        }
         RotationStep::FinishSecret => {
-            finish_secret(ctx, spec, request, &versions, deadline, &mut outcome).await?
+            let cluster_view = cluster_view
+                .filter(|(expected, _)| expected == spec)
+                .map(|(_, view)| view);
+            finish_secret(
+                ctx,
+                spec,
+                request,
+                read,
+                early_login,
+                cluster_view,
+                &versions,
+                deadline,
+                &mut outcome,
+            )
+            .await?
         }
     }
     Ok(outcome)
+}
+
+/// AWSCURRENT and the token's AWSPENDING, as [`read_step`] read them.
+struct Read {
+    current: Result<Option<AppSecret>, Error>,
+    pending: Result<Option<AppSecret>, Error>,
+}
+
+/// AWSCURRENT's value, which a secret being rotated must have.
+fn current_value(
+    current: Result<Option<AppSecret>, Error>,
+    secret: &str,
+) -> Result<AppSecret, Error> {
+    current?.ok_or_else(|| Error::MalformedSecret {
+        secret: secret.into(),
+        reason: "AWSCURRENT has no value".into(),
+    })
+}
+
+impl Read {
+    /// AWSCURRENT and AWSPENDING, checked against each other and the spec.
+    fn current_and_pending(
+        self,
+        spec: &PlatformSpec,
+        request: &RotationRequest,
+    ) -> Result<(AppSecret, AppSecret), Error> {
+        let current = current_value(self.current, &request.secret_id)?;
+        let pending = self.pending?.ok_or_else(|| Error::MalformedSecret {
+            secret: request.secret_id.clone(),
+            reason: "the AWSPENDING version has no value: run createSecret first".into(),
+        })?;
+        check_pending_target(&spec.database, &request.secret_id, &current, &pending)?;
+        Ok((current, pending))
+    }
 }
 
 async fn read_app_secret(
@@ -253,65 +498,31 @@ async fn read_app_secret(
     }
 }
 
-async fn current_app_secret(ctx: &Context, secret: &str) -> Result<AppSecret, Error> {
-    read_app_secret(ctx, secret, Version::Stage(AWSCURRENT))
-        .await?
-        .ok_or_else(|| Error::MalformedSecret {
-            secret: secret.into(),
-            reason: "AWSCURRENT has no value".into(),
-        })
-}
-
-async fn pending_app_secret(ctx: &Context, request: &RotationRequest) -> Result<AppSecret, Error> {
-    read_app_secret(
-        ctx,
-        &request.secret_id,
-        Version::IdAtStage(&request.token, AWSPENDING),
-    )
-    .await?
-    .ok_or_else(|| Error::MalformedSecret {
-        secret: request.secret_id.clone(),
-        reason: "the AWSPENDING version has no value: run createSecret first".into(),
-    })
-}
-
-/// AWSCURRENT and AWSPENDING, checked against each other and the spec.
-async fn current_and_pending(
-    ctx: &Context,
-    spec: &PlatformSpec,
-    request: &RotationRequest,
-) -> Result<(AppSecret, AppSecret), Error> {
-    let current = current_app_secret(ctx, &request.secret_id).await?;
-    let pending = pending_app_secret(ctx, request).await?;
-    check_pending_target(&spec.database, &request.secret_id, &current, &pending)?;
-    Ok((current, pending))
-}
-
 async fn create_secret(
     ctx: &Context,
     spec: &PlatformSpec,
     request: &RotationRequest,
+    read: Read,
+    password: Option<Result<String, Error>>,
     outcome: &mut StepOutcome,
 ) -> Result<(), Error> {
-    let current = current_app_secret(ctx, &request.secret_id).await?;
+    let current = current_value(read.current, &request.secret_id)?;
     check_current_target(&spec.database, &request.secret_id, &current)?;
-    if read_app_secret(
-        ctx,
-        &request.secret_id,
-        Version::IdAtStage(&request.token, AWSPENDING),
-    )
-    .await?
-    .is_some()
-    {
+    if read.pending?.is_some() {
         outcome
             .actions
             .push("pending version already has a value".into());
         return Ok(());
     }
-    let password = ctx
-        .secrets
-        .random_password(spec.database.password_length)
-        .await?;
+    // The write needs the password: the one chain of this step after its reads.
+    let password = match password {
+        Some(password) => password?,
+        None => {
+            ctx.secrets
+                .random_password(spec.database.password_length)
+                .await?
+        }
+    };
     if !password.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(Error::SecretsManager {
             op: "GetRandomPassword",
@@ -332,6 +543,7 @@ async fn create_secret(
             request.rotation_token.as_deref(),
         )
         .await?;
+    remember_version(&request.secret_id, &request.token, &pending);
     tracing::info!(secret = %request.secret_id, token = %request.token,
         user_before = %current.username, user_after = %pending.username, "stored pending credentials");
     outcome
@@ -344,42 +556,71 @@ async fn set_secret(
     ctx: &Context,
     spec: &PlatformSpec,
     request: &RotationRequest,
+    read: Read,
+    master: Option<Result<MasterSecret, Error>>,
     deadline: Deadline,
     outcome: &mut StepOutcome,
 ) -> Result<(), Error> {
-    let (current, pending) = current_and_pending(ctx, spec, request).await?;
+    let (current, pending) = read.current_and_pending(spec, request)?;
     let tls = ctx.tls(spec, deadline)?;
     match spec.database.strategy {
         RotationStrategy::SingleUser => {
-            set_single_user(ctx, &tls, request, &pending, outcome).await
+            set_single_user(ctx, &tls, request, &current, &pending, outcome).await
         }
         RotationStrategy::AlternatingUsers => {
+            let db = &spec.database;
             let endpoint = current.endpoint();
-            let master =
-                connect_master(ctx, &tls, &spec.database, &endpoint, MAINTENANCE_DB).await?;
-            let logins = login_roles(&spec.database);
-            let changes = ensure_access(
-                ctx,
-                &tls,
-                &master,
-                &spec.database,
-                &endpoint,
-                &logins,
-                false,
-            )
-            .await?;
+            // What waits for what (the rest goes at once): the master secret (read with
+            // the step's first reads when warm) before the master's logins; the logins
+            // before the locks; the locks before the observation they guard and the
+            // changes it calls for; every check (access, sessions, the cluster's Secret)
+            // before the password changes, which takes two round trips itself: the COPY
+            // that carries the verifier starts, then its data and the ALTER ROLE go.
+            let master = match master {
+                Some(master) => Some(master?),
+                None => None,
+            };
+            let logins = login_roles(db);
+            // Independent of each other, so at once: the master's logins to the maintenance
+            // database (roles) and to SigNoz's (its objects; refused while it does not
+            // exist), whether the pending password already works, and who the cluster's
+            // Secret hands the DSN to.
+            let (on_maintenance, inside, pending_logs_in, handed_to) = tokio::join!(
+                connect_master(ctx, &tls, db, &endpoint, MAINTENANCE_DB, master.clone()),
+                connect_master(ctx, &tls, db, &endpoint, &db.database_name, master),
+                logs_in(&tls, &pending),
+                cluster_secret(ctx, spec),
+            );
+            let master = on_maintenance?;
+            // One round trip on each connection: the locks (owner, then the pending user),
+            // the observation under them, the pending user's sessions, and the password
+            // change made ready; SigNoz's objects on the other connection meanwhile.
+            let lock = [db.owner_role.as_str(), pending.username.as_str()];
+            let (access, sessions, change) = tokio::join!(
+                biased;
+                observe_access_locked(
+                    &master,
+                    inside.as_ref().ok(),
+                    db,
+                    &logins,
+                    &lock,
+                ),
+                postgres::sessions_of(&master, &pending.username),
+                postgres::prepare_password_change(&master, &pending.username),
+            );
+            let inside = Inside::Connected(inside);
+            let changes = ensure_access(&master, inside, db, &logins, false, access?).await?;
             outcome
                 .actions
                 .extend(changes.iter().map(ToString::to_string));
-            postgres::lock_roles(&master, &[&pending.username]).await?;
-            if logs_in(&tls, &pending).await? {
+            if pending_logs_in? {
                 outcome
                     .actions
                     .push("database already has the pending password".into());
                 return Ok(());
             }
-            ensure_not_in_use(ctx, spec, &tls, &master, &pending.username).await?;
-            postgres::set_role_password(&master, &pending.username, &pending.password).await?;
+            ensure_not_in_use(spec, &tls, &master, &pending.username, sessions?, handed_to).await?;
+            change?.apply(&pending.password).await?;
             tracing::info!(user = %pending.username, token = %request.token, "set pending password (verifier) as master");
             outcome
                 .actions
@@ -391,19 +632,12 @@ async fn set_secret(
 
 /// Whether `secret` logs in; only a refused password is `false`.
 async fn logs_in(tls: &PgTls, secret: &AppSecret) -> Result<bool, Error> {
-    match tls
-        .connect(
-            &secret.endpoint(),
-            &secret.dbname,
-            &secret.username,
-            &secret.password,
-        )
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(Error::Authentication { .. }) => Ok(false),
-        Err(e) => Err(e),
-    }
+    refused_is_false(login_as(tls, secret).await)
+}
+
+/// A login's result as whether it logged in; only a refused password is `false`.
+fn refused_is_false(login: Result<tokio_postgres::Client, Error>) -> Result<bool, Error> {
+    Ok(refused_is_none(login)?.is_some())
 }
 
 /// How long setSecret waits for sessions of the user to end (a pod shutting down, a
@@ -414,23 +648,31 @@ const SESSION_GRACE: [Duration; 3] = [
     Duration::from_millis(800),
 ];
 
-/// Alternating users: the user whose password changes must be out of use. No session of
-/// it may be alive (`pg_stat_activity`), and the cluster's Secret must no longer name it
-/// (a failed or skipped hand-off leaves the pods on it). Refuses with a retryable error
-/// naming the check.
-async fn ensure_not_in_use(
+/// Who the cluster's Secret hands the DSN to; `None` when the hand-off is disabled.
+async fn cluster_secret(
     ctx: &Context,
+    spec: &PlatformSpec,
+) -> Result<Option<Option<LiveHandoff>>, Error> {
+    let Some(client) = cluster_client(ctx, spec).await? else {
+        return Ok(None);
+    };
+    Ok(Some(read_database_secret(&client, spec).await?))
+}
+
+/// Alternating users: the user whose password changes must be out of use. No session of
+/// it may be alive (`pg_stat_activity`; `sessions` is the first look), and the cluster's
+/// Secret must no longer name it (a failed or skipped hand-off leaves the pods on it).
+/// Refuses with a retryable error naming the check.
+async fn ensure_not_in_use(
     spec: &PlatformSpec,
     tls: &PgTls,
     master: &tokio_postgres::Client,
     user: &str,
+    mut sessions: postgres::Sessions,
+    handed_to: Result<Option<Option<LiveHandoff>>, Error>,
 ) -> Result<(), Error> {
     let mut pauses = SESSION_GRACE.iter();
-    loop {
-        let sessions = postgres::sessions_of(master, user).await?;
-        if sessions.count == 0 {
-            break;
-        }
+    while sessions.count > 0 {
         let pause = pauses
             .next()
             .filter(|p| tls.remaining().is_none_or(|r| retry_fits(**p, r)));
@@ -450,8 +692,9 @@ async fn ensure_not_in_use(
             });
         };
         tokio::time::sleep(*pause).await;
+        sessions = postgres::sessions_of(master, user).await?;
     }
-    let Some(client) = cluster_client(ctx, spec).await? else {
+    let Some(live) = handed_to? else {
         tracing::warn!(
             user,
             "cluster hand-off disabled: the Secret was not checked for this user"
@@ -459,7 +702,7 @@ async fn ensure_not_in_use(
         return Ok(());
     };
     let secret = &spec.database.kubernetes_secret.name;
-    if let Some(live) = read_database_secret(&client, spec).await?
+    if let Some(live) = live
         && live.user.as_deref() == Some(user)
     {
         return Err(Error::InUse {
@@ -475,31 +718,76 @@ async fn ensure_not_in_use(
     Ok(())
 }
 
-/// Brings the owner role, memberships and defaults to the spec, under the owner's
-/// advisory lock, then (connected to SigNoz's database) hands every object there to the
-/// owner and takes `PUBLIC`'s rights away. Runs on every setSecret, not only at creation.
-pub(super) async fn ensure_access(
-    ctx: &Context,
-    tls: &PgTls,
+/// What the server has of SigNoz's access, read under the owner's advisory lock.
+pub(super) struct AccessSeen {
+    master_user: String,
+    observed: ObservedAccess,
+    /// SigNoz's objects, read at the same time on the connection inside its database.
+    objects: Option<Result<ObservedObjects, Error>>,
+}
+
+/// Takes the advisory locks of `lock` (the owner's first) and reads, under them, the
+/// roles and database on `master`: one round trip. SigNoz's objects are read on `inside`
+/// meanwhile (advisory locks are per database, so that read does not wait for them).
+pub(super) async fn observe_access_locked(
     master: &tokio_postgres::Client,
+    inside: Option<&tokio_postgres::Client>,
     database: &Database,
-    endpoint: &Endpoint,
+    logins: &[String],
+    lock: &[&str],
+) -> Result<AccessSeen, Error> {
+    let (seen, objects) = tokio::join!(
+        postgres::lock_and_observe_access(
+            master,
+            lock,
+            &database.database_name,
+            &database.owner_role,
+            logins,
+        ),
+        async {
+            match inside {
+                Some(inside) => Some(postgres::observe_objects(inside, &database.owner_role).await),
+                None => None,
+            }
+        },
+    );
+    let (master_user, observed) = seen?;
+    Ok(AccessSeen {
+        master_user,
+        observed,
+        objects,
+    })
+}
+
+/// How [`ensure_access`] reaches SigNoz's database.
+pub(super) enum Inside<'a> {
+    /// A login made beforehand (refused while the database does not exist).
+    Connected(Result<tokio_postgres::Client, Error>),
+    /// Log in when needed (after the database is created).
+    Connect {
+        ctx: &'a Context,
+        tls: &'a PgTls,
+        endpoint: &'a Endpoint,
+    },
+}
+
+/// Brings the owner role, memberships and defaults to the spec, under the owner's
+/// advisory lock (held by `master` since [`observe_access_locked`]), then (connected to
+/// SigNoz's database) hands every object there to the owner and takes `PUBLIC`'s rights
+/// away. Runs on every setSecret, not only at creation.
+pub(super) async fn ensure_access(
+    master: &tokio_postgres::Client,
+    inside: Inside<'_>,
+    database: &Database,
     logins: &[String],
     create_database: bool,
+    seen: AccessSeen,
 ) -> Result<Vec<AccessChange>, Error> {
-    postgres::lock_roles(master, &[&database.owner_role]).await?;
-    let master_user: String = master
-        .query_one("SELECT current_user::text", &[])
-        .await
-        .map_err(|e| postgres::classify(&e, "master"))?
-        .get(0);
-    let observed = postgres::observe_access(
-        master,
-        &database.database_name,
-        &database.owner_role,
-        logins,
-    )
-    .await?;
+    let AccessSeen {
+        master_user,
+        observed,
+        objects,
+    } = seen;
     let desired = DesiredAccess {
         database: &database.database_name,
         owner: &database.owner_role,
@@ -514,8 +802,26 @@ pub(super) async fn ensure_access(
     if observed.database_owner.is_none() && !create_database {
         return Ok(changes);
     }
-    let inside = connect_master(ctx, tls, database, endpoint, &database.database_name).await?;
-    let objects = postgres::observe_objects(&inside, &database.owner_role).await?;
+    let inside = match inside {
+        Inside::Connected(inside) => inside?,
+        Inside::Connect { ctx, tls, endpoint } => {
+            connect_master(ctx, tls, database, endpoint, &database.database_name, None).await?
+        }
+    };
+    // The objects were read while the lock was being taken, maybe while another rotation
+    // of the same owner was changing them: that view is used only when nothing changed
+    // since and it calls for no change; anything to change is read again under the lock.
+    let fresh = match objects {
+        Some(Ok(objects)) if changes.is_empty() => {
+            let (inner, stuck) = plan_object_access(&objects, &desired, &observed.logins);
+            (inner.is_empty() && stuck.is_empty()).then_some(objects)
+        }
+        _ => None,
+    };
+    let objects = match fresh {
+        Some(objects) => objects,
+        None => postgres::observe_objects(&inside, &database.owner_role).await?,
+    };
     let (inner, stuck) = plan_object_access(&objects, &desired, &observed.logins);
     if !stuck.is_empty() {
         let named: Vec<String> = stuck
@@ -544,41 +850,76 @@ pub(super) async fn ensure_access(
 }
 
 /// Single user: try pending (already set by an earlier attempt), then current, then
-/// previous; whichever logs in changes its own password.
+/// previous; whichever logs in changes its own password. Pending and current log in at
+/// once (neither needs the other); previous only when current is refused.
 async fn set_single_user(
     ctx: &Context,
     tls: &PgTls,
     request: &RotationRequest,
+    current: &AppSecret,
     pending: &AppSecret,
     outcome: &mut StepOutcome,
 ) -> Result<(), Error> {
-    if logs_in(tls, pending).await? {
+    let as_current = current.username == pending.username;
+    let (pending_logs_in, current_login) = tokio::join!(logs_in(tls, pending), async {
+        match as_current {
+            true => Some(login_as(tls, current).await),
+            false => None,
+        }
+    });
+    if pending_logs_in? {
         outcome
             .actions
             .push("database already has the pending password".into());
         return Ok(());
     }
-    for stage in [AWSCURRENT, AWSPREVIOUS] {
-        let Some(old) = read_app_secret(ctx, &request.secret_id, Version::Stage(stage)).await?
-        else {
-            continue;
-        };
-        if old.username != pending.username {
-            continue;
-        }
-        if change_own_password(tls, &old, &pending.password).await? {
-            tracing::info!(user = %pending.username, logged_in_with = stage, token = %request.token,
-                "set pending password (verifier)");
-            outcome.actions.push(format!(
-                "set password of {} logged in with {stage}",
-                pending.username
-            ));
-            return Ok(());
-        }
+    let mut logged_in = match current_login {
+        Some(login) => refused_is_none(login)?.map(|client| (client, AWSCURRENT)),
+        None => None,
+    };
+    if logged_in.is_none()
+        && let Some(previous) =
+            read_app_secret(ctx, &request.secret_id, Version::Stage(AWSPREVIOUS)).await?
+        && previous.username == pending.username
+    {
+        logged_in =
+            refused_is_none(login_as(tls, &previous).await)?.map(|client| (client, AWSPREVIOUS));
     }
-    Err(Error::Authentication {
-        user: pending.username.clone(),
-    })
+    let Some((client, stage)) = logged_in else {
+        return Err(Error::Authentication {
+            user: pending.username.clone(),
+        });
+    };
+    change_own_password_on(&client, &pending.username, &pending.password).await?;
+    tracing::info!(user = %pending.username, logged_in_with = stage, token = %request.token,
+        "set pending password (verifier)");
+    outcome.actions.push(format!(
+        "set password of {} logged in with {stage}",
+        pending.username
+    ));
+    Ok(())
+}
+
+/// Logs in as `secret`.
+async fn login_as(tls: &PgTls, secret: &AppSecret) -> Result<tokio_postgres::Client, Error> {
+    tls.connect(
+        &secret.endpoint(),
+        &secret.dbname,
+        &secret.username,
+        &secret.password,
+    )
+    .await
+}
+
+/// A login's result, `None` when the database refused the password.
+fn refused_is_none(
+    login: Result<tokio_postgres::Client, Error>,
+) -> Result<Option<tokio_postgres::Client>, Error> {
+    match login {
+        Ok(client) => Ok(Some(client)),
+        Err(Error::Authentication { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Logs in as `with` and sets that same user's password to `password`; `false` when the
@@ -588,28 +929,32 @@ async fn change_own_password(
     with: &AppSecret,
     password: &Password,
 ) -> Result<bool, Error> {
-    let client = match tls
-        .connect(
-            &with.endpoint(),
-            &with.dbname,
-            &with.username,
-            &with.password,
-        )
-        .await
-    {
-        Ok(client) => client,
-        Err(Error::Authentication { .. }) => return Ok(false),
-        Err(e) => return Err(e),
+    let Some(client) = refused_is_none(login_as(tls, with).await)? else {
+        return Ok(false);
     };
+    change_own_password_on(&client, &with.username, password).await?;
+    Ok(true)
+}
+
+/// Sets the connected login's own password: the role reset, the lock and the change made
+/// ready go in one round trip (run in that order), then the change itself.
+async fn change_own_password_on(
+    client: &tokio_postgres::Client,
+    user: &str,
+    password: &Password,
+) -> Result<(), Error> {
     // The login defaults to SET ROLE owner (RESET would restore that default); only the
     // login itself may change its own password.
-    client
-        .batch_execute("SET ROLE NONE")
-        .await
-        .map_err(|e| postgres::classify(&e, &with.username))?;
-    postgres::lock_roles(&client, &[&with.username]).await?;
-    postgres::set_role_password(&client, &with.username, password).await?;
-    Ok(true)
+    let lock = [user];
+    let (reset, locked, change) = tokio::join!(
+        biased;
+        client.batch_execute("SET ROLE NONE"),
+        postgres::lock_roles(client, &lock),
+        postgres::prepare_password_change(client, user),
+    );
+    reset.map_err(|e| postgres::classify(&e, user))?;
+    locked?;
+    change?.apply(password).await
 }
 
 /// Single user, after a failure past setSecret: puts the database back on AWSCURRENT's
@@ -623,7 +968,10 @@ async fn restore_current_password(
     pending: &AppSecret,
 ) {
     let restored = async {
-        let current = current_app_secret(ctx, &request.secret_id).await?;
+        let current = current_value(
+            read_app_secret(ctx, &request.secret_id, Version::Stage(AWSCURRENT)).await,
+            &request.secret_id,
+        )?;
         if current.username != pending.username || logs_in(tls, &current).await? {
             return Ok(false);
         }
@@ -650,13 +998,15 @@ const MASTER_RETRY_PAUSES: [Duration; 3] = [
 /// Reads the master secret and connects as the master to `dbname`. An RDS-managed secret
 /// (`rds!...`) rotates on its own, setting the database to AWSPENDING before moving
 /// AWSCURRENT: a refused password makes it try AWSPENDING too, then re-read both with
-/// backoff, as long as the pause and another attempt fit before the deadline.
+/// backoff, as long as the pause and another attempt fit before the deadline. `read` is
+/// AWSCURRENT's value when the caller read it already: the first attempt uses it.
 pub(super) async fn connect_master(
     ctx: &Context,
     tls: &PgTls,
     database: &Database,
     fallback: &Endpoint,
     dbname: &str,
+    mut read: Option<MasterSecret>,
 ) -> Result<tokio_postgres::Client, Error> {
     let rds_managed = database.master_secret_arn.contains("rds!");
     let mut pauses = MASTER_RETRY_PAUSES.iter();
@@ -665,7 +1015,10 @@ pub(super) async fn connect_master(
         let mut refused = None;
         for stage in stages {
             let master = if *stage == AWSCURRENT {
-                read_master(ctx, database).await?
+                match read.take() {
+                    Some(master) => master,
+                    None => read_master(ctx, database).await?,
+                }
             } else {
                 match read_master_at(ctx, database, stage).await? {
                     Some(master) => master,
@@ -714,12 +1067,18 @@ pub(super) async fn connect_master(
 
 /// The master secret's current value.
 pub(super) async fn read_master(ctx: &Context, database: &Database) -> Result<MasterSecret, Error> {
-    read_master_at(ctx, database, AWSCURRENT)
-        .await?
-        .ok_or_else(|| Error::MalformedSecret {
-            secret: database.master_secret_arn.clone(),
+    read_master_from(ctx, &database.master_secret_arn).await
+}
+
+/// The current value of the master secret `arn`.
+async fn read_master_from(ctx: &Context, arn: &str) -> Result<MasterSecret, Error> {
+    match ctx.secrets.read(arn, Version::Stage(AWSCURRENT)).await? {
+        Some(text) => MasterSecret::parse(arn, &text),
+        None => Err(Error::MalformedSecret {
+            secret: arn.into(),
             reason: "the master secret has no AWSCURRENT value".into(),
-        })
+        }),
+    }
 }
 
 /// The master secret's value at `stage`, if that stage exists.
@@ -739,20 +1098,19 @@ async fn test_secret(
     ctx: &Context,
     spec: &PlatformSpec,
     request: &RotationRequest,
+    read: Read,
+    early_login: Option<EarlyLogin>,
     deadline: Deadline,
     outcome: &mut StepOutcome,
 ) -> Result<(), Error> {
-    let (_, pending) = current_and_pending(ctx, spec, request).await?;
+    let (_, pending) = read.current_and_pending(spec, request)?;
     let tls = ctx.tls(spec, deadline)?;
+    let early_login = EarlyLogin::of(early_login, spec, &pending);
     let tested = async {
-        let client = tls
-            .connect(
-                &pending.endpoint(),
-                &pending.dbname,
-                &pending.username,
-                &pending.password,
-            )
-            .await?;
+        let client = match early_login {
+            Some(client) => client?,
+            None => login_as(&tls, &pending).await?,
+        };
         postgres::probe_signoz_work(
             &client,
             &pending.username,
@@ -782,6 +1140,9 @@ async fn finish_secret(
     ctx: &Context,
     spec: &PlatformSpec,
     request: &RotationRequest,
+    read: Read,
+    early_login: Option<EarlyLogin>,
+    cluster_view: Option<Result<Option<ClusterView>, Error>>,
     versions: &SecretVersions,
     deadline: Deadline,
     outcome: &mut StepOutcome,
@@ -789,11 +1150,32 @@ async fn finish_secret(
     let secret = request.secret_id.as_str();
     let token = request.token.as_str();
     let plan = plan_finish(versions, token);
-    if plan.move_current {
-        let (_, pending) = current_and_pending(ctx, spec, request).await?;
+    // The finished version's value: a version's value never changes, so what was read
+    // of it at AWSPENDING is what the hand-off writes.
+    let mut finished = None;
+    // The cluster is read before AWSCURRENT moves (with the step's first reads, else
+    // while the pending login is tried): the Secret's write carries the resourceVersion
+    // read, so a change in between makes it read and decide again. What stays in order:
+    // the login before the move, the move before the version guard asks Secrets Manager
+    // which version is current, the guard before the write, the write before restarts.
+    let view = async {
+        match cluster_view {
+            Some(view) => view,
+            None => read_cluster_view(ctx, spec).await,
+        }
+    };
+    let view = if plan.move_current {
+        let (_, pending) = read.current_and_pending(spec, request)?;
         let tls = ctx.tls(spec, deadline)?;
+        let logged_in = async {
+            match EarlyLogin::of(early_login, spec, &pending) {
+                Some(client) => refused_is_false(client),
+                None => logs_in(&tls, &pending).await,
+            }
+        };
+        let (logged_in, view) = tokio::join!(logged_in, view);
         // AWSCURRENT moves only to credentials the database accepts.
-        if !logs_in(&tls, &pending).await? {
+        if !logged_in? {
             tracing::error!(user = %pending.username, token, "AWSPENDING does not log in: AWSCURRENT not moved");
             if spec.database.strategy == RotationStrategy::SingleUser {
                 restore_current_password(ctx, &tls, request, &pending).await;
@@ -830,21 +1212,45 @@ async fn finish_secret(
             "moved AWSCURRENT"
         );
         outcome.actions.push(format!("moved AWSCURRENT to {token}"));
-    }
-    if plan.clear_pending {
-        ctx.secrets
-            .move_stage(secret, AWSPENDING, None, Some(token))
-            .await?;
-        tracing::info!(secret, token, "removed AWSPENDING");
+        finished = Some(pending);
+        view
+    } else {
+        if let Ok(Some(pending)) = read.pending {
+            finished = Some(pending);
+        }
+        view.await
+    };
+    // Both wait for AWSCURRENT to be on the token (the hand-off's version guard asks
+    // Secrets Manager which version is current), not for each other.
+    let clear_pending = async {
+        if plan.clear_pending {
+            ctx.secrets
+                .move_stage(secret, AWSPENDING, None, Some(token))
+                .await?;
+            tracing::info!(secret, token, "removed AWSPENDING");
+        }
+        Ok::<_, Error>(plan.clear_pending)
+    };
+    let mut handed_off = Vec::new();
+    let hand_off = async {
+        let current = match finished {
+            Some(value) => value,
+            None => read_app_secret(ctx, secret, Version::IdAtStage(token, AWSCURRENT))
+                .await?
+                .ok_or_else(|| Error::MalformedSecret {
+                    secret: secret.into(),
+                    reason: "the finished version has no value".into(),
+                })?,
+        };
+        hand_off_to_cluster(spec, &current, ctx, request, view, &mut handed_off).await
+    };
+    let (cleared, handed) = tokio::join!(clear_pending, hand_off);
+    if cleared? {
         outcome.actions.push("removed AWSPENDING".into());
     }
-    let current = read_app_secret(ctx, secret, Version::IdAtStage(token, AWSCURRENT))
-        .await?
-        .ok_or_else(|| Error::MalformedSecret {
-            secret: secret.into(),
-            reason: "the finished version has no value".into(),
-        })?;
-    hand_off_to_cluster(ctx, spec, &current, request, outcome).await
+    handed?;
+    outcome.actions.extend(handed_off);
+    Ok(())
 }
 
 /// The client finishSecret and setSecret reach the cluster with; `None` when the
@@ -857,19 +1263,53 @@ async fn cluster_client(ctx: &Context, spec: &PlatformSpec) -> Result<Option<kub
     })
 }
 
+/// What the hand-off reads of the cluster before it writes: the DSN Secret and the
+/// workloads that read it.
+struct ClusterView {
+    client: kube::Client,
+    secret: Option<kube::api::DynamicObject>,
+    workloads: Vec<Option<kube::api::DynamicObject>>,
+}
+
+/// Reads the cluster for the hand-off, all at once; `None` when the hand-off is disabled.
+async fn read_cluster_view(
+    ctx: &Context,
+    spec: &PlatformSpec,
+) -> Result<Option<ClusterView>, Error> {
+    let Some(client) = cluster_client(ctx, spec).await? else {
+        return Ok(None);
+    };
+    let readers = crate::spec::chart::dsn_readers(spec);
+    let (secret, workloads) = tokio::join!(
+        read_database_secret_object(&client, spec),
+        crate::cluster::restart::read_workloads(&client, spec, &readers),
+    );
+    Ok(Some(ClusterView {
+        secret: secret?,
+        workloads: workloads?,
+        client,
+    }))
+}
+
 /// Writes the DSN and the CA bundle into the Kubernetes Secret (never over a newer
 /// version) and restarts the listed workloads once per version (a retried finishSecret
 /// does not restart them again).
 async fn hand_off_to_cluster(
-    ctx: &Context,
     spec: &PlatformSpec,
     current: &AppSecret,
+    ctx: &Context,
     request: &RotationRequest,
-    outcome: &mut StepOutcome,
+    view: Result<Option<ClusterView>, Error>,
+    actions: &mut Vec<String>,
 ) -> Result<(), Error> {
-    let Some(client) = cluster_client(ctx, spec).await? else {
+    let Some(ClusterView {
+        client,
+        secret: live_secret,
+        workloads,
+    }) = view?
+    else {
         tracing::warn!("cluster hand-off disabled: the Kubernetes Secret was not updated");
-        outcome.actions.push("cluster hand-off disabled".into());
+        actions.push("cluster hand-off disabled".into());
         return Ok(());
     };
     let token = &request.token;
@@ -879,27 +1319,29 @@ async fn hand_off_to_cluster(
     };
     let source = dsn::handoff(current, &spec.database, token, Some(authority))?;
     let secret = &spec.database.kubernetes_secret.name;
-    let changed = match apply_database_secret(&client, spec, &source, false).await? {
+    let readers = crate::spec::chart::dsn_readers(spec);
+    let applied = apply_database_secret_over(&client, spec, &source, live_secret, false).await?;
+    let changed = match applied {
         HandoffOutcome::Stale { live_version } => {
-            outcome.actions.push(format!(
+            actions.push(format!(
                 "Secret {secret} already holds version {live_version}, newer than {token}: left alone, no restart"
             ));
             return Ok(());
         }
         applied => applied.data_changed(),
     };
-    let restarted = crate::cluster::restart::restart_workloads_once(
+    let restarted = crate::cluster::restart::restart_once_over(
         &client,
         spec,
-        &crate::spec::chart::dsn_readers(spec),
+        &readers,
+        &workloads,
         &format!("credentials-version-{token}"),
-        true,
     )
     .await?;
     let restarted = restarted.join(", ");
     tracing::info!(secret = %secret, data_changed = changed,
         restarted = %restarted, user = %current.username, "handed the DSN to the cluster");
-    outcome.actions.push(format!(
+    actions.push(format!(
         "wrote DSN for {} to Secret {secret} (changed: {changed}); restarted [{restarted}]",
         current.username
     ));

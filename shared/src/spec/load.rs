@@ -118,6 +118,12 @@ fn cached(location: &str) -> Option<LoadedSpec> {
         .map(|(_, loaded)| loaded.clone())
 }
 
+/// The spec this process last loaded from `location`, without asking the source: a hint
+/// for work that may start before the load answers, never what a run acts on.
+pub fn last_loaded(location: &SpecLocation) -> Option<PlatformSpec> {
+    cached(&location.to_string()).map(|loaded| loaded.spec)
+}
+
 fn remember(location: String, loaded: &LoadedSpec) {
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     cache.retain(|(at, _)| *at != location);

@@ -7,7 +7,7 @@ mod model;
 mod validate;
 
 pub use load::{
-    LoadedSpec, SPEC_ENV, SpecError, SpecLocation, SpecRevision, load_spec, parse_spec,
+    LoadedSpec, SPEC_ENV, SpecError, SpecLocation, SpecRevision, last_loaded, load_spec, parse_spec,
 };
 pub use model::*;
 pub use validate::{
