@@ -2,8 +2,10 @@
 //! (a WAN between a Lambda and PostgreSQL or an API server, TLS passing through) and
 //! records each connection's round trips: a round trip starts when the client speaks
 //! after the server did (or first) and ends with the last server chunk before the
-//! client speaks again. Chunks keep their order and are delivered at arrival + delay,
-//! so the delay is latency, not a bandwidth limit.
+//! client speaks again. A client flight that the client hangs up after, before any
+//! answer (PostgreSQL's `Terminate`, TLS `close_notify`), is no round trip: nobody
+//! waited for it. Chunks keep their order and are delivered at arrival + delay, so the
+//! delay is latency, not a bandwidth limit.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -94,7 +96,16 @@ async fn relay(
     let turn = Arc::new(Mutex::new(Turn::default()));
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
-    let upstream = pump(client_read, server_write, one_way, {
+    let hung_up = {
+        let turn = turn.clone();
+        move || {
+            let mut t = turn.lock().unwrap();
+            if !t.server_spoke {
+                t.open = None;
+            }
+        }
+    };
+    let upstream = pump(client_read, server_write, one_way, hung_up, {
         let (turn, record) = (turn.clone(), record.clone());
         move |now| {
             let mut t = turn.lock().unwrap();
@@ -111,7 +122,7 @@ async fn relay(
             }
         }
     });
-    let downstream = pump(server_read, client_write, one_way, {
+    let downstream = pump(server_read, client_write, one_way, || {}, {
         let turn = turn.clone();
         move |now| {
             let mut t = turn.lock().unwrap();
@@ -128,11 +139,12 @@ async fn relay(
 }
 
 /// Copies `from` to `to`, delivering each chunk `delay` after it arrived; `seen` is told
-/// when each chunk arrives.
+/// when each chunk arrives, `closed` when `from` hangs up.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     delay: Duration,
+    closed: impl FnOnce() + Send,
     mut seen: impl FnMut(Instant) + Send,
 ) {
     let (send, mut receive) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
@@ -148,7 +160,10 @@ async fn pump(
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
+            Ok(0) | Err(_) => {
+                closed();
+                break;
+            }
             Ok(n) => {
                 let now = Instant::now();
                 seen(now);
@@ -206,5 +221,43 @@ mod tests {
         assert_eq!(critical_path([at(0, 30), at(0, 10), at(11, 20)]), 2);
         // Order of input does not matter.
         assert_eq!(critical_path([at(25, 30), at(0, 10), at(12, 20)]), 3);
+    }
+
+    /// Two exchanges the client waits for, then a goodbye it does not wait for.
+    #[tokio::test]
+    async fn a_round_trip_is_an_answered_flight_and_a_hang_up_is_none() {
+        let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = echo.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut socket, _) = echo.accept().await.unwrap();
+            let mut buf = [0u8; 64];
+            while let Ok(n) = socket.read(&mut buf).await {
+                if n == 0 || socket.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let proxy = TcpProxy::start(&upstream, Duration::from_millis(5))
+            .await
+            .unwrap();
+        let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+        let mut answer = [0u8; 4];
+        for message in [b"ping", b"pong"] {
+            client.write_all(message).await.unwrap();
+            client.read_exact(&mut answer).await.unwrap();
+            assert_eq!(&answer, message);
+        }
+        client.write_all(b"bye!").await.unwrap();
+        client.shutdown().await.unwrap();
+        drop(client);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let trips = proxy.round_trips();
+        assert_eq!(trips.len(), 2, "{trips:?}");
+        assert!(
+            trips
+                .iter()
+                .all(|t| t.end - t.start >= Duration::from_millis(5))
+        );
+        assert_eq!(proxy.connections(), 1);
     }
 }

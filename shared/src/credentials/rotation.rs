@@ -1136,6 +1136,9 @@ async fn test_secret(
     Ok(())
 }
 
+// What the step's first round read or started (the early login, the cluster view) comes
+// in beside the request, as for the other steps.
+#[allow(clippy::too_many_arguments)]
 async fn finish_secret(
     ctx: &Context,
     spec: &PlatformSpec,
