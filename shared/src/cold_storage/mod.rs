@@ -382,6 +382,16 @@ async fn ask_signoz(
     Ok((key, observations))
 }
 
+/// What earlier runs sent to SigNoz and when (none for a bucket-only run): read with the
+/// run's other reads, since the TTLs it verifies are read then too.
+async fn ttl_jobs(state: &StateStore, scope: Scope) -> Result<TtlJobs, Error> {
+    if scope == Scope::BucketOnly {
+        return Ok(TtlJobs::default());
+    }
+    let (jobs, _) = state.load::<TtlJobs>(TtlJobs::KEY).await?;
+    Ok(jobs.unwrap_or_default())
+}
+
 /// A name for this run in the lease.
 fn lease_holder(trigger: &str, now: Timestamp) -> String {
     let salt = std::collections::hash_map::RandomState::new().hash_one(now.as_nanosecond());
@@ -471,11 +481,12 @@ async fn reconcile(
         ask_signoz(ctx, &loaded.spec).await.map(Some)
     };
     // Boxed: the joined futures would otherwise sit side by side on the caller's stack.
-    let (memory, states, observed, signoz) = tokio::join!(
+    let (memory, states, observed, signoz, jobs) = tokio::join!(
         Box::pin(state.load::<RetentionHighWater>(RetentionHighWater::KEY)),
         Box::pin(policy_states(&state, &loaded.spec, scope)),
         Box::pin(apply::observe_bucket(&ctx.s3, bucket)),
         Box::pin(observe_signoz),
+        Box::pin(ttl_jobs(&state, scope)),
     );
     let memory = memory.map_err(Error::from)?.0.unwrap_or_default();
     let (spec, overrides) = effective_spec(&loaded.spec, &states?, &memory);
@@ -639,7 +650,7 @@ async fn reconcile(
         lifecycle_applied = leased.lifecycle;
     } else if let Some(api) = &api {
         // Nothing to write: still report, verify what earlier runs sent, time pending jobs.
-        reports = converge_ttls(api, &state, &targets, &observations, now, &spec).await?;
+        reports = converge_ttls(api, &state, &targets, &observations, jobs?, now, &spec).await?;
     }
     let mut all = report(&applied);
     all.extend(lifecycle_applied.iter().map(change_report));
@@ -715,8 +726,11 @@ async fn leased_writes(
             None => Ok(TtlObservations::default()),
         }
     };
-    let (states, observed_again) =
-        tokio::join!(policy_states(state, &loaded.spec, scope), observe_again);
+    let (states, observed_again, jobs) = tokio::join!(
+        policy_states(state, &loaded.spec, scope),
+        observe_again,
+        ttl_jobs(state, scope)
+    );
     let (spec, overrides) = effective_spec(&loaded.spec, &states?, &doc);
     let (observations, needed, unknown) = observed_again?;
     let targets = match scope {
@@ -749,7 +763,7 @@ async fn leased_writes(
         (None, _) => {}
     }
     if let Some(api) = api {
-        *reports = converge_ttls(api, state, &targets, &observations, now, &spec).await?;
+        *reports = converge_ttls(api, state, &targets, &observations, jobs?, now, &spec).await?;
     }
     Ok(Leased {
         spec,
@@ -767,11 +781,10 @@ async fn converge_ttls(
     state: &StateStore,
     targets: &[ttl::TtlTarget],
     observations: &[ObservedTtl],
+    jobs: TtlJobs,
     now: Timestamp,
     spec: &PlatformSpec,
 ) -> Result<Vec<TtlReport>, Error> {
-    let (jobs, _) = state.load::<TtlJobs>(TtlJobs::KEY).await?;
-    let jobs = jobs.unwrap_or_default();
     let stuck_after =
         SignedDuration::from_mins(i64::from(spec.retention.ttl_api.stuck_after_minutes));
     // Each signal is its own table in SigNoz: the signals converge together, and every
