@@ -19,7 +19,7 @@ use platform_tests::database::{
 use platform_tests::kube::{TestCluster, spec_yaml};
 use platform_tests::{PgAdmin, aws, pg_admin, unique};
 use serde_json::json;
-use signoz_control::credentials::secret_store::{AWSCURRENT, AWSPENDING, Version};
+use signoz_control::credentials::secret_store::{AWSCURRENT, AWSPENDING, SecretVersions, Version};
 use signoz_control::credentials::values::{AppSecret, Endpoint, Password};
 use signoz_control::credentials::{
     self, ClusterAccess, Context, Deadline, Error, PgTls, SecretStore, Timeouts,
@@ -84,6 +84,16 @@ impl Platform {
 
     fn app_secret(&self) -> &str {
         &self.spec.database.app_secret_name
+    }
+
+    /// The app secret's versions and their stages, as Secrets Manager describes them.
+    async fn versions(&self) -> SecretVersions {
+        self.ctx
+            .secrets
+            .describe(self.app_secret())
+            .await
+            .unwrap()
+            .expect("the app secret exists")
     }
 
     /// Moves the platform onto its own namespaces of the stack's API server (the spec
@@ -428,13 +438,7 @@ async fn rotate_alternating_users_twice() -> (Platform, TestCluster, Vec<AppSecr
     }
     let second = p.current().await;
     assert_eq!(second.username, format!("{base_user}_clone"));
-    let versions = p
-        .ctx
-        .secrets
-        .describe(p.app_secret())
-        .await
-        .unwrap()
-        .unwrap();
+    let versions = p.versions().await;
     assert_eq!(versions.version_with(AWSCURRENT), Some(token.as_str()));
     assert_eq!(
         versions.version_with(AWSPENDING),

@@ -14,7 +14,7 @@ use platform_tests::{PgAdmin, aws, stack_var, unique};
 use serde_json::{Value, json};
 use signoz_control::cold_storage::plan::{self, RetentionHighWater};
 use signoz_control::cold_storage::ttl::TtlPatience;
-use signoz_control::credentials::secret_store::{AWSCURRENT, AWSPENDING, Version};
+use signoz_control::credentials::secret_store::{AWSCURRENT, AWSPENDING, SecretVersions, Version};
 use signoz_control::credentials::{
     self, ClusterAccess, Deadline, provision_database, run_rotation_step,
 };
@@ -422,12 +422,8 @@ impl CredPlatform {
             )
             .send()
             .await;
-        self.ctx
-            .secrets
-            .describe(self.app_secret())
+        self.versions()
             .await
-            .unwrap()
-            .unwrap()
             .version_with(AWSPENDING)
             .expect("a pending version")
             .to_string()
@@ -447,13 +443,19 @@ impl CredPlatform {
         run_rotation_step(&self.ctx, &self.spec, &request, deadline()).await
     }
 
-    pub(crate) async fn current_version(&self) -> String {
+    /// The app secret's versions and their stages, as Secrets Manager describes them.
+    pub(crate) async fn versions(&self) -> SecretVersions {
         self.ctx
             .secrets
             .describe(self.app_secret())
             .await
             .unwrap()
-            .unwrap()
+            .expect("the app secret exists")
+    }
+
+    pub(crate) async fn current_version(&self) -> String {
+        self.versions()
+            .await
             .version_with(AWSCURRENT)
             .unwrap()
             .to_string()

@@ -380,12 +380,8 @@ async fn sync_cluster_never_puts_an_older_dsn_over_the_one_finish_secret_handed_
     let cluster = p.on_cluster().await;
     p.provision().await;
     let first_version = p
-        .ctx
-        .secrets
-        .describe(p.app_secret())
+        .versions()
         .await
-        .unwrap()
-        .unwrap()
         .version_with(AWSCURRENT)
         .unwrap()
         .to_string();
@@ -803,13 +799,7 @@ async fn single_user_rotation_interrupted_after_any_step_resumes_and_awscurrent_
         for step in STEPS {
             p.step(step, &token).await.unwrap();
             let in_window = matches!(step, RotationStep::SetSecret | RotationStep::TestSecret)
-                && p.ctx
-                    .secrets
-                    .describe(p.app_secret())
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .has_stage(&token, AWSPENDING);
+                && p.versions().await.has_stage(&token, AWSPENDING);
             let holder = if in_window {
                 p.secret_at(Version::IdAtStage(&token, AWSPENDING))
                     .await
@@ -821,13 +811,7 @@ async fn single_user_rotation_interrupted_after_any_step_resumes_and_awscurrent_
                 panic!("after {step} (resumed after {failing}), neither AWSCURRENT nor, in the window, AWSPENDING logs in: {e}")
             });
         }
-        let versions = p
-            .ctx
-            .secrets
-            .describe(p.app_secret())
-            .await
-            .unwrap()
-            .unwrap();
+        let versions = p.versions().await;
         assert_eq!(versions.version_with(AWSCURRENT), Some(token.as_str()));
     }
     p.cleanup().await;

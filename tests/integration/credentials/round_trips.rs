@@ -294,13 +294,7 @@ fn table(strategy: &str, rotation: &str, costs: &[StepCost]) -> String {
 /// The rotation completed: AWSCURRENT moved, the cluster's Secret names the version and
 /// both DSN readers restarted for it.
 async fn assert_handed_off(p: &Platform, cluster: &platform_tests::kube::TestCluster, token: &str) {
-    let versions = p
-        .ctx
-        .secrets
-        .describe(p.app_secret())
-        .await
-        .unwrap()
-        .unwrap();
+    let versions = p.versions().await;
     assert_eq!(versions.version_with(AWSCURRENT), Some(token));
     let ns = &p.spec.cluster.namespace;
     let secret = Api::<Secret>::namespaced(cluster.admin.clone(), ns)
