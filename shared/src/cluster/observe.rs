@@ -12,9 +12,9 @@ use futures_util::future::join_all;
 use kube::api::{ApiResource, DynamicObject, ListParams};
 
 use super::apply::{api_for, read_live};
-use super::objects::{DesiredObject, owner_selector, workload_resource};
+use super::objects::{DesiredObject, owner_selector};
 use super::permissions::release_scopes;
-use super::restart::workload_id;
+use super::restart::{read_workload, workload_id};
 use super::{Call, Error};
 use crate::spec::{PlatformSpec, WorkloadRef};
 
@@ -189,32 +189,6 @@ fn typed(mut items: Vec<DynamicObject>, resource: &ApiResource) -> Vec<DynamicOb
         });
     }
     items
-}
-
-async fn read_workload(
-    client: &kube::Client,
-    spec: &PlatformSpec,
-    workload: &WorkloadRef,
-) -> Result<Option<DynamicObject>, Error> {
-    let Some(resource) = workload_resource(&workload.kind) else {
-        return Err(Error::UnsupportedWorkload {
-            kind: workload.kind.clone(),
-            name: workload.name.clone(),
-        });
-    };
-    let namespace = super::render::workload_namespace(spec, &workload.namespace);
-    api_for(client, &resource, Some(namespace))
-        .get_opt(&workload.name)
-        .await
-        .map_err(|source| {
-            Call {
-                verb: "get",
-                resource: &resource,
-                namespace: Some(namespace),
-                name: Some(&workload.name),
-            }
-            .failed(source)
-        })
 }
 
 fn list_call<'a>(resource: &'a ApiResource, namespace: &'a str) -> Call<'a> {

@@ -131,7 +131,8 @@ pub async fn restart_once_over(
     Ok(restarted_ids(spec, workloads, &done))
 }
 
-async fn read_workload(
+/// One workload by name (`None`: it does not exist).
+pub(super) async fn read_workload(
     client: &kube::Client,
     spec: &PlatformSpec,
     workload: &WorkloadRef,
