@@ -17,6 +17,7 @@ use platform_tests::database::{
     SeededDatabase, admin_tls, app_passwords, drop_database, seed_database, superuser,
 };
 use platform_tests::kube::{TestCluster, spec_yaml};
+use platform_tests::tcp_proxy::TcpProxy;
 use platform_tests::{PgAdmin, aws, pg_admin, unique};
 use serde_json::json;
 use signoz_control::credentials::secret_store::{AWSCURRENT, AWSPENDING, SecretVersions, Version};
@@ -26,7 +27,9 @@ use signoz_control::credentials::{
     provision_database, run_rotation_step,
 };
 use signoz_control::events::{RotationRequest, RotationStep};
-use signoz_control::spec::{DatabaseTls, PlatformSpec, RotationStrategy, SpecLocation, TlsMode};
+use signoz_control::spec::{
+    DatabaseTls, PlatformSpec, RotationStrategy, SpecLocation, TlsMode, TlsNegotiation,
+};
 use tracing::instrument::WithSubscriber;
 
 mod lockouts;
@@ -587,6 +590,7 @@ async fn bad_requests_get_typed_errors_and_the_rotation_still_completes_afterwar
         &DatabaseTls {
             mode: TlsMode::VerifyFull,
             ca_file: Some(untrusted.path().display().to_string()),
+            negotiation: Default::default(),
         },
         Timeouts::default(),
     );
@@ -896,6 +900,7 @@ async fn verify_ca_accepts_the_servers_certificate_under_a_name_it_lacks_and_ver
             &DatabaseTls {
                 mode,
                 ca_file: Some(ca_file.into()),
+                negotiation: Default::default(),
             },
             Timeouts::default(),
         )
@@ -1133,7 +1138,65 @@ async fn a_login_costs_five_round_trips_and_no_hello_retry() {
         curve.split(':').any(|group| group == "prime256v1"),
         "the server accepts P-256: {curve}"
     );
-    let proxy = platform_tests::tcp_proxy::TcpProxy::start(
+    let (client, proxy) = login_through_proxy(&admin, TlsNegotiation::Postgres).await;
+    let client = client.unwrap();
+    // The statement timeout travels in the startup message, not as a `SET` after it.
+    let timeout = client
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap();
+    assert_ne!(timeout.get::<_, String>(0), "0", "bounded");
+    let trips = proxy.round_trips();
+    assert_eq!(proxy.connections(), 1);
+    assert_eq!(trips.len(), 6, "5 to log in, 1 for the query: {trips:?}");
+}
+
+/// `database.tls.negotiation: direct`, libpq's `sslnegotiation=direct` (PostgreSQL 17's
+/// `ProcessSSLStartup`: a first byte of 0x16 is a TLS handshake, which must name ALPN
+/// `postgresql`): no SSLRequest, so a login costs four round trips. A server before 17
+/// reads the ClientHello as a startup packet's length and hangs up; the error says
+/// which setting asked for it. The test's PostgreSQL 15 pass checks the refusal, its
+/// PostgreSQL 18 pass the saving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_tls_negotiation_saves_a_round_trip_from_17_and_names_the_setting_before() {
+    let admin = pg_admin();
+    let version: i32 = superuser(&admin)
+        .await
+        .query_one("SHOW server_version_num", &[])
+        .await
+        .unwrap()
+        .get::<_, String>(0)
+        .parse()
+        .unwrap();
+    let (client, proxy) = login_through_proxy(&admin, TlsNegotiation::Direct).await;
+    if version < 170000 {
+        let text = client.unwrap_err().to_string();
+        assert!(
+            text.contains("database.tls.negotiation is direct") && text.contains("17"),
+            "{text}"
+        );
+        return;
+    }
+    let trips = |(client, proxy): (Result<tokio_postgres::Client, Error>, TcpProxy)| async move {
+        client.unwrap().simple_query("SELECT 1").await.unwrap();
+        proxy.round_trips().len()
+    };
+    let direct = trips((client, proxy)).await;
+    let asked = trips(login_through_proxy(&admin, TlsNegotiation::Postgres).await).await;
+    assert_eq!(
+        (asked, direct),
+        (6, 5),
+        "a login and a query, the SSLRequest first and not"
+    );
+}
+
+/// The stack's superuser logs in through a proxy that records each round trip (5 ms
+/// each way), verifying the server's chain only (the proxy's address is not its name).
+async fn login_through_proxy(
+    admin: &PgAdmin,
+    negotiation: TlsNegotiation,
+) -> (Result<tokio_postgres::Client, Error>, TcpProxy) {
+    let proxy = TcpProxy::start(
         &format!("{}:{}", admin.host, admin.port),
         Duration::from_millis(5),
     )
@@ -1147,6 +1210,7 @@ async fn a_login_costs_five_round_trips_and_no_hello_retry() {
         &DatabaseTls {
             mode: TlsMode::VerifyCa,
             ca_file: Some(admin.ca_file.clone()),
+            negotiation,
         },
         Timeouts::default(),
     )
@@ -1158,15 +1222,6 @@ async fn a_login_costs_five_round_trips_and_no_hello_retry() {
             &admin.user,
             &Password::new(admin.password.clone()),
         )
-        .await
-        .unwrap();
-    // The statement timeout travels in the startup message, not as a `SET` after it.
-    let timeout = client
-        .query_one("SHOW statement_timeout", &[])
-        .await
-        .unwrap();
-    assert_ne!(timeout.get::<_, String>(0), "0", "bounded");
-    let trips = proxy.round_trips();
-    assert_eq!(proxy.connections(), 1);
-    assert_eq!(trips.len(), 6, "5 to log in, 1 for the query: {trips:?}");
+        .await;
+    (client, proxy)
 }

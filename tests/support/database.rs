@@ -18,6 +18,7 @@ pub fn admin_tls(admin: &PgAdmin) -> PgTls {
         &DatabaseTls {
             mode: TlsMode::VerifyFull,
             ca_file: Some(admin.ca_file.clone()),
+            negotiation: Default::default(),
         },
         Timeouts::default(),
     )
@@ -112,6 +113,7 @@ pub async fn seed_database(
     db.tls = DatabaseTls {
         mode: TlsMode::VerifyFull,
         ca_file: Some(admin.ca_file.clone()),
+        negotiation: Default::default(),
     };
     let spec_file = tempfile::NamedTempFile::new().expect("temp file");
     let location = SpecLocation::Path(spec_file.path().into());

@@ -145,6 +145,7 @@ impl FaultProxy {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                let _ = stream.set_nodelay(true);
                 let (state, upstream) = (state.clone(), upstream_addr.clone());
                 tokio::spawn(async move {
                     let service =
@@ -335,6 +336,7 @@ pub(crate) async fn forward(
     let stream = tokio::net::TcpStream::connect(upstream)
         .await
         .map_err(|_| Dropped)?;
+    let _ = stream.set_nodelay(true);
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|_| Dropped)?;

@@ -114,6 +114,7 @@ impl OtlpReceiver {
                     continue;
                 };
                 count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let _ = stream.set_nodelay(true);
                 if stuck {
                     held.push(stream);
                     continue;

@@ -148,6 +148,7 @@ pub async fn run_function_with(
                 _ = &mut stop_rx => break,
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
+                    let _ = stream.set_nodelay(true);
                     let st = server_state.clone();
                     tokio::spawn(async move {
                         let service = service_fn(move |req| handle(st.clone(), req));

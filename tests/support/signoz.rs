@@ -761,6 +761,7 @@ pub async fn start_signoz_on(api_key: &str, port: u16) -> SignozServer {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            let _ = stream.set_nodelay(true);
             let state = shared.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| serve(state.clone(), req));

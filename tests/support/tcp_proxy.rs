@@ -55,6 +55,9 @@ impl TcpProxy {
                 let Ok(server) = TcpStream::connect(&upstream).await else {
                     continue;
                 };
+                // As the real ends do (PostgreSQL, Go's and Rust's HTTP stacks): without
+                // it, Nagle holds a second chunk until the first is acknowledged.
+                let _ = (client.set_nodelay(true), server.set_nodelay(true));
                 let connection = {
                     let mut r = shared.lock().unwrap();
                     r.connections += 1;

@@ -71,6 +71,7 @@ impl TlsFront {
         let failures = handshake_failures.clone();
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
+                let _ = tcp.set_nodelay(true);
                 let (acceptor, upstream, failures) =
                     (acceptor.clone(), upstream.clone(), failures.clone());
                 tokio::spawn(async move {
@@ -81,6 +82,7 @@ impl TlsFront {
                     match relay {
                         Relay::Bytes => {
                             if let Ok(mut plain) = TcpStream::connect(&upstream).await {
+                                let _ = plain.set_nodelay(true);
                                 let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
                             }
                         }

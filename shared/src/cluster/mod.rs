@@ -397,6 +397,7 @@ pub async fn read_dsn(
     let authority = secret::VersionAuthority {
         secrets: secrets.clone(),
         secret_id: name.clone(),
+        moved_after_first_read: false,
     };
     crate::credentials::dsn::handoff(&secret, &spec.database, version, Some(authority))
         .map(Some)

@@ -39,6 +39,9 @@ pub struct DsnSource {
 pub struct VersionAuthority {
     pub secrets: aws_sdk_secretsmanager::Client,
     pub secret_id: String,
+    /// The caller moved AWSCURRENT to the version itself after the Secret was first
+    /// read (finishSecret): a decision on that read needs no asking, a re-read's does.
+    pub moved_after_first_read: bool,
 }
 
 impl VersionAuthority {
@@ -208,7 +211,7 @@ pub async fn apply_database_secret_over(
 ) -> Result<HandoffOutcome, Error> {
     let desired = render_database_secret(spec, source);
     let mut first_read = Some(first_read);
-    for _ in 0..GUARDED_WRITE_ATTEMPTS {
+    for attempt in 0..GUARDED_WRITE_ATTEMPTS {
         let live = match first_read.take() {
             Some(live) => live,
             None => read_live(client, &desired).await?,
@@ -218,8 +221,10 @@ pub async fn apply_database_secret_over(
             let seen = live_handoff(&live.data, &live.metadata, spec);
             if let Some(live_version) = seen.version_id.filter(|v| *v != source.version_id) {
                 let current = match &source.authority {
-                    Some(authority) => authority.current_version().await?,
-                    None => Some(source.version_id.clone()),
+                    Some(authority) if !(attempt == 0 && authority.moved_after_first_read) => {
+                        authority.current_version().await?
+                    }
+                    _ => Some(source.version_id.clone()),
                 };
                 if current.as_deref() != Some(source.version_id.as_str()) {
                     tracing::warn!(secret = %desired.id(), live_version = %live_version,

@@ -530,6 +530,75 @@ fn dsn_source(dsn: &str) -> super::secret::DsnSource {
     }
 }
 
+/// An authority nobody answers (a refused port, no retries): asking it is an error.
+fn unreachable_authority(moved_after_first_read: bool) -> super::secret::VersionAuthority {
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_sdk_secretsmanager::config::Region::new("eu-west-1"))
+        .endpoint_url("http://127.0.0.1:1")
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::for_tests())
+        .retry_config(aws_sdk_secretsmanager::config::retry::RetryConfig::disabled())
+        .build();
+    super::secret::VersionAuthority {
+        secrets: aws_sdk_secretsmanager::Client::from_conf(config),
+        secret_id: "app".into(),
+        moved_after_first_read,
+    }
+}
+
+/// The Secret holds `v0` and we hand off `v1`. Where finishSecret moved AWSCURRENT to
+/// `v1` itself after its read, that read's write goes without asking Secrets Manager;
+/// once the write is refused as modified since, the re-read's decision asks. Anyone
+/// else (sync-cluster) asks before the first write.
+#[tokio::test]
+async fn the_version_guard_asks_unless_our_own_move_answered_it_for_that_read() {
+    let spec = example_spec();
+    let mut live =
+        render_database_secret(&spec, &dsn_source("postgres://old@h/signoz")).body_with_hash();
+    live["metadata"]["annotations"]["signoz-control-plane/credentials-version"] = json!("v0");
+    live["metadata"]["resourceVersion"] = json!("7");
+    let modified = json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
+        "message": "Operation cannot be fulfilled on secrets \"signoz-metadata-db\": the object has been modified; please apply your changes to the latest version and try again" });
+    for moved in [true, false] {
+        let mut source = dsn_source("postgres://new@h/signoz");
+        source.authority = Some(unreachable_authority(moved));
+        let (client, mut handle) = mock_client();
+        let (first, reread, modified) = (live.clone(), live.clone(), modified.clone());
+        let server = tokio::spawn(async move {
+            let mut methods = Vec::new();
+            if let Some((patch, send)) = handle.next_request().await {
+                methods.push(patch.method().clone());
+                let body = body_json(patch).await;
+                assert_eq!(
+                    body["metadata"]["resourceVersion"], "7",
+                    "the write carries the read's version"
+                );
+                send.send_response(json_response(409, &modified));
+                let (get, send) = handle.next_request().await.expect("the re-read");
+                methods.push(get.method().clone());
+                send.send_response(json_response(200, &reread));
+            }
+            methods
+        });
+        let outcome = super::secret::apply_database_secret_over(
+            &client,
+            &spec,
+            &source,
+            Some(serde_json::from_value(first).unwrap()),
+            false,
+        )
+        .await;
+        drop(client);
+        let methods = server.await.unwrap();
+        let err = outcome.expect_err("the authority is asked at last, and cannot answer");
+        assert!(err.to_string().contains("app"), "{err}");
+        match moved {
+            true => assert_eq!(methods, [Method::PATCH, Method::GET]),
+            false => assert!(methods.is_empty(), "wrote before asking: {methods:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn unchanged_secret_sends_no_write() {
     let spec = example_spec();

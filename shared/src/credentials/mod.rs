@@ -235,20 +235,15 @@ pub async fn handle(ctx: &Context, payload: Value, deadline: Deadline) -> crate:
                 .filter(|spec| {
                     rotation::check_secret_is_the_apps(&spec.database, &request.secret_id).is_ok()
                 });
+            // Cold, the reads that need no spec (the secret's versions and values) go out
+            // beside the spec's; the step checks the request against the spec before it
+            // uses any of them.
             let started = std::time::Instant::now();
-            let outcome = match &expected {
-                Some(expected) => {
-                    let (spec, reads) = tokio::join!(
-                        ctx.spec(),
-                        read_step(ctx, &request, Some(expected), deadline)
-                    );
-                    run_rotation_step_after(ctx, &spec?, &request, reads, deadline).await
-                }
-                None => {
-                    let spec = ctx.spec().await?;
-                    run_rotation_step(ctx, &spec, &request, deadline).await
-                }
-            };
+            let (spec, reads) = tokio::join!(
+                ctx.spec(),
+                read_step(ctx, &request, expected.as_ref(), deadline)
+            );
+            let outcome = run_rotation_step_after(ctx, &spec?, &request, reads, deadline).await;
             crate::telemetry::rotation_step(&request.step.to_string(), started.elapsed());
             let outcome = outcome?;
             crate::telemetry::changes_applied(changes_in(request.step, &outcome.actions), false);

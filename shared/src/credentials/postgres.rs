@@ -12,7 +12,7 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use sha2::{Digest, Sha256};
-use tokio_postgres::config::SslMode;
+use tokio_postgres::config::{SslMode, SslNegotiation};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -24,7 +24,7 @@ use super::access::{
 };
 use super::deadline::{Deadline, attempt_timeouts};
 use super::values::{Endpoint, Password};
-use crate::spec::{DatabaseTls, TlsMode};
+use crate::spec::{DatabaseTls, TlsMode, TlsNegotiation};
 
 /// Environment variable naming a PEM file to trust instead of the shipped RDS bundle
 /// when the spec names no `database.tls.ca_file` (e.g. a newer bundle in a layer).
@@ -53,6 +53,7 @@ impl Default for Timeouts {
 #[derive(Clone)]
 pub struct PgTls {
     connector: MakeRustlsConnect,
+    negotiation: TlsNegotiation,
     pub timeouts: Timeouts,
     /// Attempts shrink to fit it; none means the timeouts as they are.
     pub deadline: Option<Deadline>,
@@ -170,7 +171,7 @@ impl PgTls {
                 path: "database.tls".into(),
                 reason: e.to_string(),
             })?;
-        let config = match tls.mode {
+        let mut config = match tls.mode {
             TlsMode::VerifyFull => builder.with_root_certificates(roots).with_no_client_auth(),
             TlsMode::VerifyCa => {
                 let inner =
@@ -186,8 +187,11 @@ impl PgTls {
                     .with_no_client_auth()
             }
         };
+        // What libpq 17 sends, needed by direct negotiation; older servers ignore it.
+        config.alpn_protocols = vec![b"postgresql".to_vec()];
         Ok(PgTls {
             connector: MakeRustlsConnect::new(config),
+            negotiation: tls.negotiation,
             timeouts,
             deadline: None,
         })
@@ -235,6 +239,10 @@ impl PgTls {
             .user(user)
             .password(password.expose())
             .ssl_mode(SslMode::Require)
+            .ssl_negotiation(match self.negotiation {
+                TlsNegotiation::Postgres => SslNegotiation::Postgres,
+                TlsNegotiation::Direct => SslNegotiation::Direct,
+            })
             .connect_timeout(timeouts.connect)
             .application_name("signoz-control-credentials")
             // In the startup message, not a `SET` after it: one round trip less per login.
@@ -260,7 +268,16 @@ impl PgTls {
                     timeouts.connect.as_millis()
                 ),
             })?
-            .map_err(|e| classify(&e, user))?;
+            .map_err(|e| match (classify(&e, user), self.negotiation) {
+                (Error::Tls { reason }, TlsNegotiation::Direct) => {
+                    Error::Tls {
+                        reason: format!(
+                            "{reason} (database.tls.negotiation is direct: the server must be PostgreSQL 17 or later, reached without a pooler or proxy that needs an SSLRequest; set it to postgres otherwise)"
+                        ),
+                    }
+                }
+                (other, _) => other,
+            })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "database connection ended");

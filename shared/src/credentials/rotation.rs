@@ -1159,8 +1159,9 @@ async fn finish_secret(
     // The cluster is read before AWSCURRENT moves (with the step's first reads, else
     // while the pending login is tried): the Secret's write carries the resourceVersion
     // read, so a change in between makes it read and decide again. What stays in order:
-    // the login before the move, the move before the version guard asks Secrets Manager
-    // which version is current, the guard before the write, the write before restarts.
+    // the login before the move, the move before the write, the write before restarts.
+    // The move answers the version guard for that read (ours became AWSCURRENT after
+    // it), so the guard asks Secrets Manager only for a re-read or when nothing moved.
     let view = async {
         match cluster_view {
             Some(view) => view,
@@ -1223,8 +1224,7 @@ async fn finish_secret(
         }
         view.await
     };
-    // Both wait for AWSCURRENT to be on the token (the hand-off's version guard asks
-    // Secrets Manager which version is current), not for each other.
+    // Both wait for AWSCURRENT to be on the token, not for each other.
     let clear_pending = async {
         if plan.clear_pending {
             ctx.secrets
@@ -1245,7 +1245,8 @@ async fn finish_secret(
                     reason: "the finished version has no value".into(),
                 })?,
         };
-        hand_off_to_cluster(spec, &current, ctx, request, view, &mut handed_off).await
+        let moved = plan.move_current;
+        hand_off_to_cluster(spec, &current, ctx, request, view, moved, &mut handed_off).await
     };
     let (cleared, handed) = tokio::join!(clear_pending, hand_off);
     if cleared? {
@@ -1303,6 +1304,7 @@ async fn hand_off_to_cluster(
     ctx: &Context,
     request: &RotationRequest,
     view: Result<Option<ClusterView>, Error>,
+    moved: bool,
     actions: &mut Vec<String>,
 ) -> Result<(), Error> {
     let Some(ClusterView {
@@ -1319,6 +1321,7 @@ async fn hand_off_to_cluster(
     let authority = VersionAuthority {
         secrets: ctx.secrets.client().clone(),
         secret_id: request.secret_id.clone(),
+        moved_after_first_read: moved,
     };
     let source = dsn::handoff(current, &spec.database, token, Some(authority))?;
     let secret = &spec.database.kubernetes_secret.name;

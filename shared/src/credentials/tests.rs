@@ -575,6 +575,7 @@ fn a_missing_or_empty_ca_file_is_an_error_naming_the_file_and_the_setting() {
     let tls = DatabaseTls {
         mode: TlsMode::VerifyFull,
         ca_file: Some("/nonexistent/rds-ca.pem".into()),
+        negotiation: Default::default(),
     };
     let err = CaSource::for_spec(&tls).roots().unwrap_err();
     assert!(matches!(err, Error::CaBundle { .. }), "{err:?}");

@@ -235,6 +235,27 @@ pub struct DatabaseTls {
     /// PEM CA bundle; absent means the RDS global bundle shipped with the function.
     #[serde(default)]
     pub ca_file: Option<String>,
+    /// How the function's logins start TLS (the DSN handed to SigNoz is not affected).
+    #[serde(default, skip_serializing_if = "TlsNegotiation::is_default")]
+    pub negotiation: TlsNegotiation,
+}
+
+/// How a login starts TLS, as libpq's `sslnegotiation`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsNegotiation {
+    /// Ask with an `SSLRequest` first: every PostgreSQL version, and any pooler.
+    #[default]
+    Postgres,
+    /// Start the TLS handshake at once (ALPN `postgresql`): one round trip less per
+    /// login, PostgreSQL 17 or later reached without a pooler that needs `SSLRequest`.
+    Direct,
+}
+
+impl TlsNegotiation {
+    fn is_default(&self) -> bool {
+        *self == TlsNegotiation::default()
+    }
 }
 
 /// Server verification level.

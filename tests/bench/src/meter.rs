@@ -22,7 +22,8 @@ use crate::proxy::{Call, CallLog, ConnectionLog};
 pub struct Mark {
     at: Instant,
     calls: usize,
-    sql_bytes: u64,
+    /// The length of each statement log.
+    sql_bytes: [u64; 2],
     audit_bytes: u64,
 }
 
@@ -86,8 +87,31 @@ pub struct Meter {
     pub connections: ConnectionLog,
     /// The TCP proxies in front of PostgreSQL and the API server.
     pub links: Arc<Mutex<Vec<Arc<TcpProxy>>>>,
-    pub pg_log: Option<PathBuf>,
+    /// The statement logs of the stack's PostgreSQL 15 and 18.
+    pub pg_logs: [Option<PathBuf>; 2],
     pub kube_audit_log: Option<PathBuf>,
+}
+
+/// `BENCH_TRACE=1`: each span of the window (ms from its start), to see what chains.
+fn trace(from: Instant, to: Instant, calls: &[Call], links: &[Arc<TcpProxy>]) {
+    let ms = |t: Instant| t.saturating_duration_since(from).as_millis();
+    let mut spans: Vec<(u128, u128, String)> = calls
+        .iter()
+        .filter_map(|c| Some((c.span?, format!("{} {}", c.service, c.operation))))
+        .map(|((a, b), name)| (ms(a), ms(b), name))
+        .collect();
+    for (i, link) in links.iter().enumerate() {
+        spans.extend(
+            link.round_trips()
+                .iter()
+                .filter(|t| t.start >= from && t.end <= to)
+                .map(|t| (ms(t.start), ms(t.end), format!("link{i}#{}", t.connection))),
+        );
+    }
+    spans.sort();
+    for (a, b, name) in spans {
+        eprintln!("  {a:>5} {b:>5} {name}");
+    }
 }
 
 fn file_len(path: &Option<PathBuf>) -> u64 {
@@ -102,7 +126,7 @@ impl Meter {
         Mark {
             at: Instant::now(),
             calls: self.log.lock().unwrap().len(),
-            sql_bytes: file_len(&self.pg_log),
+            sql_bytes: self.pg_logs.each_ref().map(file_len),
             audit_bytes: file_len(&self.kube_audit_log),
         }
     }
@@ -121,7 +145,14 @@ impl Meter {
             .count();
         for link in self.links.lock().unwrap().iter() {
             let trips = link.round_trips();
-            spans.extend(trips.iter().filter(|t| within(t.start)).map(|t| t.span()));
+            // Waited for: answered before the invocation was (a hang-up's close_notify,
+            // sent as the function answers, is not).
+            spans.extend(
+                trips
+                    .iter()
+                    .filter(|t| within(t.start) && within(t.end))
+                    .map(|t| t.span()),
+            );
             // A connection is new in this window when its first round trip is.
             let mut seen = std::collections::BTreeSet::new();
             connections += trips
@@ -133,14 +164,18 @@ impl Meter {
             let text = read_range(path, from.audit_bytes, to.audit_bytes).unwrap_or_default();
             calls.extend(text.lines().filter_map(audited_call));
         }
+        if std::env::var_os("BENCH_TRACE").is_some() {
+            trace(from.at, to.at, &calls, &self.links.lock().unwrap());
+        }
         let mut usage = Usage {
             calls,
             critical_path: critical_path(spans),
             connections,
             ..Usage::default()
         };
-        if let Some(path) = &self.pg_log {
-            let text = read_range(path, from.sql_bytes, to.sql_bytes).unwrap_or_default();
+        for (i, path) in self.pg_logs.iter().enumerate() {
+            let Some(path) = path else { continue };
+            let text = read_range(path, from.sql_bytes[i], to.sql_bytes[i]).unwrap_or_default();
             for kind in text.lines().filter_map(statement_kind) {
                 match kind {
                     SqlKind::Read => usage.sql_reads += 1,

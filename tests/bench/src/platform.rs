@@ -23,7 +23,7 @@ use platform_tests::{PgAdmin, pg_admin};
 use serde_json::json;
 use signoz_control::spec::{
     DatabaseTls, EXAMPLE_SPEC, MinimumObjectSize, PlatformSpec, RotationStrategy, SpecLocation,
-    TlsMode, parse_spec,
+    TlsMode, TlsNegotiation, parse_spec,
 };
 
 use crate::meter::Meter;
@@ -35,8 +35,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct Network {
     pub rtt: Duration,
     moto: CountingProxy,
-    /// `127.0.0.1:<port>` in front of PostgreSQL.
+    /// `127.0.0.1:<port>` in front of PostgreSQL 15 and 18.
     pg: Arc<TcpProxy>,
+    pg18: Arc<TcpProxy>,
     /// `https://127.0.0.1:<port>` in front of the API server (its certificate names
     /// 127.0.0.1, so TLS verifies through the proxy).
     kube_url: String,
@@ -47,6 +48,15 @@ impl Network {
     pub fn label(&self) -> String {
         format!("{} ms", self.rtt.as_millis())
     }
+}
+
+/// Which of the stack's servers a platform's database is on (the same superuser and CA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Postgres {
+    /// PostgreSQL 15, logins asking for TLS with an SSLRequest (every version).
+    V15,
+    /// PostgreSQL 18, `database.tls.negotiation: direct` (17 and later).
+    V18Direct,
 }
 
 /// Everything the functions talk to, reached through proxies.
@@ -92,6 +102,7 @@ impl Stack {
         let sdk = platform_tests::aws().await;
         let moto = platform_tests::stack_var("AWS_ENDPOINT_URL");
         let pg = pg_admin();
+        let pg18 = format!("{}:{}", pg.host, platform_tests::stack_var("PG18_PORT"));
         let kube = platform_tests::stack_var("KUBE_API_URL");
         let kube_addr = kube.trim_start_matches("https://").trim_end_matches('/');
         let mut networks = Vec::new();
@@ -106,13 +117,19 @@ impl Stack {
             )
             .await?;
             let pg = Arc::new(TcpProxy::start(&format!("{}:{}", pg.host, pg.port), one_way).await?);
+            let pg18 = Arc::new(TcpProxy::start(&pg18, one_way).await?);
             let kube = Arc::new(TcpProxy::start(kube_addr, one_way).await?);
             let kube_url = format!("https://{}", kube.addr);
-            meter.links.lock().unwrap().extend([pg.clone(), kube]);
+            meter
+                .links
+                .lock()
+                .unwrap()
+                .extend([pg.clone(), pg18.clone(), kube]);
             networks.push(Network {
                 rtt,
                 moto,
                 pg,
+                pg18,
                 kube_url,
             });
         }
@@ -188,11 +205,11 @@ impl Stack {
     /// Seeds a platform named `id` (lowercase, digits, dashes) on `network`: its
     /// buckets, SigNoz API key and fake SigNoz, namespaces and workloads, its empty app
     /// secret, and with a `database` strategy its RDS instance and master secret (the
-    /// stack's superuser). Uploads its spec last.
+    /// superuser of that server). Uploads its spec last.
     pub async fn seed_platform(
         &self,
         id: &str,
-        database: Option<RotationStrategy>,
+        database: Option<(RotationStrategy, Postgres)>,
         network: usize,
     ) -> Result<Platform, BoxError> {
         let mut spec = parse_spec(EXAMPLE_SPEC)?;
@@ -252,9 +269,9 @@ impl Stack {
             w.namespace = Some(apps_ns.clone());
         }
         spec.database.app_secret_name = format!("{id}/app");
-        if let Some(strategy) = database {
+        if let Some((strategy, server)) = database {
             spec.database.strategy = strategy;
-            self.seed_database(id, &mut spec, &self.networks[network])
+            self.seed_database(id, &mut spec, &self.networks[network], server)
                 .await?;
         }
         // What each platform's deployment creates: its app secret, empty (without a
@@ -294,7 +311,12 @@ impl Stack {
         id: &str,
         spec: &mut PlatformSpec,
         network: &Network,
+        server: Postgres,
     ) -> Result<(), BoxError> {
+        let (proxy, negotiation) = match server {
+            Postgres::V15 => (&network.pg, TlsNegotiation::Postgres),
+            Postgres::V18Direct => (&network.pg18, TlsNegotiation::Direct),
+        };
         let sql_id = id.replace('-', "_");
         let db = &mut spec.database;
         db.instance_identifier = format!("{id}-db");
@@ -304,6 +326,7 @@ impl Stack {
         db.tls = DatabaseTls {
             mode: TlsMode::VerifyFull,
             ca_file: Some(self.pg.ca_file.clone()),
+            negotiation,
         };
         self.rds
             .create_db_instance()
@@ -318,7 +341,7 @@ impl Stack {
             .multi_az(true)
             .send()
             .await?;
-        let master = json!({"engine": "postgres", "host": network.pg.addr.ip().to_string(), "port": network.pg.addr.port(),
+        let master = json!({"engine": "postgres", "host": proxy.addr.ip().to_string(), "port": proxy.addr.port(),
             "username": self.pg.user, "password": self.pg.password, "dbname": "postgres"});
         db.master_secret_arn = self
             .secrets

@@ -83,6 +83,7 @@ impl CountingProxy {
                     continue;
                 };
                 connections.lock().unwrap().push(Instant::now());
+                let _ = stream.set_nodelay(true);
                 let route = route.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| forward(route.clone(), req));
