@@ -14,7 +14,8 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use platform_tests::database::{
-    SeededDatabase, admin_tls, app_passwords, drop_database, seed_database, superuser,
+    SeededDatabase, admin_tls, app_passwords, drop_database, seed_database, server_version,
+    superuser,
 };
 use platform_tests::kube::{TestCluster, spec_yaml};
 use platform_tests::tcp_proxy::TcpProxy;
@@ -1160,16 +1161,8 @@ async fn a_login_costs_five_round_trips_and_no_hello_retry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_tls_negotiation_saves_a_round_trip_from_17_and_names_the_setting_before() {
     let admin = pg_admin();
-    let version: i32 = superuser(&admin)
-        .await
-        .query_one("SHOW server_version_num", &[])
-        .await
-        .unwrap()
-        .get::<_, String>(0)
-        .parse()
-        .unwrap();
     let (client, proxy) = login_through_proxy(&admin, TlsNegotiation::Direct).await;
-    if version < 170000 {
+    if server_version(&admin).await < 170000 {
         let text = client.unwrap_err().to_string();
         assert!(
             text.contains("database.tls.negotiation is direct") && text.contains("17"),

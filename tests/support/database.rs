@@ -25,6 +25,18 @@ pub fn admin_tls(admin: &PgAdmin) -> PgTls {
     .expect("the stack's CA file")
 }
 
+/// `server_version_num` of the server `admin` reaches.
+pub async fn server_version(admin: &PgAdmin) -> i32 {
+    superuser(admin)
+        .await
+        .query_one("SHOW server_version_num", &[])
+        .await
+        .expect("the server's version")
+        .get::<_, String>(0)
+        .parse()
+        .expect("a number")
+}
+
 /// A connection as the stack's superuser to the `postgres` database.
 pub async fn superuser(admin: &PgAdmin) -> tokio_postgres::Client {
     let endpoint = Endpoint {

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::{Deployment as AppsDeployment, StatefulSet};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
+use platform_tests::database::server_version;
 use platform_tests::kube::spec_yaml;
 use platform_tests::tcp_proxy::{RoundTrip, TcpProxy, critical_path};
 use platform_tests::tls_front::TlsFront;
@@ -149,7 +150,7 @@ async fn platform_across(
         name: "signoz-alertmanager".into(),
         namespace: None,
     }];
-    if server_version().await >= 170000 {
+    if server_version(&platform_tests::pg_admin()).await >= 170000 {
         p.spec.database.tls.negotiation = TlsNegotiation::Direct;
     }
     let cluster = p.on_cluster().await;
@@ -355,18 +356,6 @@ async fn measure(strategy: RotationStrategy, label: &str) -> (Vec<StepCost>, Vec
     (cold, warm)
 }
 
-/// `server_version_num` of the stack's server the tests' databases are on.
-async fn server_version() -> i32 {
-    platform_tests::database::superuser(&platform_tests::pg_admin())
-        .await
-        .query_one("SHOW server_version_num", &[])
-        .await
-        .unwrap()
-        .get::<_, String>(0)
-        .parse()
-        .unwrap()
-}
-
 fn total(costs: &[StepCost]) -> usize {
     costs.iter().map(|c| c.waits).sum()
 }
@@ -374,7 +363,7 @@ fn total(costs: &[StepCost]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_with_its_hand_off_waits_for_at_most_34_round_trips_31_with_direct_tls() {
     let (cold, warm) = measure(RotationStrategy::AlternatingUsers, "alternating users").await;
-    let bound = match server_version().await {
+    let bound = match server_version(&platform_tests::pg_admin()).await {
         v if v >= 170000 => BOUND_DIRECT,
         _ => BOUND,
     };
