@@ -1170,16 +1170,21 @@ async fn direct_tls_negotiation_saves_a_round_trip_from_17_and_names_the_setting
         );
         return;
     }
-    let trips = |(client, proxy): (Result<tokio_postgres::Client, Error>, TcpProxy)| async move {
-        client.unwrap().simple_query("SELECT 1").await.unwrap();
-        proxy.round_trips().len()
+    // The proxy records a round trip once the client speaks again: after a query sent
+    // on the open session, the login's are all recorded and the query's is not yet.
+    let login = |(client, proxy): (Result<tokio_postgres::Client, Error>, TcpProxy)| async move {
+        let client = client.unwrap();
+        client.simple_query("SELECT 1").await.unwrap();
+        let trips = proxy.round_trips().len();
+        drop(client);
+        trips
     };
-    let direct = trips((client, proxy)).await;
-    let asked = trips(login_through_proxy(&admin, TlsNegotiation::Postgres).await).await;
+    let direct = login((client, proxy)).await;
+    let asked = login(login_through_proxy(&admin, TlsNegotiation::Postgres).await).await;
     assert_eq!(
         (asked, direct),
-        (6, 5),
-        "a login and a query, the SSLRequest first and not"
+        (5, 4),
+        "a login, the SSLRequest first and not"
     );
 }
 
