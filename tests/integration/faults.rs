@@ -567,7 +567,7 @@ async fn provisioning_rides_out_rds_query_throttling_and_secrets_manager_faults(
         Times::next(1),
     );
     p.proxy.inject(
-        Match::operation("secretsmanager.GetRandomPassword"),
+        Match::operation("secretsmanager.DescribeSecret"),
         Fault::SlowDown,
         Times::next(1),
     );

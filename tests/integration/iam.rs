@@ -168,7 +168,7 @@ async fn removing_a_statement_denies_exactly_the_call_it_covers() {
             && err.contains(&key_secret),
         "{err}"
     );
-    // The other statements still hold: GetRandomPassword is another function's; the
+    // The other statements still hold: the
     // posture reads of the cold bucket are still granted (the bucket need not exist for
     // IAM to allow the call: moto answers NoSuchBucket, not AccessDenied).
     let err = signoz_control::aws::s3_client(&sdk)

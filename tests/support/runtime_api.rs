@@ -39,6 +39,8 @@ pub struct RunReport {
     pub results: Vec<InvocationResult>,
     /// Peak resident memory of the process (VmHWM), in KiB.
     pub max_rss_kib: Option<u64>,
+    /// CPU time of all its threads until it came back for the last event (schedstat).
+    pub cpu: Option<Duration>,
     /// What the process reported to `/init/error`, if anything.
     pub init_error: Option<Value>,
 }
@@ -220,6 +222,7 @@ pub async fn run_function_with(
         }
     }
     let max_rss_kib = pid.and_then(peak_rss_kib);
+    let cpu = pid.and_then(cpu_time);
     let _ = child.start_kill();
     let _ = child.wait().await;
     state.shared.lock().unwrap().stopped = true;
@@ -234,6 +237,7 @@ pub async fn run_function_with(
             .map_or(Duration::ZERO, |t| t.saturating_duration_since(started)),
         results: std::mem::take(&mut s.results),
         max_rss_kib,
+        cpu,
         init_error: s.init_error.take(),
     })
 }
@@ -244,6 +248,17 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Time on a CPU of every thread of `pid`, in nanoseconds: the first field of each
+/// task's `schedstat` (finer than `stat`'s clock ticks).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
 }
 
 fn reply(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {

@@ -68,6 +68,9 @@ pub enum Error {
     /// A Secrets Manager call failed (retry may help).
     #[error("Secrets Manager {op} failed: {reason}")]
     SecretsManager { op: &'static str, reason: String },
+    /// The operating system gave no random bytes for a new password.
+    #[error("the system's random number generator failed")]
+    Random,
     /// An RDS call failed (retry may help).
     #[error("RDS {op} failed: {reason}")]
     Rds { op: &'static str, reason: String },

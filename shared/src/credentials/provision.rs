@@ -196,7 +196,7 @@ pub async fn provision_database(
             }
         }
         None => {
-            let password = Password::new(ctx.secrets.random_password(db.password_length).await?);
+            let password = Password::generate(db.password_length)?;
             postgres::lock_roles(&master, &[&db.username]).await?;
             postgres::set_role_password(&master, &db.username, &password).await?;
             let app = AppSecret {

@@ -213,15 +213,13 @@ pub struct StepOutcome {
 
 /// What a step reads before it acts, asked for together (none depends on another): the
 /// secret's stages, AWSCURRENT, the token's AWSPENDING value, and what the step needs of
-/// the spec it expects to act on (createSecret's random password, setSecret's master
-/// secret). Nothing is judged before the token checks; what was asked for another spec
+/// the spec it expects to act on (setSecret's master secret, the early logins, the
+/// cluster view). Nothing is judged before the token checks; what was asked for another spec
 /// than the one the step acts on is asked for again.
 pub struct StepReads {
     versions: Result<Option<SecretVersions>, Error>,
     current: Result<Option<AppSecret>, Error>,
     pending: Result<Option<AppSecret>, Error>,
-    /// A random password of this length.
-    password: Option<(u32, Result<String, Error>)>,
     /// The master secret's AWSCURRENT value, read from this ARN.
     master: Option<(String, Result<MasterSecret, Error>)>,
     /// testSecret's and finishSecret's login as the pending user, made with a value this
@@ -300,25 +298,16 @@ pub async fn read_step(
         });
     let view_spec = expected.filter(|_| request.step == RotationStep::FinishSecret);
     let expected = expected.map(|s| &s.database);
-    let password_length = expected
-        .filter(|_| request.step == RotationStep::CreateSecret)
-        .map(|d| d.password_length);
     let master_arn = expected
         .filter(|d| {
             request.step == RotationStep::SetSecret
                 && d.strategy == RotationStrategy::AlternatingUsers
         })
         .map(|d| d.master_secret_arn.as_str());
-    let (versions, current, pending, password, master, early_login, cluster_view) = tokio::join!(
+    let (versions, current, pending, master, early_login, cluster_view) = tokio::join!(
         ctx.secrets.describe(secret),
         read_app_secret(ctx, secret, Version::Stage(AWSCURRENT)),
         read_app_secret(ctx, secret, Version::IdAtStage(&request.token, AWSPENDING)),
-        async {
-            match password_length {
-                Some(n) => Some((n, ctx.secrets.random_password(n).await)),
-                None => None,
-            }
-        },
         async {
             match master_arn {
                 Some(arn) => Some((arn.to_string(), read_master_from(ctx, arn).await)),
@@ -346,7 +335,6 @@ pub async fn read_step(
         versions,
         current,
         pending,
-        password,
         master,
         early_login,
         cluster_view,
@@ -380,7 +368,6 @@ pub async fn run_rotation_step_after(
         versions,
         current,
         pending,
-        password,
         master,
         early_login,
         cluster_view,
@@ -401,19 +388,7 @@ pub async fn run_rotation_step_after(
     }
     let read = Read { current, pending };
     match request.step {
-        RotationStep::CreateSecret => {
-            // Asked for with another spec's length: ask again.
-            let password = password.filter(|(n, _)| *n == spec.database.password_length);
-            create_secret(
-                ctx,
-                spec,
-                request,
-                read,
-                password.map(|(_, p)| p),
-                &mut outcome,
-            )
-            .await?
-        }
+        RotationStep::CreateSecret => create_secret(ctx, spec, request, read, &mut outcome).await?,
         RotationStep::SetSecret => {
             let master = master
                 .filter(|(arn, _)| *arn == spec.database.master_secret_arn)
@@ -503,7 +478,6 @@ async fn create_secret(
     spec: &PlatformSpec,
     request: &RotationRequest,
     read: Read,
-    password: Option<Result<String, Error>>,
     outcome: &mut StepOutcome,
 ) -> Result<(), Error> {
     let current = current_value(read.current, &request.secret_id)?;
@@ -514,25 +488,10 @@ async fn create_secret(
             .push("pending version already has a value".into());
         return Ok(());
     }
-    // The write needs the password: the one chain of this step after its reads.
-    let password = match password {
-        Some(password) => password?,
-        None => {
-            ctx.secrets
-                .random_password(spec.database.password_length)
-                .await?
-        }
-    };
-    if !password.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(Error::SecretsManager {
-            op: "GetRandomPassword",
-            reason: "returned characters outside letters and digits".into(),
-        });
-    }
     // Every other key of the secret (AWS's and the operator's) is carried over as is.
     let pending = AppSecret {
         username: next_username(&spec.database, &current.username),
-        password: Password::new(password),
+        password: Password::generate(spec.database.password_length)?,
         ..current.clone()
     };
     ctx.secrets

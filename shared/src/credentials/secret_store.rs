@@ -190,26 +190,6 @@ impl SecretStore {
         Ok(())
     }
 
-    /// A random password of letters and digits only, so it needs no escaping in a DSN.
-    pub async fn random_password(&self, length: u32) -> Result<String, Error> {
-        let out = self
-            .client
-            .get_random_password()
-            .password_length(i64::from(length))
-            .exclude_punctuation(true)
-            .include_space(false)
-            .require_each_included_type(true)
-            .send()
-            .await
-            .map_err(|e| sm_error("GetRandomPassword", &e))?;
-        out.random_password()
-            .map(str::to_string)
-            .ok_or(Error::SecretsManager {
-                op: "GetRandomPassword",
-                reason: "no password in the response".into(),
-            })
-    }
-
     /// Stores the first value of a secret the deployment created empty, as AWSCURRENT.
     pub async fn put_first_value(&self, secret_id: &str, value: &str) -> Result<(), Error> {
         self.client

@@ -657,3 +657,29 @@ fn running_out_of_time_is_retryable_and_says_how_much_was_left() {
         "not enough time left for master login retry: 420 ms"
     );
 }
+
+#[test]
+fn generated_passwords_are_letters_and_digits_of_the_length_asked_each_class_in_each() {
+    let mut counts = [0usize; 128];
+    for length in [20, 32, 40, 4096] {
+        let password = Password::generate(length).unwrap();
+        let text = password.expose();
+        assert_eq!(text.len(), length as usize);
+        assert!(text.bytes().all(|b| b.is_ascii_alphanumeric()), "{text}");
+        assert!(text.bytes().any(|b| b.is_ascii_uppercase()));
+        assert!(text.bytes().any(|b| b.is_ascii_lowercase()));
+        assert!(text.bytes().any(|b| b.is_ascii_digit()));
+        for b in text.bytes() {
+            counts[usize::from(b)] += 1;
+        }
+    }
+    assert_ne!(
+        Password::generate(32).unwrap(),
+        Password::generate(32).unwrap()
+    );
+    // 4188 draws over 62 symbols, about 67.5 each: every symbol shows, none dominates
+    // (a modulo bias or a stuck byte would).
+    let seen: Vec<usize> = counts.iter().copied().filter(|c| *c > 0).collect();
+    assert_eq!(seen.len(), 62, "{counts:?}");
+    assert!(seen.iter().all(|c| (25..=125).contains(c)), "{seen:?}");
+}

@@ -21,6 +21,40 @@ impl Password {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// `length` letters and digits from the operating system's CSPRNG (ring's
+    /// `SystemRandom` through rustls: `getrandom(2)`), each uniform over the 62 (a byte
+    /// of 248 or more is drawn again), with a capital, a small letter and a digit in
+    /// it, as Secrets Manager's `GetRandomPassword` gives them with
+    /// `RequireEachIncludedType`; without its round trip, and without an IAM grant that
+    /// can name no resource.
+    pub fn generate(length: u32) -> Result<Password, Error> {
+        const ALPHABET: &[u8; 62] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let random = rustls::crypto::ring::default_provider().secure_random;
+        let length = length as usize;
+        loop {
+            let mut out = String::with_capacity(length);
+            let mut bytes = [0u8; 64];
+            while out.len() < length {
+                random.fill(&mut bytes).map_err(|_| Error::Random)?;
+                let fresh = bytes.iter().filter(|b| **b < 248);
+                out.extend(
+                    fresh
+                        .map(|b| char::from(ALPHABET[usize::from(*b % 62)]))
+                        .take(length - out.len()),
+                );
+            }
+            let classes = [
+                u8::is_ascii_uppercase,
+                u8::is_ascii_lowercase,
+                u8::is_ascii_digit,
+            ];
+            if classes.iter().all(|class| out.bytes().any(|b| class(&b))) {
+                return Ok(Password(out));
+            }
+        }
+    }
 }
 
 impl fmt::Debug for Password {

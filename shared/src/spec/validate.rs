@@ -452,7 +452,7 @@ fn validate_database(p: &mut Problems, d: &Database) {
     }
     // Secrets Manager's AutomaticallyAfterDays range.
     p.range("database.rotation_days", d.rotation_days, 1, 1000);
-    // GetRandomPassword accepts up to 4096; below 20 is too weak for a database login.
+    // Up to 4096, as Secrets Manager's GetRandomPassword; below 20 is too weak for a login.
     p.range("database.password_length", d.password_length, 20, 4096);
     if let Some(ca) = &d.tls.ca_file {
         p.non_empty("database.tls.ca_file", ca);

@@ -602,6 +602,7 @@ async fn end_to_end(
     let mut operations = Vec::new();
 
     let mut rows = Vec::new();
+    let mut cpu = Vec::new();
     let steps = ["createSecret", "setSecret", "testSecret", "finishSecret"];
     for (platform, strategy, name) in [
         (
@@ -669,10 +670,18 @@ async fn end_to_end(
             ));
         }
         operations.push(Operation::of(name, &rotation, 0..4));
+        cpu.push(format!(
+            "{strategy} {}",
+            rotation
+                .report
+                .cpu
+                .map_or("?".into(), |c| format!("{:.1} ms", c.as_secs_f64() * 1e3))
+        ));
     }
     out += &format!(
-        "### Rotation (`rotate-credentials`)\n\n{}\n",
-        markdown(&USAGE_HEADER, &rows)
+        "### Rotation (`rotate-credentials`)\n\n{}\nCPU of the measured rotation's process (init and the four steps, every thread, `/proc/<pid>/task/*/schedstat`): {}. The rest of a step's wall time at 0 ms is the stack's (moto, PostgreSQL, the API server) and the harness's.\n\n",
+        markdown(&USAGE_HEADER, &rows),
+        cpu.join("; ")
     );
 
     let schedule = event("schedule.json")?;

@@ -724,13 +724,13 @@ async fn single_user_rotation_interrupted_after_any_step_resumes_and_awscurrent_
         let failing = STEPS[interrupted_after];
         let su = superuser_in(&p).await;
         let failed = match failing {
-            // Secrets Manager fails to give a password.
+            // Secrets Manager fails to store the pending version.
             RotationStep::CreateSecret => {
                 p.ctx.secrets = SecretStore::new(aws_sdk_secretsmanager::Client::from_conf(
                     through_proxy.clone(),
                 ));
                 proxy.inject(
-                    Match::operation("secretsmanager.GetRandomPassword"),
+                    Match::operation("secretsmanager.PutSecretValue"),
                     Fault::InternalError,
                     Times::always(),
                 );

@@ -37,8 +37,6 @@ locals {
     rotation_function = ["arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${var.name_prefix}-rotate-credentials"]
     # The instance's parameter group is named by the instance, not known here.
     db_parameter_groups = ["arn:${local.partition}:rds:${local.region}:${local.account_id}:pg:*"]
-    # GetRandomPassword acts on no resource.
-    any = ["*"]
   }
 
   # The symbolic condition values of functions.json (listing limited to the state prefix).
