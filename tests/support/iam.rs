@@ -164,7 +164,6 @@ impl Deployment {
                 "db_parameter_groups",
                 vec![format!("arn:{p}:rds:{r}:{a}:pg:*")],
             ),
-            ("any", vec!["*".to_string()]),
         ])
     }
 
