@@ -214,8 +214,8 @@ pub struct StepOutcome {
 /// What a step reads before it acts, asked for together (none depends on another): the
 /// secret's stages, AWSCURRENT, the token's AWSPENDING value, and what the step needs of
 /// the spec it expects to act on (setSecret's master secret, the early logins, the
-/// cluster view). Nothing is judged before the token checks; what was asked for another spec
-/// than the one the step acts on is asked for again.
+/// cluster view). Nothing is judged before the token checks; what was asked for another
+/// spec than the one the step acts on is asked for again.
 pub struct StepReads {
     versions: Result<Option<SecretVersions>, Error>,
     current: Result<Option<AppSecret>, Error>,
