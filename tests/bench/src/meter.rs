@@ -93,23 +93,14 @@ pub struct Meter {
 }
 
 /// `BENCH_TRACE=1`: each span of the window (ms from its start), to see what chains.
-fn trace(from: Instant, to: Instant, calls: &[Call], links: &[Arc<TcpProxy>]) {
+fn trace(from: Instant, spans: &[(Instant, Instant, String)]) {
     let ms = |t: Instant| t.saturating_duration_since(from).as_millis();
-    let mut spans: Vec<(u128, u128, String)> = calls
+    let mut lines: Vec<(u128, u128, &str)> = spans
         .iter()
-        .filter_map(|c| Some((c.span?, format!("{} {}", c.service, c.operation))))
-        .map(|((a, b), name)| (ms(a), ms(b), name))
+        .map(|(a, b, name)| (ms(*a), ms(*b), name.as_str()))
         .collect();
-    for (i, link) in links.iter().enumerate() {
-        spans.extend(
-            link.round_trips()
-                .iter()
-                .filter(|t| t.start >= from && t.end <= to)
-                .map(|t| (ms(t.start), ms(t.end), format!("link{i}#{}", t.connection))),
-        );
-    }
-    spans.sort();
-    for (a, b, name) in spans {
+    lines.sort();
+    for (a, b, name) in lines {
         eprintln!("  {a:>5} {b:>5} {name}");
     }
 }
@@ -135,7 +126,11 @@ impl Meter {
     pub fn between(&self, from: Mark, to: Mark) -> Usage {
         let mut calls = self.log.lock().unwrap()[from.calls..to.calls].to_vec();
         let within = |t: Instant| t >= from.at && t <= to.at;
-        let mut spans: Vec<(Instant, Instant)> = calls.iter().filter_map(|c| c.span).collect();
+        let mut spans: Vec<(Instant, Instant, String)> = calls
+            .iter()
+            .filter_map(|c| Some((c.span?, format!("{} {}", c.service, c.operation))))
+            .map(|((start, end), name)| (start, end, name))
+            .collect();
         let mut connections = self
             .connections
             .lock()
@@ -143,7 +138,7 @@ impl Meter {
             .iter()
             .filter(|t| within(**t))
             .count();
-        for link in self.links.lock().unwrap().iter() {
+        for (i, link) in self.links.lock().unwrap().iter().enumerate() {
             let trips = link.round_trips();
             // Waited for: answered before the invocation was (a hang-up's close_notify,
             // sent as the function answers, is not).
@@ -151,7 +146,7 @@ impl Meter {
                 trips
                     .iter()
                     .filter(|t| within(t.start) && within(t.end))
-                    .map(|t| t.span()),
+                    .map(|t| (t.start, t.end, format!("link{i}#{}", t.connection))),
             );
             // A connection is new in this window when its first round trip is.
             let mut seen = std::collections::BTreeSet::new();
@@ -165,11 +160,11 @@ impl Meter {
             calls.extend(text.lines().filter_map(audited_call));
         }
         if std::env::var_os("BENCH_TRACE").is_some() {
-            trace(from.at, to.at, &calls, &self.links.lock().unwrap());
+            trace(from.at, &spans);
         }
         let mut usage = Usage {
             calls,
-            critical_path: critical_path(spans),
+            critical_path: critical_path(spans.iter().map(|(start, end, _)| (*start, *end))),
             connections,
             ..Usage::default()
         };

@@ -143,6 +143,7 @@ struct StepCost {
 async fn platform_across(
     wan: &Wan,
     strategy: RotationStrategy,
+    negotiation: TlsNegotiation,
 ) -> (Platform, platform_tests::kube::TestCluster, Context) {
     let mut p = Platform::new(strategy, None).await;
     p.spec.database.restart = vec![WorkloadRef {
@@ -150,9 +151,7 @@ async fn platform_across(
         name: "signoz-alertmanager".into(),
         namespace: None,
     }];
-    if server_version(&platform_tests::pg_admin()).await >= 170000 {
-        p.spec.database.tls.negotiation = TlsNegotiation::Direct;
-    }
+    p.spec.database.tls.negotiation = negotiation;
     let cluster = p.on_cluster().await;
     // The master secret (so the app secret provisioning writes) names the proxy.
     p.point_master_at(wan.postgres.addr.port()).await;
@@ -339,9 +338,13 @@ async fn assert_handed_off(p: &Platform, cluster: &platform_tests::kube::TestClu
 
 /// Two rotations in a row of one strategy: the first in a fresh process (no connection,
 /// no spec cached), the second warm, as a Lambda that just served the first.
-async fn measure(strategy: RotationStrategy, label: &str) -> (Vec<StepCost>, Vec<StepCost>) {
+async fn measure(
+    strategy: RotationStrategy,
+    negotiation: TlsNegotiation,
+    label: &str,
+) -> (Vec<StepCost>, Vec<StepCost>) {
     let wan = Wan::start().await;
-    let (p, cluster, ctx) = platform_across(&wan, strategy).await;
+    let (p, cluster, ctx) = platform_across(&wan, strategy, negotiation).await;
     let (token, first) = rotate_timed(&wan, &p, &ctx).await;
     assert_handed_off(&p, &cluster, &token).await;
     let (token, second) = rotate_timed(&wan, &p, &ctx).await;
@@ -362,12 +365,19 @@ fn total(costs: &[StepCost]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_with_its_hand_off_waits_for_at_most_34_round_trips_31_with_direct_tls() {
-    let (cold, warm) = measure(RotationStrategy::AlternatingUsers, "alternating users").await;
-    let bound = match server_version(&platform_tests::pg_admin()).await {
-        v if v >= 170000 => BOUND_DIRECT,
-        _ => BOUND,
+    // PostgreSQL 17 and later: the platform's logins use direct TLS.
+    let (negotiation, bound) = match server_version(&platform_tests::pg_admin()).await {
+        v if v >= 170000 => (TlsNegotiation::Direct, BOUND_DIRECT),
+        _ => (TlsNegotiation::Postgres, BOUND),
     };
-    let (single_cold, single_warm) = measure(RotationStrategy::SingleUser, "single user").await;
+    let (cold, warm) = measure(
+        RotationStrategy::AlternatingUsers,
+        negotiation,
+        "alternating users",
+    )
+    .await;
+    let (single_cold, single_warm) =
+        measure(RotationStrategy::SingleUser, negotiation, "single user").await;
     for (what, costs) in [
         ("alternating users, first", &cold),
         ("alternating users, second", &warm),
