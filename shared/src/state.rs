@@ -40,6 +40,17 @@ pub struct StateStore {
 
 const MAX_ATTEMPTS: u32 = 5;
 
+/// Documents this process last found absent, by bucket and key. A missing document costs
+/// a GetObject (refused with 403, see [`StateStore::load`]) and then the listing that
+/// tells; one found missing before, as most stay (no alarm has fired), is listed first:
+/// one call and one round trip while it stays missing, the GetObject once it exists.
+static ABSENT: std::sync::Mutex<std::collections::BTreeSet<(String, String)>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn absent() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<(String, String)>> {
+    ABSENT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl StateStore {
     /// A store at `s3://{bucket}/{prefix}`.
     pub fn new(s3: aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Self {
@@ -71,7 +82,19 @@ impl StateStore {
         // S3 answers a missing key with 403 unless the caller may list the bucket, and the
         // role may list only the state prefix (an `s3:prefix` condition, absent from a
         // GetObject): the listing tells a missing document from a refused one. Read again
-        // once when a concurrent writer created it in between.
+        // once when a concurrent writer created it in between. One this process found
+        // missing is listed first ([`ABSENT`]).
+        let absent_key = (self.bucket.clone(), self.object_key(key));
+        if absent().contains(&absent_key) {
+            if !self.exists(key).await.map_err(unavailable)? {
+                return Ok((None, Version::Absent));
+            }
+            absent().remove(&absent_key);
+        }
+        let found_absent = || {
+            absent().insert(absent_key.clone());
+            Ok((None, Version::Absent))
+        };
         let mut attempts = 0;
         let out = loop {
             attempts += 1;
@@ -85,11 +108,11 @@ impl StateStore {
             {
                 Ok(out) => break out,
                 Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                    return Ok((None, Version::Absent));
+                    return found_absent();
                 }
                 Err(e) if crate::aws::error_code(&e) == Some("AccessDenied") => {
                     if !self.exists(key).await.map_err(unavailable)? {
-                        return Ok((None, Version::Absent));
+                        return found_absent();
                     }
                     if attempts > 1 {
                         return Err(unavailable(crate::aws::error_text(&e)));
@@ -153,7 +176,10 @@ impl StateStore {
             Version::ETag(etag) => put.if_match(etag),
         };
         match put.send().await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                absent().remove(&(self.bucket.clone(), self.object_key(key)));
+                Ok(())
+            }
             Err(e) => match crate::aws::error_code(&e) {
                 // 412 on a failed precondition; 409 when a concurrent conditional write won.
                 Some("PreconditionFailed" | "ConditionalRequestConflict") => {

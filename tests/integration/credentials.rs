@@ -1149,7 +1149,71 @@ async fn a_login_costs_five_round_trips_and_no_hello_retry() {
     assert_ne!(timeout.get::<_, String>(0), "0", "bounded");
     let trips = proxy.round_trips();
     assert_eq!(proxy.connections(), 1);
-    assert_eq!(trips.len(), 6, "5 to log in, 1 for the query: {trips:?}");
+    assert_eq!(
+        trips.len(),
+        7,
+        "5 to log in, 2 for the query (prepare, execute): {trips:?}"
+    );
+}
+
+/// What a login needs no credentials for (the SSLRequest, the TLS handshake) can be done
+/// before they are known: setSecret opens its sessions while its reads are out. A login
+/// on such a session costs the three round trips left (the client's Finished with the
+/// startup message, the two SCRAM exchanges) on the same connection; a session opened to
+/// another endpoint is left alone, and one that failed to open fails its login as it
+/// was, without a second attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_on_a_session_opened_ahead_costs_only_the_round_trips_of_its_credentials() {
+    let admin = pg_admin();
+    let (through, proxy) = proxy_to(&admin).await;
+    let tls = chain_only(&admin, TlsNegotiation::Postgres);
+    let password = Password::new(admin.password.clone());
+    let opened = tls.open(&through).await.unwrap();
+    let login_started = Instant::now();
+    let _session = tls
+        .with_opened(vec![(through.clone(), Ok(opened))])
+        .connect(&through, "postgres", &admin.user, &password)
+        .await
+        .unwrap();
+    let trips = proxy.round_trips();
+    // The client's Finished leaves as the handshake ends and the startup message joins
+    // it: the third round trip is the login's.
+    let before = trips.iter().filter(|t| t.end < login_started).count();
+    assert_eq!(proxy.connections(), 1, "the login used the session");
+    assert_eq!(
+        (before, trips.len() - before),
+        (2, 3),
+        "SSLRequest and handshake ahead, the login's three after: {trips:?}"
+    );
+
+    // Opened to another endpoint: the login opens its own.
+    let elsewhere = Endpoint {
+        host: admin.host.clone(),
+        port: admin.port,
+    };
+    let tls = chain_only(&admin, TlsNegotiation::Postgres);
+    let other = tls.open(&elsewhere).await.unwrap();
+    tls.with_opened(vec![(elsewhere, Ok(other))])
+        .connect(&through, "postgres", &admin.user, &password)
+        .await
+        .unwrap();
+    assert_eq!(proxy.connections(), 2);
+
+    // A session that failed to open is that login's failure.
+    let failed = chain_only(&admin, TlsNegotiation::Postgres)
+        .with_opened(vec![(
+            through.clone(),
+            Err(Error::Network {
+                reason: "refused ahead".into(),
+            }),
+        )])
+        .connect(&through, "postgres", &admin.user, &password)
+        .await;
+    assert!(
+        matches!(&failed, Err(Error::Network { reason }) if reason == "refused ahead"),
+        "{failed:?}"
+    );
+    assert_eq!(proxy.connections(), 2, "no second attempt");
 }
 
 /// `database.tls.negotiation: direct`, libpq's `sslnegotiation=direct` (PostgreSQL 17's
@@ -1170,12 +1234,12 @@ async fn direct_tls_negotiation_saves_a_round_trip_from_17_and_names_the_setting
         );
         return;
     }
-    // The proxy records a round trip once the client speaks again: after a query sent
-    // on the open session, the login's are all recorded and the query's is not yet.
+    // Counted while the session is open (its hang-up is no round trip): the login's and
+    // the query's one.
     let login = |(client, proxy): (Result<tokio_postgres::Client, Error>, TcpProxy)| async move {
         let client = client.unwrap();
         client.simple_query("SELECT 1").await.unwrap();
-        let trips = proxy.round_trips().len();
+        let trips = proxy.round_trips().len() - 1;
         drop(client);
         trips
     };
@@ -1194,6 +1258,20 @@ async fn login_through_proxy(
     admin: &PgAdmin,
     negotiation: TlsNegotiation,
 ) -> (Result<tokio_postgres::Client, Error>, TcpProxy) {
+    let (through, proxy) = proxy_to(admin).await;
+    let client = chain_only(admin, negotiation)
+        .connect(
+            &through,
+            "postgres",
+            &admin.user,
+            &Password::new(admin.password.clone()),
+        )
+        .await;
+    (client, proxy)
+}
+
+/// A proxy to the stack's PostgreSQL that records each round trip (5 ms each way).
+async fn proxy_to(admin: &PgAdmin) -> (Endpoint, TcpProxy) {
     let proxy = TcpProxy::start(
         &format!("{}:{}", admin.host, admin.port),
         Duration::from_millis(5),
@@ -1204,7 +1282,12 @@ async fn login_through_proxy(
         host: "127.0.0.1".into(),
         port: proxy.addr.port(),
     };
-    let tls = PgTls::from_spec(
+    (through, proxy)
+}
+
+/// TLS verifying the stack's chain only (a proxy's address is not the server's name).
+fn chain_only(admin: &PgAdmin, negotiation: TlsNegotiation) -> PgTls {
+    PgTls::from_spec(
         &DatabaseTls {
             mode: TlsMode::VerifyCa,
             ca_file: Some(admin.ca_file.clone()),
@@ -1212,14 +1295,5 @@ async fn login_through_proxy(
         },
         Timeouts::default(),
     )
-    .unwrap();
-    let client = tls
-        .connect(
-            &through,
-            "postgres",
-            &admin.user,
-            &Password::new(admin.password.clone()),
-        )
-        .await;
-    (client, proxy)
+    .unwrap()
 }

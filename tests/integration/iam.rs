@@ -128,6 +128,57 @@ async fn a_fresh_deployment_reads_its_missing_state_and_fails_without_find_state
     );
 }
 
+/// A document found missing is listed first on its next read (the listing tells, and a
+/// GetObject without bucket-wide s3:ListBucket would only be refused); once it exists it
+/// is read, and a document that was there is read directly.
+#[tokio::test]
+async fn a_document_found_missing_is_listed_first_and_read_once_it_exists() {
+    let (deployment, admin) = with_state_bucket().await;
+    let proxy = crate::faults::start_proxy().await;
+    let policy = deployment.policy_without("respond-to-alarms", None);
+    let sdk =
+        with_credentials(role_credentials("respond-to-alarms", &deployment, policy).await).await;
+    let store = StateStore::new(
+        crate::faults::via(&proxy, &sdk).s3,
+        &deployment.state_bucket,
+        &deployment.state_prefix,
+    );
+    // Each request the store made since the last look: a listing or a GetObject.
+    let calls = || {
+        let seen: Vec<&str> = proxy
+            .seen()
+            .iter()
+            .map(|s| match s.path.contains("list-type") {
+                true => "list",
+                false => "get",
+            })
+            .collect();
+        proxy.clear_seen();
+        seen
+    };
+    let read = |key: &'static str| {
+        let store = &store;
+        async move { store.load::<Value>(key).await.unwrap().0 }
+    };
+    assert_eq!(read("later.json").await, None);
+    assert_eq!(calls(), ["get", "list"], "refused, then listed");
+    assert_eq!(read("later.json").await, None);
+    assert_eq!(calls(), ["list"], "listed only");
+    admin
+        .put_object()
+        .bucket(&deployment.state_bucket)
+        .key(format!("{}later.json", deployment.state_prefix))
+        .body(br#"{"n":2}"#.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read("later.json").await, Some(json!({"n": 2})));
+    assert_eq!(calls(), ["list", "get"], "listed, then read");
+    assert_eq!(read("later.json").await, Some(json!({"n": 2})));
+    assert_eq!(read("present.json").await, Some(json!({"n": 1})));
+    assert_eq!(calls(), ["get", "get"], "read directly");
+}
+
 /// Deleting one statement makes exactly the call it covers fail, naming its action.
 #[tokio::test]
 async fn removing_a_statement_denies_exactly_the_call_it_covers() {

@@ -60,11 +60,12 @@ pub async fn reconcile_cold_storage(ctx: &Context, now: jiff::Timestamp) -> crat
 
 /// Runs the whole cluster sync, as sync-cluster's schedule would.
 pub async fn reconcile_cluster(ctx: &Context, spec: &PlatformSpec) -> crate::Result<Value> {
-    let dsn = crate::cluster::read_dsn(&ctx.secrets, spec).await?;
-    let client = ctx.kube.client(spec, &ctx.sdk).await?;
-    let store = StateStore::for_spec(ctx.s3.clone(), spec);
     let report =
-        crate::cluster::sync::reconcile(&client, &store, spec, dsn.as_ref(), false).await?;
+        crate::cluster::reconcile_on(&ctx.secrets, &ctx.kube, &ctx.sdk, &ctx.s3, spec, false)
+            .await?;
+    if let Some(failure) = report.failure() {
+        return Err(failure.into());
+    }
     crate::telemetry::changes_applied(report.changes(), false);
     Ok(crate::cluster::sync::report_json(&report))
 }

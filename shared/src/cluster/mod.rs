@@ -342,18 +342,34 @@ pub async fn handle(ctx: &Context, payload: Value) -> crate::Result<Value> {
     }))
 }
 
-/// One reconcile of `spec` the way the function runs it (the DSN from Secrets Manager, the
-/// cluster's client, the state store); objects that failed are in the report, not an
-/// error (`signoz-control plan` shows them; [`handle`] fails on them).
+/// One reconcile of `spec` the way the function runs it (see [`reconcile_on`]).
 pub async fn reconcile_spec(
     ctx: &Context,
     spec: &PlatformSpec,
     dry_run: bool,
 ) -> crate::Result<sync::SyncReport> {
-    let dsn = read_dsn(&ctx.secrets, spec).await?;
-    let client = ctx.kube.client(spec, &ctx.sdk).await?;
-    let store = crate::state::StateStore::for_spec(ctx.s3.clone(), spec);
-    sync::reconcile_report(&client, &store, spec, dsn.as_ref(), dry_run).await
+    reconcile_on(&ctx.secrets, &ctx.kube, &ctx.sdk, &ctx.s3, spec, dry_run).await
+}
+
+/// One reconcile of `spec` as the functions run it: the DSN from Secrets Manager, the
+/// cluster's client and the state store's records, read at once (none needs another),
+/// then the sync. Objects that failed are in the report, not an error
+/// (`signoz-control plan` shows them; [`handle`] fails on them).
+pub async fn reconcile_on(
+    secrets: &aws_sdk_secretsmanager::Client,
+    kube: &access::ClusterClient,
+    sdk: &aws_config::SdkConfig,
+    s3: &aws_sdk_s3::Client,
+    spec: &PlatformSpec,
+    dry_run: bool,
+) -> crate::Result<sync::SyncReport> {
+    let store = crate::state::StateStore::for_spec(s3.clone(), spec);
+    let (dsn, client, records) = tokio::try_join!(
+        async { Ok::<_, crate::Error>(read_dsn(secrets, spec).await?) },
+        async { Ok::<_, crate::Error>(kube.client(spec, sdk).await?) },
+        sync::read_records(&store, spec),
+    )?;
+    sync::reconcile_report(&client, &store, spec, dsn.as_ref(), records, dry_run).await
 }
 
 /// Whether an S3 write is the platform spec this function reads.

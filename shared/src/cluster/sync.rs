@@ -179,18 +179,21 @@ pub struct SyncInputs<'a> {
     pub dry_run: bool,
 }
 
-/// A whole reconcile as the functions run it: the alarm overrides in force (respond-to-alarms
-/// reverts them) and the delivery record from the state store, the sync, then the record
-/// of what SigNoz is now delivered with. Objects that failed are in the report's
-/// `failed` (what `signoz-control plan` shows); [`reconcile`] turns them into an error.
-pub async fn reconcile_report(
-    client: &kube::Client,
+/// What the sync keeps in the state store: the collector replica override in force (an
+/// alarm remedy; respond-to-alarms reverts it) and the record of what SigNoz is
+/// delivered with (and the version the record's write expects).
+pub struct Records {
+    replicas: Option<crate::alarms::overrides::ReplicaOverride>,
+    delivered: Option<DeliveryRecord>,
+    version: crate::state::Version,
+}
+
+/// Reads the [`Records`], both at once.
+pub async fn read_records(
     store: &crate::state::StateStore,
     spec: &PlatformSpec,
-    dsn: Option<&DsnSource>,
-    dry_run: bool,
-) -> crate::Result<SyncReport> {
-    let (replicas, recorded) = tokio::try_join!(
+) -> crate::Result<Records> {
+    let (replicas, (delivered, version)) = tokio::try_join!(
         async {
             crate::alarms::overrides::read_replica_override(store, spec)
                 .await
@@ -203,7 +206,28 @@ pub async fn reconcile_report(
                 .map_err(|e| crate::Error::from(Error::from(e)))
         },
     )?;
-    let (recorded, version) = recorded;
+    Ok(Records {
+        replicas,
+        delivered,
+        version,
+    })
+}
+
+/// Reconciles the cluster with the spec and `records` (the delivery record is written
+/// when what SigNoz is delivered with changed); objects that failed are in the report.
+pub async fn reconcile_report(
+    client: &kube::Client,
+    store: &crate::state::StateStore,
+    spec: &PlatformSpec,
+    dsn: Option<&DsnSource>,
+    records: Records,
+    dry_run: bool,
+) -> crate::Result<SyncReport> {
+    let Records {
+        replicas,
+        delivered: recorded,
+        version,
+    } = records;
     let inputs = SyncInputs {
         replicas: replicas.as_ref(),
         dsn,
@@ -233,22 +257,6 @@ pub async fn reconcile_report(
         );
     }
     Ok(report)
-}
-
-/// [`reconcile_report`], failing at the end when any object failed so the invocation is
-/// retried and alarmed on.
-pub async fn reconcile(
-    client: &kube::Client,
-    store: &crate::state::StateStore,
-    spec: &PlatformSpec,
-    dsn: Option<&DsnSource>,
-    dry_run: bool,
-) -> crate::Result<SyncReport> {
-    let report = reconcile_report(client, store, spec, dsn, dry_run).await?;
-    match report.failure() {
-        Some(failure) => Err(failure.into()),
-        None => Ok(report),
-    }
 }
 
 /// Reconciles the cluster with the spec. `dsn` is `None` when the DSN is unknown (the

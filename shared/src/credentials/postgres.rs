@@ -2,7 +2,7 @@
 //! advisory locks and the probe of SigNoz's work. I/O only; decisions live in `access`.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rustls::client::WebPkiServerVerifier;
@@ -12,8 +12,11 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio_postgres::config::{SslMode, SslNegotiation};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::Type;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -57,6 +60,8 @@ pub struct PgTls {
     pub timeouts: Timeouts,
     /// Attempts shrink to fit it; none means the timeouts as they are.
     pub deadline: Option<Deadline>,
+    /// Sessions opened ahead of the logins they are for ([`PgTls::with_opened`]).
+    opened: Arc<Mutex<Vec<OpenedTo>>>,
 }
 
 /// Where the CA certificates to trust come from.
@@ -194,6 +199,7 @@ impl PgTls {
             negotiation: tls.negotiation,
             timeouts,
             deadline: None,
+            opened: Arc::default(),
         })
     }
 
@@ -219,7 +225,34 @@ impl PgTls {
         })
     }
 
-    /// Connects over TLS (required: a server without TLS is an error) and bounds every
+    /// The same set-up, logging in first on `sessions` (each opened by [`PgTls::open`]
+    /// to the endpoint it names): a login to one of them takes the next one, and a
+    /// session that failed to open fails that login as it would have.
+    pub fn with_opened(self, sessions: Vec<OpenedTo>) -> Self {
+        *self.opened.lock().unwrap_or_else(|e| e.into_inner()) = sessions;
+        self
+    }
+
+    /// The next session opened to `endpoint`, if any is left.
+    fn take_opened(&self, endpoint: &Endpoint) -> Option<Result<Opened, Error>> {
+        let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+        let i = opened.iter().position(|(to, _)| to == endpoint)?;
+        Some(opened.swap_remove(i).1)
+    }
+
+    /// Connects to `endpoint`, asks for TLS as `database.tls.negotiation` says and
+    /// verifies the server, within the connect timeout: everything of a login that needs
+    /// no credentials (two round trips, one with direct negotiation).
+    pub async fn open(&self, endpoint: &Endpoint) -> Result<Opened, Error> {
+        let timeouts = self.attempt("database login")?;
+        let open = open_session(self.connector.clone(), self.negotiation, endpoint.clone());
+        tokio::time::timeout(timeouts.connect, open)
+            .await
+            .map_err(|_| timed_out(endpoint, timeouts))?
+    }
+
+    /// Logs in over TLS (required: a server without TLS is an error), on a session
+    /// [`PgTls::with_opened`] holds for `endpoint` or a new one, and bounds every
     /// statement by the statement timeout, both cut to fit the deadline.
     #[tracing::instrument(level = "debug", name = "postgresql login", skip_all,
         fields(db.system.name = "postgresql", db.operation.name = "login", db.namespace = dbname))]
@@ -233,57 +266,130 @@ impl PgTls {
         let timeouts = self.attempt("database login")?;
         let mut config = tokio_postgres::Config::new();
         config
-            .host(&endpoint.host)
-            .port(endpoint.port)
             .dbname(dbname)
             .user(user)
             .password(password.expose())
+            // The session is TLS already: "direct" makes the driver start on it at once.
             .ssl_mode(SslMode::Require)
-            .ssl_negotiation(match self.negotiation {
-                TlsNegotiation::Postgres => SslNegotiation::Postgres,
-                TlsNegotiation::Direct => SslNegotiation::Direct,
-            })
-            .connect_timeout(timeouts.connect)
+            .ssl_negotiation(SslNegotiation::Direct)
             .application_name("signoz-control-credentials")
             // In the startup message, not a `SET` after it: one round trip less per login.
             .options(format!(
                 "-c statement_timeout={}",
                 timeouts.statement.as_millis()
             ));
-        // The driver's timeout covers the TCP connect only; this one TLS and SCRAM too.
-        // A task of its own: SCRAM's key derivation is CPU work, so logins made at once
-        // derive their keys on separate threads instead of waiting for each other.
-        let connector = self.connector.clone();
+        let opened = self.take_opened(endpoint);
+        let (connector, negotiation, to) =
+            (self.connector.clone(), self.negotiation, endpoint.clone());
+        let user_name = user.to_string();
+        // One timeout over the TCP connect, TLS and SCRAM. A task of its own: SCRAM's key
+        // derivation is CPU work, so logins made at once derive their keys on separate
+        // threads instead of waiting for each other.
         let attempt = AbortOnDrop(tokio::spawn(async move {
-            tokio::time::timeout(timeouts.connect, config.connect(connector)).await
+            tokio::time::timeout(timeouts.connect, async move {
+                let session = match opened {
+                    Some(opened) => opened?,
+                    None => open_session(connector, negotiation, to).await?,
+                };
+                config
+                    .connect_raw(session.stream, Established)
+                    .await
+                    .map_err(|e| classify(&e, &user_name))
+            })
+            .await
         }));
         let (client, connection) = attempt
             .join()
             .await?
-            .map_err(|_| Error::Network {
-                reason: format!(
-                    "connecting to {}:{} timed out after {} ms",
-                    endpoint.host,
-                    endpoint.port,
-                    timeouts.connect.as_millis()
-                ),
-            })?
-            .map_err(|e| match (classify(&e, user), self.negotiation) {
-                (Error::Tls { reason }, TlsNegotiation::Direct) => {
-                    Error::Tls {
-                        reason: format!(
-                            "{reason} (database.tls.negotiation is direct: the server must be PostgreSQL 17 or later, reached without a pooler or proxy that needs an SSLRequest; set it to postgres otherwise)"
-                        ),
-                    }
-                }
-                (other, _) => other,
-            })?;
+            .map_err(|_| timed_out(endpoint, timeouts))??;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "database connection ended");
             }
         });
         Ok(client)
+    }
+}
+
+/// A session opened (or not) to an endpoint, for [`PgTls::with_opened`].
+pub type OpenedTo = (Endpoint, Result<Opened, Error>);
+
+/// A verified TLS session to a server that no one has logged in on yet.
+pub struct Opened {
+    stream: Session,
+}
+
+/// The TLS stream a login runs over (rustls; channel binding from the server's certificate).
+type Session = <MakeRustlsConnect as MakeTlsConnect<TcpStream>>::Stream;
+
+/// PostgreSQL's SSLRequest: length 8, then the code 1234 5679.
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+/// TCP to `endpoint`, then TLS (after an SSLRequest unless the negotiation is direct),
+/// the server verified as `connector` is configured to.
+async fn open_session(
+    mut connector: MakeRustlsConnect,
+    negotiation: TlsNegotiation,
+    endpoint: Endpoint,
+) -> Result<Opened, Error> {
+    let at = format!("{}:{}", endpoint.host, endpoint.port);
+    let network = |e: std::io::Error| Error::Network {
+        reason: format!("connecting to {at}: {e}"),
+    };
+    let mut tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+        .await
+        .map_err(network)?;
+    tcp.set_nodelay(true).map_err(network)?;
+    if negotiation == TlsNegotiation::Postgres {
+        tcp.write_all(&SSL_REQUEST).await.map_err(network)?;
+        let mut answer = [0u8; 1];
+        tcp.read_exact(&mut answer).await.map_err(network)?;
+        if answer[0] != b'S' {
+            return Err(Error::Tls {
+                reason: format!("{at} does not support TLS (it refused the SSLRequest)"),
+            });
+        }
+    }
+    let tls = match MakeTlsConnect::<TcpStream>::make_tls_connect(&mut connector, &endpoint.host) {
+        Ok(tls) => tls,
+        Err(never) => match never {},
+    };
+    let stream = tls.connect(tcp).await.map_err(|e| {
+        let reason = format!("TLS handshake with {at}: {e}");
+        Error::Tls {
+            reason: match negotiation {
+                TlsNegotiation::Postgres => reason,
+                TlsNegotiation::Direct => format!(
+                    "{reason} (database.tls.negotiation is direct: the server must be PostgreSQL 17 or later, reached without a pooler or proxy that needs an SSLRequest; set it to postgres otherwise)"
+                ),
+            },
+        }
+    })?;
+    Ok(Opened { stream })
+}
+
+fn timed_out(endpoint: &Endpoint, timeouts: Timeouts) -> Error {
+    Error::Network {
+        reason: format!(
+            "connecting to {}:{} timed out after {} ms",
+            endpoint.host,
+            endpoint.port,
+            timeouts.connect.as_millis()
+        ),
+    }
+}
+
+/// A session [`open_session`] made, handed to the driver as its TLS: the driver, told
+/// the negotiation is direct, starts the login on it at once.
+struct Established;
+
+impl TlsConnect<Session> for Established {
+    type Stream = Session;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Session, Self::Error>>;
+
+    fn connect(self, session: Session) -> Self::Future {
+        std::future::ready(Ok(session))
     }
 }
 
@@ -356,7 +462,7 @@ impl ServerCertVerifier for ChainOnlyVerifier {
     }
 }
 
-/// Sorts a driver error into authentication, TLS, network or database failures. The
+/// Sorts a driver error into authentication, network or database failures. The
 /// text comes from the driver and the server, which never echo a password.
 pub fn classify(e: &tokio_postgres::Error, user: &str) -> Error {
     if let Some(db) = e.as_db_error() {
@@ -375,11 +481,8 @@ pub fn classify(e: &tokio_postgres::Error, user: &str) -> Error {
         reason.push_str(&s.to_string());
         source = s.source();
     }
-    if e.to_string().starts_with("error performing TLS handshake") {
-        Error::Tls { reason }
-    } else {
-        Error::Network { reason }
-    }
+    // TLS is set up before the driver starts (`open_session`), so the rest is the network.
+    Error::Network { reason }
 }
 
 /// The verifier PostgreSQL stores for `password` under `method` (`password_encryption`),

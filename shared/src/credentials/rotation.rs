@@ -10,7 +10,7 @@ use super::access::{
     plan_object_access,
 };
 use super::deadline::{Deadline, retry_fits};
-use super::postgres::{self, PgTls};
+use super::postgres::{self, OpenedTo, PgTls};
 use super::secret_store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretVersions, Version};
 use super::values::{AppSecret, Endpoint, MasterSecret, Password};
 use super::{ClusterAccess, Context, Error, dsn};
@@ -227,6 +227,8 @@ pub struct StepReads {
     early_login: Option<EarlyLogin>,
     /// finishSecret's read of the cluster, under this spec.
     cluster_view: Option<(PlatformSpec, Result<Option<ClusterView>, Error>)>,
+    /// setSecret's TLS sessions to the database, opened beside the reads.
+    early_sessions: Option<EarlySessions>,
 }
 
 /// A login made before the step's own reads answered; used only when the step finds
@@ -247,6 +249,35 @@ impl EarlyLogin {
         early
             .filter(|e| e.tls == spec.database.tls && e.pending == *pending)
             .map(|e| e.client)
+    }
+}
+
+/// TLS sessions to the database opened while setSecret's reads were out: asking for TLS
+/// and the handshake need no credentials, and a warm process knows the endpoint from the
+/// token's pending value. Used only under the same TLS set-up, each by a login to the
+/// endpoint it was opened to.
+struct EarlySessions {
+    tls: DatabaseTls,
+    sessions: Vec<OpenedTo>,
+}
+
+impl EarlySessions {
+    /// How many setSecret opens: alternating users log in as the master twice (the
+    /// maintenance database, SigNoz's) and try the pending password; a single user logs
+    /// in as itself and tries the pending password.
+    fn for_set_secret(strategy: RotationStrategy) -> usize {
+        match strategy {
+            RotationStrategy::AlternatingUsers => 3,
+            RotationStrategy::SingleUser => 2,
+        }
+    }
+
+    /// `tls`, logging in on the sessions when they were opened under `spec`'s TLS set-up.
+    fn hand_to(early: Option<EarlySessions>, spec: &PlatformSpec, tls: PgTls) -> PgTls {
+        match early.filter(|e| e.tls == spec.database.tls) {
+            Some(e) => tls.with_opened(e.sessions),
+            None => tls,
+        }
     }
 }
 
@@ -296,6 +327,14 @@ pub async fn read_step(
             let tls = ctx.tls(spec, deadline).ok()?;
             Some((spec.database.tls.clone(), pending, tls))
         });
+    let early_sessions = expected
+        .filter(|_| request.step == RotationStep::SetSecret)
+        .and_then(|spec| {
+            let endpoint = remembered_version(secret, &request.token)?.endpoint();
+            let tls = ctx.tls(spec, deadline).ok()?;
+            let count = EarlySessions::for_set_secret(spec.database.strategy);
+            Some((spec.database.tls.clone(), endpoint, tls, count))
+        });
     let view_spec = expected.filter(|_| request.step == RotationStep::FinishSecret);
     let expected = expected.map(|s| &s.database);
     let master_arn = expected
@@ -304,7 +343,7 @@ pub async fn read_step(
                 && d.strategy == RotationStrategy::AlternatingUsers
         })
         .map(|d| d.master_secret_arn.as_str());
-    let (versions, current, pending, master, early_login, cluster_view) = tokio::join!(
+    let (versions, current, pending, master, early_login, cluster_view, early_sessions) = tokio::join!(
         ctx.secrets.describe(secret),
         read_app_secret(ctx, secret, Version::Stage(AWSCURRENT)),
         read_app_secret(ctx, secret, Version::IdAtStage(&request.token, AWSPENDING)),
@@ -327,6 +366,15 @@ pub async fn read_step(
             let spec = view_spec?;
             Some((spec.clone(), read_cluster_view(ctx, spec).await))
         },
+        async {
+            let (tls_spec, endpoint, tls, count) = early_sessions?;
+            let opened =
+                (0..count).map(|_| async { (endpoint.clone(), tls.open(&endpoint).await) });
+            Some(EarlySessions {
+                tls: tls_spec,
+                sessions: futures_util::future::join_all(opened).await,
+            })
+        },
     );
     if let Ok(Some(pending)) = &pending {
         remember_version(secret, &request.token, pending);
@@ -338,6 +386,7 @@ pub async fn read_step(
         master,
         early_login,
         cluster_view,
+        early_sessions,
     }
 }
 
@@ -371,6 +420,7 @@ pub async fn run_rotation_step_after(
         master,
         early_login,
         cluster_view,
+        early_sessions,
     } = reads;
     let versions = versions?;
     let state = check_token(secret, versions.as_ref(), token)?;
@@ -393,7 +443,8 @@ pub async fn run_rotation_step_after(
             let master = master
                 .filter(|(arn, _)| *arn == spec.database.master_secret_arn)
                 .map(|(_, m)| m);
-            set_secret(ctx, spec, request, read, master, deadline, &mut outcome).await?
+            let early = EarlySessions::hand_to(early_sessions, spec, ctx.tls(spec, deadline)?);
+            set_secret(ctx, spec, request, read, master, early, &mut outcome).await?
         }
         RotationStep::TestSecret => {
             test_secret(
@@ -517,11 +568,10 @@ async fn set_secret(
     request: &RotationRequest,
     read: Read,
     master: Option<Result<MasterSecret, Error>>,
-    deadline: Deadline,
+    tls: PgTls,
     outcome: &mut StepOutcome,
 ) -> Result<(), Error> {
     let (current, pending) = read.current_and_pending(spec, request)?;
-    let tls = ctx.tls(spec, deadline)?;
     match spec.database.strategy {
         RotationStrategy::SingleUser => {
             set_single_user(ctx, &tls, request, &current, &pending, outcome).await

@@ -827,7 +827,7 @@ fn side_by_side(runs: &[(String, Vec<Operation>)]) -> String {
         .collect();
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     format!(
-        "## Side by side: each operation at every latency\n\nEach proxy holds every message half the round trip each way (moto and the TTL API behind counting HTTP proxies, PostgreSQL and the API server behind TCP proxies, TLS passing through). A TCP handshake is not delayed (the proxies accept on loopback): on a real network each new connection adds one more round trip. Rotation rows sum their four steps.\n\n{}\n",
+        "## Side by side: each operation at every latency\n\nEach proxy holds every message half the round trip each way (moto and the TTL API behind counting HTTP proxies, PostgreSQL and the API server behind TCP proxies, TLS passing through), timed by a blocking sleep to about 0.2 ms (tokio's millisecond timer added about 1 ms a hop). A TCP handshake is not delayed (the proxies accept on loopback): on a real network each new connection adds one more round trip. Rotation rows sum their four steps.\n\n{}\n",
         markdown(&header, &rows)
     )
 }

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode, body::Incoming, service::service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use platform_tests::tcp_proxy::hold_until;
 
 /// One request that went through a proxy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +109,7 @@ async fn forward(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    tokio::time::sleep(route.one_way).await;
+    hold_until(arrived + route.one_way).await;
     let target = parts
         .uri
         .path_and_query()
@@ -151,7 +152,7 @@ async fn forward(
     let bytes = answer.bytes().await.unwrap_or_default();
     call.span = Some((arrived, Instant::now()));
     route.log.lock().unwrap().push(call);
-    tokio::time::sleep(route.one_way).await;
+    hold_until(Instant::now() + route.one_way).await;
     let mut r = Response::new(Full::new(bytes));
     *r.status_mut() = status;
     for (name, value) in &headers {
