@@ -1160,8 +1160,8 @@ async fn a_login_costs_five_round_trips_and_no_hello_retry() {
 /// before they are known: setSecret opens its sessions while its reads are out. A login
 /// on such a session costs the three round trips left (the client's Finished with the
 /// startup message, the two SCRAM exchanges) on the same connection; a session opened to
-/// another endpoint is left alone, and one that failed to open fails its login as it
-/// was, without a second attempt.
+/// another endpoint is left alone, one that failed to open fails its login as it was,
+/// without a second attempt, and one closed while it waited is replaced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_on_a_session_opened_ahead_costs_only_the_round_trips_of_its_credentials() {
     let admin = pg_admin();
@@ -1214,6 +1214,19 @@ async fn a_login_on_a_session_opened_ahead_costs_only_the_round_trips_of_its_cre
         "{failed:?}"
     );
     assert_eq!(proxy.connections(), 2, "no second attempt");
+
+    // One closed while it waited (the server's `authentication_timeout`, a dropped path):
+    // the login opens a new session.
+    let tls = chain_only(&admin, TlsNegotiation::Postgres);
+    let stale = tls.open(&through).await.unwrap();
+    proxy.sever();
+    let client = tls
+        .with_opened(vec![(through.clone(), Ok(stale))])
+        .connect(&through, "postgres", &admin.user, &password)
+        .await
+        .unwrap();
+    client.simple_query("SELECT 1").await.unwrap();
+    assert_eq!(proxy.connections(), 4, "the closed session, then a new one");
 }
 
 /// `database.tls.negotiation: direct`, libpq's `sslnegotiation=direct` (PostgreSQL 17's

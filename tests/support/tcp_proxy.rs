@@ -36,6 +36,7 @@ pub struct TcpProxy {
     /// `127.0.0.1:<port>`.
     pub addr: std::net::SocketAddr,
     record: Arc<Mutex<Record>>,
+    relays: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -53,6 +54,8 @@ impl TcpProxy {
         let addr = listener.local_addr()?;
         let record = Arc::new(Mutex::new(Record::default()));
         let (upstream, shared) = (upstream.to_string(), record.clone());
+        let relays = Arc::new(Mutex::new(Vec::new()));
+        let started = relays.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = TcpStream::connect(&upstream).await else {
@@ -66,10 +69,24 @@ impl TcpProxy {
                     r.connections += 1;
                     r.connections
                 };
-                tokio::spawn(relay(client, server, one_way, connection, shared.clone()));
+                let relay = tokio::spawn(relay(client, server, one_way, connection, shared.clone()));
+                started.lock().unwrap().push(relay.abort_handle());
             }
         });
-        Ok(TcpProxy { addr, record, task })
+        Ok(TcpProxy {
+            addr,
+            record,
+            relays,
+            task,
+        })
+    }
+
+    /// Hangs up every connection open now, both ways (as a server's timeout or a dropped
+    /// network path would); new connections are relayed as before.
+    pub fn sever(&self) {
+        for relay in self.relays.lock().unwrap().drain(..) {
+            relay.abort();
+        }
     }
 
     /// Connections accepted so far (each one a TCP handshake, and a TLS one above it).

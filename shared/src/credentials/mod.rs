@@ -15,6 +15,7 @@
 //! `sslrootcert` names where the pod mounts it: see [`dsn`].
 
 pub mod access;
+mod carried;
 pub mod deadline;
 pub mod dsn;
 pub mod postgres;

@@ -226,8 +226,9 @@ impl PgTls {
     }
 
     /// The same set-up, logging in first on `sessions` (each opened by [`PgTls::open`]
-    /// to the endpoint it names): a login to one of them takes the next one, and a
-    /// session that failed to open fails that login as it would have.
+    /// to the endpoint it names): a login to one of them takes the next one, a session
+    /// that failed to open fails that login as it would have, and one found closed is
+    /// replaced by a new one.
     pub fn with_opened(self, sessions: Vec<OpenedTo>) -> Self {
         *self.opened.lock().unwrap_or_else(|e| e.into_inner()) = sessions;
         self
@@ -287,10 +288,16 @@ impl PgTls {
         // threads instead of waiting for each other.
         let attempt = AbortOnDrop(tokio::spawn(async move {
             tokio::time::timeout(timeouts.connect, async move {
-                let session = match opened {
-                    Some(opened) => opened?,
-                    None => open_session(connector, negotiation, to).await?,
-                };
+                // A session opened ahead may have been closed while it waited (the
+                // server's `authentication_timeout`, an idle path dropped): its login
+                // fails before the server answered it, and a new session takes its place.
+                if let Some(opened) = opened {
+                    match config.connect_raw(opened?.stream, Established).await {
+                        Err(e) if hung_up(&e) => {}
+                        login => return login.map_err(|e| classify(&e, &user_name)),
+                    }
+                }
+                let session = open_session(connector, negotiation, to).await?;
                 config
                     .connect_raw(session.stream, Established)
                     .await
@@ -309,6 +316,11 @@ impl PgTls {
         });
         Ok(client)
     }
+}
+
+/// The connection ended under the login without an answer from the server.
+fn hung_up(e: &tokio_postgres::Error) -> bool {
+    e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
 }
 
 /// A session opened (or not) to an endpoint, for [`PgTls::with_opened`].

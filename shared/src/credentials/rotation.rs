@@ -13,7 +13,7 @@ use super::deadline::{Deadline, retry_fits};
 use super::postgres::{self, OpenedTo, PgTls};
 use super::secret_store::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretVersions, Version};
 use super::values::{AppSecret, Endpoint, MasterSecret, Password};
-use super::{ClusterAccess, Context, Error, dsn};
+use super::{ClusterAccess, Context, Error, carried, dsn};
 use crate::cluster::secret::{
     HandoffOutcome, LiveHandoff, VersionAuthority, apply_database_secret_over,
     read_database_secret, read_database_secret_object,
@@ -227,7 +227,7 @@ pub struct StepReads {
     early_login: Option<EarlyLogin>,
     /// finishSecret's read of the cluster, under this spec.
     cluster_view: Option<(PlatformSpec, Result<Option<ClusterView>, Error>)>,
-    /// setSecret's TLS sessions to the database, opened beside the reads.
+    /// setSecret's TLS sessions to the database, opened before or beside the reads.
     early_sessions: Option<EarlySessions>,
 }
 
@@ -252,12 +252,15 @@ impl EarlyLogin {
     }
 }
 
-/// TLS sessions to the database opened while setSecret's reads were out: asking for TLS
-/// and the handshake need no credentials, and a warm process knows the endpoint from the
-/// token's pending value. Used only under the same TLS set-up, each by a login to the
-/// endpoint it was opened to.
+/// setSecret's TLS sessions to the database: those createSecret opened for it
+/// ([`carried`]), the rest opened while the step's reads are out. Asking for TLS and the
+/// handshake need no credentials, and a warm process knows the endpoint from the token's
+/// pending value. Used only under the same TLS set-up, each by a login to the endpoint it
+/// was opened to.
 struct EarlySessions {
     tls: DatabaseTls,
+    /// The set-up they were opened with, kept for the logins on them.
+    opened_with: PgTls,
     sessions: Vec<OpenedTo>,
 }
 
@@ -272,11 +275,17 @@ impl EarlySessions {
         }
     }
 
-    /// `tls`, logging in on the sessions when they were opened under `spec`'s TLS set-up.
-    fn hand_to(early: Option<EarlySessions>, spec: &PlatformSpec, tls: PgTls) -> PgTls {
+    /// The TLS set-up for `spec`'s database: the one the sessions were opened with, logging
+    /// in on them, when it is `spec`'s; otherwise a new one.
+    fn hand_to(
+        early: Option<EarlySessions>,
+        ctx: &Context,
+        spec: &PlatformSpec,
+        deadline: Deadline,
+    ) -> Result<PgTls, Error> {
         match early.filter(|e| e.tls == spec.database.tls) {
-            Some(e) => tls.with_opened(e.sessions),
-            None => tls,
+            Some(e) => Ok(e.opened_with.with_opened(e.sessions)),
+            None => ctx.tls(spec, deadline),
         }
     }
 }
@@ -315,26 +324,36 @@ pub async fn read_step(
     deadline: Deadline,
 ) -> StepReads {
     let secret = request.secret_id.as_str();
-    let early_login = expected
-        .filter(|_| {
-            matches!(
-                request.step,
-                RotationStep::TestSecret | RotationStep::FinishSecret
-            )
-        })
-        .and_then(|spec| {
-            let pending = remembered_version(secret, &request.token)?;
-            let tls = ctx.tls(spec, deadline).ok()?;
-            Some((spec.database.tls.clone(), pending, tls))
-        });
-    let early_sessions = expected
-        .filter(|_| request.step == RotationStep::SetSecret)
-        .and_then(|spec| {
-            let endpoint = remembered_version(secret, &request.token)?.endpoint();
-            let tls = ctx.tls(spec, deadline).ok()?;
-            let count = EarlySessions::for_set_secret(spec.database.strategy);
-            Some((spec.database.tls.clone(), endpoint, tls, count))
-        });
+    // Warm: the spec, the sessions the step before opened for this one, and the token's
+    // pending value, which names the database; this step opens the next one's sessions.
+    let warm = expected.and_then(|spec| {
+        let carried = carried::take(request, &spec.database.tls);
+        let pending = remembered_version(secret, &request.token)?;
+        let tls = ctx.tls(spec, deadline).ok()?;
+        let next = match request.step {
+            RotationStep::SetSecret => Some(RotationStep::TestSecret),
+            RotationStep::TestSecret => Some(RotationStep::FinishSecret),
+            _ => None,
+        };
+        if let Some(next) = next {
+            carried::carry(request, next, &spec.database.tls, &tls, &pending.endpoint(), 1);
+        }
+        Some((spec, carried, pending, tls))
+    });
+    let (early_login, early_sessions) = match warm {
+        Some((spec, carried, pending, tls)) => match request.step {
+            RotationStep::TestSecret | RotationStep::FinishSecret => {
+                (Some((spec.database.tls.clone(), carried, pending, tls)), None)
+            }
+            RotationStep::SetSecret => {
+                let count = EarlySessions::for_set_secret(spec.database.strategy);
+                let opening = (spec.database.tls.clone(), carried, pending.endpoint(), tls, count);
+                (None, Some(opening))
+            }
+            RotationStep::CreateSecret => (None, None),
+        },
+        None => (None, None),
+    };
     let view_spec = expected.filter(|_| request.step == RotationStep::FinishSecret);
     let expected = expected.map(|s| &s.database);
     let master_arn = expected
@@ -354,7 +373,8 @@ pub async fn read_step(
             }
         },
         async {
-            let (tls_spec, pending, tls) = early_login?;
+            let (tls_spec, carried, pending, tls) = early_login?;
+            let tls = tls.with_opened(carried.await);
             let client = login_as(&tls, &pending).await;
             Some(EarlyLogin {
                 tls: tls_spec,
@@ -367,12 +387,16 @@ pub async fn read_step(
             Some((spec.clone(), read_cluster_view(ctx, spec).await))
         },
         async {
-            let (tls_spec, endpoint, tls, count) = early_sessions?;
+            let (tls_spec, carried, endpoint, tls, count) = early_sessions?;
+            let mut sessions = carried.await;
+            let more = count.saturating_sub(sessions.len());
             let opened =
-                (0..count).map(|_| async { (endpoint.clone(), tls.open(&endpoint).await) });
+                (0..more).map(|_| async { (endpoint.clone(), tls.open(&endpoint).await) });
+            sessions.extend(futures_util::future::join_all(opened).await);
             Some(EarlySessions {
                 tls: tls_spec,
-                sessions: futures_util::future::join_all(opened).await,
+                opened_with: tls,
+                sessions,
             })
         },
     );
@@ -438,13 +462,15 @@ pub async fn run_rotation_step_after(
     }
     let read = Read { current, pending };
     match request.step {
-        RotationStep::CreateSecret => create_secret(ctx, spec, request, read, &mut outcome).await?,
+        RotationStep::CreateSecret => {
+            create_secret(ctx, spec, request, read, deadline, &mut outcome).await?
+        }
         RotationStep::SetSecret => {
             let master = master
                 .filter(|(arn, _)| *arn == spec.database.master_secret_arn)
                 .map(|(_, m)| m);
-            let early = EarlySessions::hand_to(early_sessions, spec, ctx.tls(spec, deadline)?);
-            set_secret(ctx, spec, request, read, master, early, &mut outcome).await?
+            let tls = EarlySessions::hand_to(early_sessions, ctx, spec, deadline)?;
+            set_secret(ctx, spec, request, read, master, tls, &mut outcome).await?
         }
         RotationStep::TestSecret => {
             test_secret(
@@ -529,6 +555,7 @@ async fn create_secret(
     spec: &PlatformSpec,
     request: &RotationRequest,
     read: Read,
+    deadline: Deadline,
     outcome: &mut StepOutcome,
 ) -> Result<(), Error> {
     let current = current_value(read.current, &request.secret_id)?;
@@ -545,6 +572,11 @@ async fn create_secret(
         password: Password::generate(spec.database.password_length)?,
         ..current.clone()
     };
+    if let Ok(tls) = ctx.tls(spec, deadline) {
+        let count = EarlySessions::for_set_secret(spec.database.strategy);
+        let (next, endpoint) = (RotationStep::SetSecret, pending.endpoint());
+        carried::carry(request, next, &spec.database.tls, &tls, &endpoint, count);
+    }
     ctx.secrets
         .put_pending(
             &request.secret_id,
