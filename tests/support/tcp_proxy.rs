@@ -54,7 +54,7 @@ impl TcpProxy {
         let addr = listener.local_addr()?;
         let record = Arc::new(Mutex::new(Record::default()));
         let (upstream, shared) = (upstream.to_string(), record.clone());
-        let relays = Arc::new(Mutex::new(Vec::new()));
+        let relays = Arc::new(Mutex::new(Vec::<tokio::task::AbortHandle>::new()));
         let started = relays.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -69,8 +69,11 @@ impl TcpProxy {
                     r.connections += 1;
                     r.connections
                 };
-                let relay = tokio::spawn(relay(client, server, one_way, connection, shared.clone()));
-                started.lock().unwrap().push(relay.abort_handle());
+                let relay =
+                    tokio::spawn(relay(client, server, one_way, connection, shared.clone()));
+                let mut open = started.lock().unwrap();
+                open.retain(|relay| !relay.is_finished());
+                open.push(relay.abort_handle());
             }
         });
         Ok(TcpProxy {

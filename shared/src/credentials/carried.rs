@@ -49,7 +49,10 @@ pub fn carry(
     let sessions = (0..count)
         .map(|_| {
             let (tls, to) = (tls.clone(), endpoint.clone());
-            (endpoint.clone(), tokio::spawn(async move { tls.open(&to).await }))
+            (
+                endpoint.clone(),
+                tokio::spawn(async move { tls.open(&to).await }),
+            )
         })
         .collect();
     let carried = Carried {
@@ -82,8 +85,7 @@ pub fn take(
     };
     let sessions = carried
         .filter(|c| {
-            c.secret == request.secret_id
-                && c.token == request.token
+            c.token == request.token
                 && c.step == request.step
                 && c.tls == *tls_spec
                 && c.at.elapsed() < CARRY_FOR

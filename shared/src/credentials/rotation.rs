@@ -336,18 +336,32 @@ pub async fn read_step(
             _ => None,
         };
         if let Some(next) = next {
-            carried::carry(request, next, &spec.database.tls, &tls, &pending.endpoint(), 1);
+            carried::carry(
+                request,
+                next,
+                &spec.database.tls,
+                &tls,
+                &pending.endpoint(),
+                1,
+            );
         }
         Some((spec, carried, pending, tls))
     });
     let (early_login, early_sessions) = match warm {
         Some((spec, carried, pending, tls)) => match request.step {
-            RotationStep::TestSecret | RotationStep::FinishSecret => {
-                (Some((spec.database.tls.clone(), carried, pending, tls)), None)
-            }
+            RotationStep::TestSecret | RotationStep::FinishSecret => (
+                Some((spec.database.tls.clone(), carried, pending, tls)),
+                None,
+            ),
             RotationStep::SetSecret => {
                 let count = EarlySessions::for_set_secret(spec.database.strategy);
-                let opening = (spec.database.tls.clone(), carried, pending.endpoint(), tls, count);
+                let opening = (
+                    spec.database.tls.clone(),
+                    carried,
+                    pending.endpoint(),
+                    tls,
+                    count,
+                );
                 (None, Some(opening))
             }
             RotationStep::CreateSecret => (None, None),
@@ -390,8 +404,7 @@ pub async fn read_step(
             let (tls_spec, carried, endpoint, tls, count) = early_sessions?;
             let mut sessions = carried.await;
             let more = count.saturating_sub(sessions.len());
-            let opened =
-                (0..more).map(|_| async { (endpoint.clone(), tls.open(&endpoint).await) });
+            let opened = (0..more).map(|_| async { (endpoint.clone(), tls.open(&endpoint).await) });
             sessions.extend(futures_util::future::join_all(opened).await);
             Some(EarlySessions {
                 tls: tls_spec,
